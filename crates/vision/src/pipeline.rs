@@ -4,9 +4,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use image::codecs::jpeg::JpegEncoder;
+use image::imageops::{self, FilterType};
 use image::RgbImage;
 
-use crate::align::align_face;
+use crate::align::{align_face, ALIGNED_SIDE};
 use crate::decode::{decode_base64, decode_image, DecodeLimits};
 use crate::detect::{Detection, Detector, DetectorConfig};
 use crate::embed::{Embedder, Embedding};
@@ -104,13 +105,19 @@ impl Pipeline {
 
     /// The embedding of an aligned face (averaged with its mirror image if configured).
     pub fn embed_aligned(&self, aligned: &RgbImage) -> Result<Embedding> {
-        let direct = self.embedder.embed(aligned, false)?;
-        if !self.config.flip_average {
-            return Ok(direct);
+        if self.config.flip_average {
+            self.embedder.embed_with_mirror(aligned)
+        } else {
+            self.embedder.embed(aligned)
         }
-        let mirrored = self.embedder.embed(aligned, true)?;
-        Embedding::mean([&direct, &mirrored])
-            .ok_or_else(|| Error::Inference("embedding and its mirror cancel out".into()))
+    }
+
+    /// Embeds an image that is itself a tight face crop (no detection, no landmarks):
+    /// the fallback for crops too tight for the detector.
+    pub fn embed_crop(&self, crop: &RgbImage) -> Result<Embedding> {
+        let side = ALIGNED_SIDE;
+        let resized = imageops::resize(crop, side, side, FilterType::Triangle);
+        self.embed_aligned(&resized)
     }
 
     /// Aligns, embeds and thumbnails one detected face.

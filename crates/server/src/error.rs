@@ -1,0 +1,157 @@
+//! Every error the API can answer with, and the one table mapping each to its HTTP status
+//! and Verifik body.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing, malformed or badly signed credentials.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// A well-formed token that has expired or was revoked.
+    #[error("token expired or revoked")]
+    TokenExpired,
+    /// A request field failed validation; the text is in Joi's wording.
+    #[error("validation: {0}")]
+    Validation(String),
+    /// List query parameters that cannot be understood.
+    #[error("invalid query parameters")]
+    InvalidQuery,
+    #[error("person not found")]
+    PersonNotFound,
+    #[error("invalid collection")]
+    CollectionNotFound,
+    /// A person with the same name and date of birth is already in a requested collection.
+    #[error("person already set")]
+    PersonAlreadySet(Value),
+    /// An image string that is not base64 (or is too short to be an image).
+    #[error("only images in base64")]
+    NotBase64,
+    #[error("image urls disabled")]
+    ImageUrlsDisabled,
+    #[error("invalid image")]
+    InvalidImage,
+    #[error("image too large")]
+    ImageTooLarge,
+    #[error("no face detected")]
+    NoFaceDetected,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("route not found")]
+    RouteNotFound,
+    /// The CPU queue is full; try again shortly.
+    #[error("busy")]
+    Busy,
+    /// Anything unexpected; the detail is logged, never sent.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+
+    /// `"field" is required`, as Joi says it.
+    pub fn required(field: &str) -> Self {
+        ApiError::Validation(format!("\"{field}\" is required"))
+    }
+
+    pub fn status_and_body(&self) -> (StatusCode, Value) {
+        let error = |message: &str| json!({"message": message, "code": "ERROR"});
+        match self {
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                json!({"message": "Authentication required", "code": "UNAUTHORIZED"}),
+            ),
+            ApiError::TokenExpired => (
+                StatusCode::FORBIDDEN,
+                json!({"message": "token_expired", "code": "FORBIDDEN"}),
+            ),
+            ApiError::Validation(message) => (
+                StatusCode::CONFLICT,
+                json!({"message": message, "code": "MissingParameter"}),
+            ),
+            ApiError::InvalidQuery => (
+                StatusCode::CONFLICT,
+                json!({"message": "Invalid query parameters", "code": "INVALID_PARAMETERS"}),
+            ),
+            ApiError::PersonNotFound => (
+                StatusCode::NOT_FOUND,
+                json!({"error": "Person not found", "message": "PERSON_NOT_FOUND"}),
+            ),
+            ApiError::CollectionNotFound => (StatusCode::NOT_FOUND, error("invalid_collection")),
+            ApiError::PersonAlreadySet(existing) => (
+                StatusCode::PRECONDITION_FAILED,
+                json!({"message": "person_already_set", "code": "PreconditionFailed", "data": existing}),
+            ),
+            ApiError::NotBase64 => (
+                StatusCode::PRECONDITION_FAILED,
+                error("only_images_in_base64"),
+            ),
+            ApiError::ImageUrlsDisabled => (
+                StatusCode::PRECONDITION_FAILED,
+                error("image_urls_disabled"),
+            ),
+            ApiError::InvalidImage => (StatusCode::PRECONDITION_FAILED, error("invalid_image")),
+            ApiError::ImageTooLarge => (StatusCode::PRECONDITION_FAILED, error("image_too_large")),
+            ApiError::NoFaceDetected => {
+                (StatusCode::PRECONDITION_FAILED, error("no_face_detected"))
+            }
+            ApiError::PayloadTooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, error("payload_too_large"))
+            }
+            ApiError::RouteNotFound => (StatusCode::NOT_FOUND, error("route_not_found")),
+            ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, error("server_busy")),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, error("internal_error")),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let (status, body) = self.status_and_body();
+        let mut response = (status, axum::Json(body)).into_response();
+        if matches!(self, ApiError::Busy) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(e: store::Error) -> Self {
+        match e {
+            store::Error::UnknownCollection(_) => ApiError::CollectionNotFound,
+            store::Error::Invalid { field, reason } => {
+                ApiError::Validation(format!("\"{field}\" {reason}"))
+            }
+            store::Error::PersonAlreadySet(person) => {
+                ApiError::PersonAlreadySet(crate::present::person(&person, None))
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<vision::Error> for ApiError {
+    fn from(e: vision::Error) -> Self {
+        use vision::DecodeError as D;
+        match e {
+            vision::Error::Decode(D::NotBase64 | D::Empty) => ApiError::NotBase64,
+            vision::Error::Decode(D::UnsupportedFormat | D::Corrupt(_)) => ApiError::InvalidImage,
+            vision::Error::Decode(D::DimensionsTooLarge { .. }) => ApiError::ImageTooLarge,
+            vision::Error::Decode(D::EncodedTooLarge { .. }) => ApiError::PayloadTooLarge,
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,106 @@
+//! The HTTP face: routes, authentication, validation, the Verifik envelope and errors.
+//! Thin by design: handlers validate, call the vision pipeline (on a bounded CPU pool)
+//! and the store, and shape the answer. Knows no SQL and no tract.
+
+pub mod auth;
+mod cpu;
+mod envelope;
+pub mod error;
+mod faces;
+mod present;
+mod routes;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use vision::Pipeline;
+
+pub use cpu::CpuPool;
+
+/// Everything `visage serve` needs to know.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub addr: SocketAddr,
+    pub models_dir: PathBuf,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Face-pipeline jobs that run at once.
+    pub cpu_workers: usize,
+    /// Face-pipeline jobs that may wait; beyond this requests get 503.
+    pub cpu_queue: usize,
+    /// `signature.message` of every envelope.
+    pub signature_message: String,
+}
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub pipeline: Arc<Pipeline>,
+    pub cpu: CpuPool,
+    pub secret: Arc<auth::Secret>,
+    pub message: Arc<str>,
+}
+
+/// The whole API as a router (used by `serve` and by tests).
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    routes::routes()
+        .fallback(|| async { error::ApiError::RouteNotFound })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(|_| {
+            use axum::response::IntoResponse;
+            error::ApiError::internal("handler panicked").into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Opens the store, loads the models, binds, and serves until SIGTERM or SIGINT; in-flight
+/// requests finish before it returns.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let secret = auth::Secret::load_or_create(&config.data_dir)
+        .with_context(|| format!("JWT secret in {}", config.data_dir.display()))?;
+    let store = store::SqliteStore::open(&config.data_dir)
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let pipeline = Pipeline::load(&config.models_dir, vision::PipelineConfig::default())
+        .context("loading the face models")?;
+    let state = AppState {
+        store: Arc::new(store),
+        pipeline: Arc::new(pipeline),
+        cpu: CpuPool::new(config.cpu_workers, config.cpu_queue),
+        secret: Arc::new(secret),
+        message: Arc::from(config.signature_message.as_str()),
+    };
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("binding {}", config.addr))?;
+    let local = listener.local_addr()?;
+    tracing::info!("visage listening on http://{local}");
+    axum::serve(listener, router(state, config.body_limit))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("visage stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,320 @@
+//! `/persons`: create (enrolment), list, lookup, retrieve, update, and delete (erasure or
+//! detachment from one collection).
+
+use axum::extract::{Path, RawQuery, State};
+use serde_json::{json, Value};
+use store::{
+    ClientId, Collection, CollectionId, DetachOutcome, Gender, NewFace, NewPerson, PersonFilter,
+    PersonId, PersonStatus, PersonUpdate,
+};
+
+use crate::auth::AuthClient;
+use crate::envelope::Envelope;
+use crate::error::{ApiError, ApiResult};
+use crate::faces::largest_faces;
+use crate::present;
+use crate::validate::{Fields, JsonObject};
+use crate::AppState;
+
+const MAX_IMAGES: usize = 3;
+const GENDERS: [&str; 2] = ["M", "F"];
+const STATUSES: [&str; 3] = ["active", "inactive", "pending"];
+
+fn person_id(raw: &str) -> ApiResult<PersonId> {
+    PersonId::parse(raw).map_err(|_| ApiError::PersonNotFound)
+}
+
+/// Verifik strips digits from names.
+fn clean_name(raw: &str) -> ApiResult<String> {
+    let name: String = raw.chars().filter(|c| !c.is_ascii_digit()).collect();
+    let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+    if name.is_empty() {
+        return Err(ApiError::Validation(
+            "\"name\" is not allowed to be empty".into(),
+        ));
+    }
+    Ok(name)
+}
+
+async fn resolve_collections(
+    st: &AppState,
+    client: &ClientId,
+    refs: &[&str],
+) -> ApiResult<Vec<CollectionId>> {
+    let mut ids = Vec::with_capacity(refs.len());
+    for r in refs {
+        let c = st
+            .store
+            .resolve_collection(client, r)
+            .await?
+            .ok_or(ApiError::CollectionNotFound)?;
+        if !ids.contains(&c.id) {
+            ids.push(c.id);
+        }
+    }
+    Ok(ids)
+}
+
+async fn enrol(st: &AppState, images: &[&str]) -> ApiResult<Vec<NewFace>> {
+    let faces = largest_faces(&st.pipeline, &st.cpu, images).await?;
+    Ok(faces
+        .into_iter()
+        .map(|f| NewFace {
+            embedding: f.embedding.as_slice().to_vec(),
+            thumbnail_jpeg: f.thumbnail_jpeg,
+        })
+        .collect())
+}
+
+fn gender(f: &Fields<'_>) -> ApiResult<Option<Gender>> {
+    Ok(f.opt_enum("gender", &GENDERS)?.and_then(Gender::parse))
+}
+
+fn status(f: &Fields<'_>) -> ApiResult<Option<PersonStatus>> {
+    Ok(f.opt_enum("status", &STATUSES)?
+        .and_then(PersonStatus::parse))
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    AuthClient(client): AuthClient,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Envelope> {
+    let f = Fields(&body);
+    let name = clean_name(f.req_str("name")?)?;
+    let images = f.req_str_array("images", 1, MAX_IMAGES)?;
+    let gender = gender(&f)?;
+    let date_of_birth = f.opt_date("date_of_birth")?;
+    let nationality = f.opt_str("nationality")?.map(str::to_owned);
+    let notes = f.opt_str("notes")?.map(str::to_owned);
+    let status = status(&f)?.unwrap_or(PersonStatus::Active);
+    let refs = f.opt_str_array("collections", 0, 100)?.unwrap_or_default();
+    let collections = resolve_collections(&st, &client, &refs).await?;
+    let faces = enrol(&st, &images).await?;
+    let person = st
+        .store
+        .create_person(
+            &client,
+            NewPerson {
+                name,
+                gender,
+                date_of_birth,
+                nationality,
+                notes,
+                status,
+                collections,
+                faces,
+            },
+        )
+        .await?;
+    Ok(Envelope::new(
+        st.message.clone(),
+        present::person(&person, None),
+    ))
+}
+
+/// Query pairs of a raw query string (`populates[]` and `populates` both kept).
+fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
+    raw.as_deref()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn query_number(
+    pairs: &[(String, String)],
+    keys: &[&str],
+    default: u32,
+    max: u32,
+) -> ApiResult<u32> {
+    match pairs.iter().find(|(k, _)| keys.contains(&k.as_str())) {
+        None => Ok(default),
+        Some((_, v)) => match v.parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::InvalidQuery),
+        },
+    }
+}
+
+fn query_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn pagination(page: u32, limit: u32, total: u64) -> Value {
+    json!({"page": page, "limit": limit, "total": total, "pages": total.div_ceil(u64::from(limit))})
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    AuthClient(client): AuthClient,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Envelope> {
+    let q = query_pairs(&raw);
+    let page = query_number(&q, &["page"], 1, u32::MAX)?;
+    let limit = query_number(&q, &["limit", "perPage"], 10, 100)?;
+    let status = match query_value(&q, "status") {
+        None => None,
+        Some(s) => Some(PersonStatus::parse(s).ok_or(ApiError::InvalidQuery)?),
+    };
+    let collection = match query_value(&q, "collection") {
+        None => None,
+        Some(c) => Some(resolve_collections(&st, &client, &[c]).await?.remove(0)),
+    };
+    let populate = q
+        .iter()
+        .any(|(k, v)| (k == "populates[]" || k == "populates") && v == "collections");
+    let (persons, total) = st
+        .store
+        .list_persons(&client, PersonFilter { collection, status }, page, limit)
+        .await?;
+    let all = if populate {
+        Some(st.store.list_collections(&client).await?)
+    } else {
+        None
+    };
+    let data: Vec<Value> = persons
+        .iter()
+        .map(|p| present::person(p, all.as_deref()))
+        .collect();
+    Ok(Envelope::new(st.message.clone(), Value::Array(data))
+        .with("pagination", pagination(page, limit, total)))
+}
+
+pub async fn lookup(
+    State(st): State<AppState>,
+    AuthClient(client): AuthClient,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Envelope> {
+    let q = query_pairs(&raw);
+    let name: String = query_value(&q, "name")
+        .ok_or_else(|| ApiError::Validation("name is required".into()))?
+        .chars()
+        .filter(|c| !c.is_ascii_digit())
+        .collect();
+    let name = name.trim();
+    if name.chars().count() < 3 {
+        return Err(ApiError::Validation("name_too_short".into()));
+    }
+    let dob = match query_value(&q, "date_of_birth") {
+        None => None,
+        Some(d) => Some(
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| ApiError::required("date_of_birth"))?,
+        ),
+    };
+    let page = query_number(&q, &["page"], 1, u32::MAX)?;
+    let limit = query_number(&q, &["limit"], 20, 100)?;
+    let (persons, total) = st
+        .store
+        .lookup_persons(&client, name, dob, page, limit)
+        .await?;
+    let all: Vec<Collection> = st.store.list_collections(&client).await?;
+    let data: Vec<Value> = persons
+        .iter()
+        .map(|p| present::person(p, Some(&all)))
+        .collect();
+    Ok(Envelope::new(st.message.clone(), Value::Array(data)).with("total", json!(total)))
+}
+
+pub async fn retrieve(
+    State(st): State<AppState>,
+    AuthClient(client): AuthClient,
+    Path(id): Path<String>,
+) -> ApiResult<Envelope> {
+    let person = st
+        .store
+        .get_person(&client, &person_id(&id)?)
+        .await?
+        .ok_or(ApiError::PersonNotFound)?;
+    Ok(Envelope::new(
+        st.message.clone(),
+        present::person(&person, None),
+    ))
+}
+
+pub async fn update(
+    State(st): State<AppState>,
+    AuthClient(client): AuthClient,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Envelope> {
+    let id = person_id(&id)?;
+    let f = Fields(&body);
+    let name = f.opt_str("name")?.map(clean_name).transpose()?;
+    let images = f.opt_str_array("images", 1, MAX_IMAGES)?;
+    let gender = gender(&f)?;
+    let date_of_birth = f.opt_date("date_of_birth")?;
+    let nationality = f.opt_str("nationality")?.map(str::to_owned);
+    let notes = f.opt_str("notes")?.map(str::to_owned);
+    let status = status(&f)?;
+    let collections = match f.opt_str_array("collections", 0, 100)? {
+        Some(refs) => Some(resolve_collections(&st, &client, &refs).await?),
+        None => None,
+    };
+    // Existence first, so a missing person costs no face work.
+    if st.store.get_person(&client, &id).await?.is_none() {
+        return Err(ApiError::PersonNotFound);
+    }
+    let faces = match images {
+        Some(images) => Some(enrol(&st, &images).await?),
+        None => None,
+    };
+    let update = PersonUpdate {
+        name,
+        gender,
+        date_of_birth,
+        nationality,
+        notes,
+        status,
+        faces,
+        collections,
+    };
+    let person = st
+        .store
+        .update_person(&client, &id, update)
+        .await?
+        .ok_or(ApiError::PersonNotFound)?;
+    Ok(Envelope::new(
+        st.message.clone(),
+        present::person(&person, None),
+    ))
+}
+
+pub async fn delete(
+    State(st): State<AppState>,
+    AuthClient(client): AuthClient,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Envelope> {
+    let id = person_id(&id)?;
+    let q = query_pairs(&raw);
+    let (deleted, remaining) = match query_value(&q, "collection") {
+        None => {
+            if !st.store.erase_person(&client, &id).await? {
+                return Err(ApiError::PersonNotFound);
+            }
+            (true, Vec::new())
+        }
+        Some(reference) => {
+            let collection = st
+                .store
+                .resolve_collection(&client, reference)
+                .await?
+                .ok_or(ApiError::CollectionNotFound)?;
+            match st.store.detach_person(&client, &id, &collection.id).await? {
+                DetachOutcome::PersonNotFound | DetachOutcome::NotAMember => {
+                    return Err(ApiError::PersonNotFound)
+                }
+                DetachOutcome::Detached { remaining } => (false, remaining),
+                DetachOutcome::Erased => (true, Vec::new()),
+            }
+        }
+    };
+    let collections: Vec<&str> = remaining.iter().map(CollectionId::as_str).collect();
+    Ok(Envelope::new(
+        st.message.clone(),
+        json!({"_id": id.as_str(), "deleted": deleted, "collections": collections}),
+    ))
+}

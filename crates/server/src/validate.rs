@@ -1,0 +1,178 @@
+//! Request bodies: JSON parsing that answers with our error bodies, and field checks
+//! worded as Joi words them (`"name" is required`, `"x" must be a string`, ...).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+/// A JSON object body. Bad JSON, or JSON that is not an object, is a 409 validation error;
+/// a body over the limit is a 413.
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::Validation("\"body\" could not be read".into())
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonObject(Map::new()));
+        }
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Ok(JsonObject(map)),
+            Ok(_) => Err(ApiError::Validation(
+                "\"value\" must be of type object".into(),
+            )),
+            Err(_) => Err(ApiError::Validation("\"body\" must be valid JSON".into())),
+        }
+    }
+}
+
+/// Typed access to the fields of a body, each failure a Joi-worded 409.
+pub struct Fields<'a>(pub &'a Map<String, Value>);
+
+fn present(v: Option<&Value>) -> Option<&Value> {
+    v.filter(|v| !v.is_null())
+}
+
+impl<'a> Fields<'a> {
+    pub fn opt_str(&self, key: &str) -> Result<Option<&'a str>, ApiError> {
+        match present(self.0.get(key)) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(ApiError::Validation(format!("\"{key}\" must be a string"))),
+        }
+    }
+
+    pub fn req_str(&self, key: &str) -> Result<&'a str, ApiError> {
+        let s = self.opt_str(key)?.ok_or_else(|| ApiError::required(key))?;
+        if s.trim().is_empty() {
+            return Err(ApiError::Validation(format!(
+                "\"{key}\" is not allowed to be empty"
+            )));
+        }
+        Ok(s)
+    }
+
+    /// One of `allowed`, compared exactly.
+    pub fn opt_enum(&self, key: &str, allowed: &[&str]) -> Result<Option<&'a str>, ApiError> {
+        match self.opt_str(key)? {
+            Some(s) if !allowed.contains(&s) => Err(ApiError::Validation(format!(
+                "\"{key}\" must be one of [{}]",
+                allowed.join(", ")
+            ))),
+            other => Ok(other),
+        }
+    }
+
+    pub fn opt_date(&self, key: &str) -> Result<Option<chrono::NaiveDate>, ApiError> {
+        match self.opt_str(key)? {
+            None => Ok(None),
+            Some(s) => {
+                // Accept a bare date or the date part of an ISO date-time.
+                let day = s.get(..10).unwrap_or(s);
+                chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                    .map(Some)
+                    .map_err(|_| {
+                        ApiError::Validation(format!("\"{key}\" must be in YYYY-MM-DD format"))
+                    })
+            }
+        }
+    }
+
+    /// An array of strings with `min..=max` items.
+    pub fn opt_str_array(
+        &self,
+        key: &str,
+        min: usize,
+        max: usize,
+    ) -> Result<Option<Vec<&'a str>>, ApiError> {
+        let Some(value) = present(self.0.get(key)) else {
+            return Ok(None);
+        };
+        let items = value
+            .as_array()
+            .ok_or_else(|| ApiError::Validation(format!("\"{key}\" must be an array")))?;
+        if items.len() < min {
+            return Err(ApiError::Validation(format!(
+                "\"{key}\" must contain at least {min} items"
+            )));
+        }
+        if items.len() > max {
+            return Err(ApiError::Validation(format!(
+                "\"{key}\" must contain less than or equal to {max} items"
+            )));
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.as_str()
+                    .ok_or_else(|| ApiError::Validation(format!("\"{key}[{i}]\" must be a string")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    pub fn req_str_array(
+        &self,
+        key: &str,
+        min: usize,
+        max: usize,
+    ) -> Result<Vec<&'a str>, ApiError> {
+        self.opt_str_array(key, min, max)?
+            .ok_or_else(|| ApiError::required(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn msg(e: ApiError) -> String {
+        match e {
+            ApiError::Validation(m) => m,
+            other => panic!("not a validation error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_follow_joi_wording() {
+        let body =
+            json!({"name": 5, "gender": "X", "images": [], "dob": "1990-13-45", "list": ["a", 1]});
+        let map = body.as_object().expect("object");
+        let f = Fields(map);
+        assert_eq!(
+            msg(f.req_str("missing").unwrap_err()),
+            "\"missing\" is required"
+        );
+        assert_eq!(
+            msg(f.req_str("name").unwrap_err()),
+            "\"name\" must be a string"
+        );
+        assert_eq!(
+            msg(f.opt_enum("gender", &["M", "F"]).unwrap_err()),
+            "\"gender\" must be one of [M, F]"
+        );
+        assert_eq!(
+            msg(f.req_str_array("images", 1, 3).unwrap_err()),
+            "\"images\" must contain at least 1 items"
+        );
+        assert_eq!(
+            msg(f.opt_date("dob").unwrap_err()),
+            "\"dob\" must be in YYYY-MM-DD format"
+        );
+        assert_eq!(
+            msg(f.opt_str_array("list", 0, 9).unwrap_err()),
+            "\"list[1]\" must be a string"
+        );
+    }
+}

@@ -1,0 +1,61 @@
+use crate::model::Person;
+
+/// Everything a store operation can fail with. Not-found is not an error: methods return
+/// `None`, `false` or [`DetachOutcome::PersonNotFound`](crate::DetachOutcome).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An input field is unacceptable; nothing was written.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        field: &'static str,
+        reason: &'static str,
+    },
+
+    /// A person of the same client with the same name (case-insensitive) and date of birth
+    /// is already in one of the requested collections. Carries that existing person; nothing
+    /// was written.
+    #[error("person_already_set")]
+    PersonAlreadySet(Box<Person>),
+
+    /// A referenced collection does not exist for this client; nothing was written.
+    #[error("unknown collection {0}")]
+    UnknownCollection(String),
+
+    /// The database refused or failed an operation.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+
+    /// The transaction holding this write (and others grouped with it) failed to commit;
+    /// none of them was written.
+    #[error("commit failed: {0}")]
+    Commit(String),
+
+    /// The erasure was committed (the rows are gone and later reads do not see them) but the
+    /// write-ahead log could not be checkpointed and truncated, so erased bytes may still be
+    /// in the `-wal` file. The store retries the checkpoint when it is next idle.
+    #[error("erasure committed but not yet flushed from the write-ahead log: {0}")]
+    ErasureNotFlushed(String),
+
+    /// The data directory holds a schema newer than this build understands.
+    #[error("database schema version {found} is newer than the newest this build supports ({supported}); upgrade visage")]
+    SchemaTooNew { found: i64, supported: i64 },
+
+    /// A stored value could not be decoded (the file was changed outside visage).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// The store was closed, or its writer thread stopped.
+    #[error("store closed")]
+    Closed,
+}
+
+impl Error {
+    pub(crate) fn invalid(field: &'static str, reason: &'static str) -> Self {
+        Error::Invalid { field, reason }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,253 @@
+//! Identifier newtypes. Each has a validating `parse`, `Display`, and serde as a plain string
+//! (deserialising goes through `parse`, so an invalid id never gets inside the store).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+/// Why a string is not a valid identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind}: {reason}")]
+pub struct IdError {
+    /// Which identifier was being parsed (`client id`, `person id`, ...).
+    pub kind: &'static str,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl IdError {
+    fn new(kind: &'static str, reason: &'static str) -> Self {
+        Self { kind, reason }
+    }
+}
+
+/// Fills `buf` from the operating system's random source.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    // The OS random source failing is not a condition the program can recover from or
+    // meaningfully report per id; a weak id would be worse than stopping.
+    getrandom::fill(&mut buf).expect("operating system random source unavailable");
+    buf
+}
+
+macro_rules! string_serde {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                <$t>::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                <$t>::parse(s)
+            }
+        }
+
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+    };
+}
+
+/// The tenant: the `clientId` claim of the caller's token. Every stored object belongs to
+/// exactly one client.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// Longest accepted client id, in characters.
+    pub const MAX_LEN: usize = 128;
+
+    /// Accepts a non-empty string of at most [`Self::MAX_LEN`] characters without control
+    /// characters.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        const KIND: &str = "client id";
+        if s.is_empty() {
+            return Err(IdError::new(KIND, "empty"));
+        }
+        if s.chars().count() > Self::MAX_LEN {
+            return Err(IdError::new(KIND, "longer than 128 characters"));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(IdError::new(KIND, "contains control characters"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// A random client id (24 lowercase hex, like the ObjectIds Verifik uses for clients).
+    pub fn new_random() -> Self {
+        Self(hex::encode(random_bytes::<12>()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+string_serde!(ClientId);
+
+fn parse_object_id(kind: &'static str, s: &str) -> Result<String, IdError> {
+    if s.len() != 24 {
+        return Err(IdError::new(kind, "not 24 hexadecimal digits"));
+    }
+    if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(IdError::new(kind, "not 24 hexadecimal digits"));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+macro_rules! object_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Accepts 24 hexadecimal digits; upper case is folded to lower case.
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                parse_object_id($kind, s).map(Self)
+            }
+
+            /// 12 random bytes as 24 lowercase hex digits.
+            pub fn new_random() -> Self {
+                Self(hex::encode(random_bytes::<12>()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        string_serde!($name);
+    };
+}
+
+object_id!(
+    /// A person's `_id`: 24 lowercase hex digits (ObjectId-like, random).
+    PersonId,
+    "person id"
+);
+object_id!(
+    /// A collection's `_id`: 24 lowercase hex digits (ObjectId-like, random).
+    CollectionId,
+    "collection id"
+);
+
+fn parse_uuid(kind: &'static str, s: &str) -> Result<String, IdError> {
+    // Only the hyphenated 36-character form: braces, URNs and bare hex are not ids we issue.
+    if s.len() != 36 {
+        return Err(IdError::new(kind, "not a hyphenated UUID"));
+    }
+    let u = Uuid::try_parse(s).map_err(|_| IdError::new(kind, "not a hyphenated UUID"))?;
+    Ok(u.hyphenated().to_string())
+}
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Accepts any hyphenated UUID (the ones we issue are v4); stored in lower case.
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                parse_uuid($kind, s).map(Self)
+            }
+
+            /// A random UUID v4.
+            pub fn new_random() -> Self {
+                let u = uuid::Builder::from_random_bytes(random_bytes::<16>()).into_uuid();
+                Self(u.hyphenated().to_string())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        string_serde!($name);
+    };
+}
+
+uuid_id!(
+    /// A collection's `code`: a UUID v4 (the id the legacy face engine used for collections).
+    CollectionCode,
+    "collection code"
+);
+uuid_id!(
+    /// One enrolled face (and its thumbnail): a UUID v4.
+    FaceId,
+    "face id"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_ids() {
+        let id = PersonId::new_random();
+        assert_eq!(id.as_str().len(), 24);
+        assert!(id
+            .as_str()
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_eq!(PersonId::parse(id.as_str()), Ok(id.clone()));
+        assert_ne!(id, PersonId::new_random());
+        assert_eq!(
+            CollectionId::parse("65A1B2C3D4E5F60718293A4B").map(|c| c.to_string()),
+            Ok("65a1b2c3d4e5f60718293a4b".to_owned())
+        );
+        assert!(PersonId::parse("").is_err());
+        assert!(PersonId::parse("65a1b2c3d4e5f60718293a4").is_err());
+        assert!(PersonId::parse("65a1b2c3d4e5f60718293a4g").is_err());
+        assert!(PersonId::parse("65a1b2c3d4e5f60718293a4b0").is_err());
+    }
+
+    #[test]
+    fn uuids() {
+        let code = CollectionCode::new_random();
+        let u = Uuid::parse_str(code.as_str()).map_err(|e| e.to_string());
+        assert_eq!(u.map(|u| u.get_version_num()), Ok(4));
+        assert_eq!(CollectionCode::parse(code.as_str()), Ok(code));
+        assert_eq!(
+            FaceId::parse("3F2504E0-4F89-41D3-9A0C-0305E82C3301").map(|f| f.to_string()),
+            Ok("3f2504e0-4f89-41d3-9a0c-0305e82c3301".to_owned())
+        );
+        assert!(FaceId::parse("3f2504e04f8941d39a0c0305e82c3301").is_err());
+        assert!(FaceId::parse("not-a-uuid").is_err());
+    }
+
+    #[test]
+    fn client_ids() {
+        assert!(ClientId::parse("").is_err());
+        assert!(ClientId::parse(&"x".repeat(129)).is_err());
+        assert!(ClientId::parse(&"é".repeat(128)).is_ok());
+        assert!(ClientId::parse("a\nb").is_err());
+        assert_eq!(ClientId::new_random().as_str().len(), 24);
+    }
+
+    #[test]
+    fn serde_is_a_plain_string() -> Result<(), serde_json::Error> {
+        let id: CollectionId = serde_json::from_str("\"65A1B2C3D4E5F60718293A4B\"")?;
+        assert_eq!(serde_json::to_string(&id)?, "\"65a1b2c3d4e5f60718293a4b\"");
+        assert!(serde_json::from_str::<PersonId>("\"nope\"").is_err());
+        assert!(serde_json::from_str::<ClientId>("\"\"").is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,332 @@
+//! The embedded back-end: one SQLite file (`visage.db`) in the data directory, in WAL mode
+//! with `synchronous=FULL` and `secure_delete=ON`.
+//!
+//! Writes go to a single writer thread that group-commits (see [`writer`]); reads use a small
+//! pool of separate connections on tokio's blocking pool. Nothing blocks the async executor.
+
+mod conv;
+mod queries;
+mod readers;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+use crate::ids::{ClientId, CollectionCode, CollectionId, PersonId};
+use crate::model::{
+    check_collection_update, check_new_collection, check_new_person, check_person_update,
+    AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
+    Person, PersonFilter, PersonUpdate,
+};
+use crate::Store;
+
+use readers::Readers;
+use writer::Writer;
+
+pub use schema::SCHEMA_VERSION;
+
+/// Name of the database file inside the data directory.
+pub const DB_FILE: &str = "visage.db";
+
+/// Reading connections kept open.
+const READERS: usize = 4;
+
+/// Longest accepted token id.
+const MAX_JTI_LEN: usize = 256;
+
+/// The SQLite store. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct SqliteStore {
+    dir: PathBuf,
+    writer: Writer,
+    readers: Arc<Readers>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `dir`: sets up the connection, upgrades an
+    /// older schema and refuses a newer one ([`Error::SchemaTooNew`]). Blocking: call it at
+    /// start-up (or inside `spawn_blocking`).
+    pub fn open(dir: &Path) -> Result<Self> {
+        create_private_dir(dir)?;
+        let path = dir.join(DB_FILE);
+        let created = !path.exists();
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(&path, flags)?;
+        if created {
+            // SQLite gives the -wal and -shm files the database file's permissions.
+            restrict_to_owner(&path)?;
+        }
+        schema::configure_writer(&conn)?;
+        schema::migrate(&mut conn)?;
+        // Start clean: whatever an earlier run left in the WAL goes into the database file.
+        // (If another process's reader blocks that, the writer keeps retrying.)
+        let wal_clean = writer::checkpoint(&conn, writer::Mode::Truncate).is_ok();
+        let writer = Writer::start(conn, wal_clean)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            writer,
+            readers: Readers::new(path, READERS),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Finishes queued writes, checkpoints the WAL and closes every connection. Later calls
+    /// fail with [`Error::Closed`]. Dropping the store does the same without waiting.
+    pub async fn close(&self) -> Result<()> {
+        self.readers.close();
+        if let Some(handle) = self.writer.shutdown() {
+            tokio::task::spawn_blocking(move || handle.join())
+                .await
+                .map_err(|_| Error::Closed)?
+                .map_err(|_| Error::Corrupt("the store writer panicked".to_owned()))?;
+        }
+        Ok(())
+    }
+}
+
+fn restrict_to_owner(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        // Face data: readable by the server's user only.
+        b.mode(0o700);
+    }
+    b.create(dir)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_collection(&self, client: &ClientId, new: NewCollection) -> Result<Collection> {
+        check_new_collection(&new)?;
+        let client = client.clone();
+        self.writer
+            .run(false, move |c| queries::create_collection(c, &client, &new))
+            .await
+    }
+
+    async fn list_collections(&self, client: &ClientId) -> Result<Vec<Collection>> {
+        let client = client.clone();
+        self.readers
+            .run(move |c| queries::list_collections(c, &client))
+            .await
+    }
+
+    async fn get_collection(
+        &self,
+        client: &ClientId,
+        id: &CollectionId,
+    ) -> Result<Option<Collection>> {
+        let (client, id) = (client.clone(), id.clone());
+        self.readers
+            .run(move |c| queries::get_collection(c, &client, &id))
+            .await
+    }
+
+    async fn resolve_collection(
+        &self,
+        client: &ClientId,
+        reference: &str,
+    ) -> Result<Option<Collection>> {
+        let client = client.clone();
+        if let Ok(id) = CollectionId::parse(reference) {
+            return self
+                .readers
+                .run(move |c| queries::get_collection(c, &client, &id))
+                .await;
+        }
+        if let Ok(code) = CollectionCode::parse(reference) {
+            return self
+                .readers
+                .run(move |c| queries::collection_by_code(c, &client, &code))
+                .await;
+        }
+        Ok(None)
+    }
+
+    async fn update_collection(
+        &self,
+        client: &ClientId,
+        id: &CollectionId,
+        update: CollectionUpdate,
+    ) -> Result<Option<Collection>> {
+        check_collection_update(&update)?;
+        let (client, id) = (client.clone(), id.clone());
+        self.writer
+            .run(false, move |c| {
+                queries::update_collection(c, &client, &id, &update)
+            })
+            .await
+    }
+
+    async fn delete_collection(
+        &self,
+        client: &ClientId,
+        id: &CollectionId,
+    ) -> Result<Option<Collection>> {
+        let (client, id) = (client.clone(), id.clone());
+        self.writer
+            .run(false, move |c| queries::delete_collection(c, &client, &id))
+            .await
+    }
+
+    async fn create_person(&self, client: &ClientId, new: NewPerson) -> Result<Person> {
+        check_new_person(&new)?;
+        let client = client.clone();
+        self.writer
+            .run(false, move |c| queries::create_person(c, &client, &new))
+            .await
+    }
+
+    async fn list_persons(
+        &self,
+        client: &ClientId,
+        filter: PersonFilter,
+        page: u32,
+        limit: u32,
+    ) -> Result<(Vec<Person>, u64)> {
+        let client = client.clone();
+        self.readers
+            .run(move |c| queries::list_persons(c, &client, &filter, page, limit))
+            .await
+    }
+
+    async fn lookup_persons(
+        &self,
+        client: &ClientId,
+        name_contains: &str,
+        date_of_birth: Option<NaiveDate>,
+        page: u32,
+        limit: u32,
+    ) -> Result<(Vec<Person>, u64)> {
+        let (client, name) = (client.clone(), name_contains.to_owned());
+        self.readers
+            .run(move |c| queries::lookup_persons(c, &client, &name, date_of_birth, page, limit))
+            .await
+    }
+
+    async fn get_person(&self, client: &ClientId, id: &PersonId) -> Result<Option<Person>> {
+        let (client, id) = (client.clone(), id.clone());
+        self.readers
+            .run(move |c| queries::get_person(c, &client, &id))
+            .await
+    }
+
+    async fn update_person(
+        &self,
+        client: &ClientId,
+        id: &PersonId,
+        update: PersonUpdate,
+    ) -> Result<Option<Person>> {
+        check_person_update(&update)?;
+        let replaces_faces = update.faces.is_some();
+        let (client, id) = (client.clone(), id.clone());
+        self.writer
+            .run(replaces_faces, move |c| {
+                queries::update_person(c, &client, &id, &update)
+            })
+            .await
+    }
+
+    async fn erase_person(&self, client: &ClientId, id: &PersonId) -> Result<bool> {
+        let (client, id) = (client.clone(), id.clone());
+        self.writer
+            .run(true, move |c| queries::erase_person(c, &client, &id))
+            .await
+    }
+
+    async fn detach_person(
+        &self,
+        client: &ClientId,
+        id: &PersonId,
+        collection: &CollectionId,
+    ) -> Result<DetachOutcome> {
+        let (client, id, collection) = (client.clone(), id.clone(), collection.clone());
+        self.writer
+            .run(true, move |c| {
+                queries::detach_person(c, &client, &id, &collection)
+            })
+            .await
+    }
+
+    async fn seed_persons(
+        &self,
+        client: &ClientId,
+        persons: Vec<NewPerson>,
+    ) -> Result<Vec<PersonId>> {
+        for p in &persons {
+            check_new_person(p)?;
+        }
+        let client = client.clone();
+        self.writer
+            .run(false, move |c| queries::seed_persons(c, &client, &persons))
+            .await
+    }
+
+    async fn faces_for_index(&self) -> Result<Vec<FaceRecord>> {
+        self.readers.run(queries::faces_for_index).await
+    }
+
+    async fn faces_of_person(&self, client: &ClientId, id: &PersonId) -> Result<Vec<FaceRecord>> {
+        let (client, id) = (client.clone(), id.clone());
+        self.readers
+            .run(move |c| queries::faces_of_person(c, &client, &id))
+            .await
+    }
+
+    async fn revoke_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<()> {
+        check_jti(jti)?;
+        let jti = jti.to_owned();
+        self.writer
+            .run(false, move |c| queries::revoke_token(c, &jti, expires_at))
+            .await
+    }
+
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool> {
+        let jti = jti.to_owned();
+        self.readers
+            .run(move |c| queries::is_token_revoked(c, &jti))
+            .await
+    }
+
+    async fn audit_log(&self, client: &ClientId, limit: u32) -> Result<Vec<AuditEntry>> {
+        let client = client.clone();
+        self.readers
+            .run(move |c| queries::audit_log(c, &client, limit))
+            .await
+    }
+}
+
+fn check_jti(jti: &str) -> Result<()> {
+    if jti.is_empty() || jti.len() > MAX_JTI_LEN {
+        return Err(Error::invalid("jti", "must be 1-256 bytes"));
+    }
+    Ok(())
+}

@@ -1,0 +1,826 @@
+//! The SQL. Plain functions over a connection: reads run on a pooled reader inside a read
+//! transaction, writes run on the writer inside the batch transaction and the job's
+//! savepoint. Every query that takes a client filters by it.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::conv::{date_col, date_text, ms, time_col};
+use super::writer::Done;
+use crate::audit;
+use crate::error::{Error, Result};
+use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
+use crate::model::{
+    dedup, embedding_from_bytes, embedding_to_bytes, name_key, now_millis, AuditEntry, Collection,
+    CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewFace, NewPerson, Person,
+    PersonFilter, PersonStatus, PersonUpdate, Thumbnail, EMBEDDING_DIM,
+};
+
+// ---------------------------------------------------------------- collections (read)
+
+const COLLECTION_COLS: &str =
+    "pk, id, code, client, name, description, project, created_at, updated_at";
+
+fn collection_row(r: &Row<'_>) -> rusqlite::Result<(i64, Collection)> {
+    Ok((
+        r.get(0)?,
+        Collection {
+            id: r.get(1)?,
+            code: r.get(2)?,
+            client: r.get(3)?,
+            name: r.get(4)?,
+            description: r.get(5)?,
+            project: r.get(6)?,
+            created_at: time_col(r, 7)?,
+            updated_at: time_col(r, 8)?,
+        },
+    ))
+}
+
+fn collection_with_pk(
+    conn: &Connection,
+    client: &ClientId,
+    id: &CollectionId,
+) -> Result<Option<(i64, Collection)>> {
+    let sql = format!("SELECT {COLLECTION_COLS} FROM collections WHERE client = ?1 AND id = ?2");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![client, id], collection_row)
+        .optional()?)
+}
+
+pub(crate) fn get_collection(
+    conn: &Connection,
+    client: &ClientId,
+    id: &CollectionId,
+) -> Result<Option<Collection>> {
+    Ok(collection_with_pk(conn, client, id)?.map(|(_, c)| c))
+}
+
+pub(crate) fn collection_by_code(
+    conn: &Connection,
+    client: &ClientId,
+    code: &CollectionCode,
+) -> Result<Option<Collection>> {
+    let sql = format!("SELECT {COLLECTION_COLS} FROM collections WHERE client = ?1 AND code = ?2");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![client, code], collection_row)
+        .optional()?
+        .map(|(_, c)| c))
+}
+
+pub(crate) fn list_collections(conn: &Connection, client: &ClientId) -> Result<Vec<Collection>> {
+    let sql = format!("SELECT {COLLECTION_COLS} FROM collections WHERE client = ?1 ORDER BY pk");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![client], collection_row)?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r?.1);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- persons (read)
+
+const PERSON_COLS: &str = "p.pk, p.id, p.client, p.name, p.gender, p.date_of_birth, \
+                           p.nationality, p.notes, p.status, p.created_at, p.updated_at";
+
+fn person_row(r: &Row<'_>) -> rusqlite::Result<(i64, Person)> {
+    Ok((
+        r.get(0)?,
+        Person {
+            id: r.get(1)?,
+            client: r.get(2)?,
+            name: r.get(3)?,
+            gender: r.get(4)?,
+            date_of_birth: date_col(r, 5)?,
+            nationality: r.get(6)?,
+            notes: r.get(7)?,
+            status: r.get(8)?,
+            collections: Vec::new(),
+            thumbnails: Vec::new(),
+            created_at: time_col(r, 9)?,
+            updated_at: time_col(r, 10)?,
+        },
+    ))
+}
+
+fn person_collections(conn: &Connection, person_pk: i64) -> Result<Vec<CollectionId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.id FROM memberships m JOIN collections c ON c.pk = m.collection_pk \
+         WHERE m.person_pk = ?1 ORDER BY m.rowid",
+    )?;
+    let rows = stmt.query_map([person_pk], |r| r.get::<_, CollectionId>(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn person_thumbnails(conn: &Connection, person_pk: i64) -> Result<Vec<Thumbnail>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT f.id, t.jpeg FROM faces f JOIN thumbnails t ON t.face_pk = f.pk \
+         WHERE f.person_pk = ?1 ORDER BY f.pk",
+    )?;
+    let rows = stmt.query_map([person_pk], |r| {
+        Ok(Thumbnail {
+            id: r.get(0)?,
+            jpeg: r.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn complete(conn: &Connection, pk: i64, mut p: Person) -> Result<Person> {
+    p.collections = person_collections(conn, pk)?;
+    p.thumbnails = person_thumbnails(conn, pk)?;
+    Ok(p)
+}
+
+fn person_by_pk(conn: &Connection, pk: i64) -> Result<Person> {
+    let sql = format!("SELECT {PERSON_COLS} FROM persons p WHERE p.pk = ?1");
+    let (_, p) = conn.prepare_cached(&sql)?.query_row([pk], person_row)?;
+    complete(conn, pk, p)
+}
+
+fn person_pk(conn: &Connection, client: &ClientId, id: &PersonId) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT pk FROM persons WHERE client = ?1 AND id = ?2")?
+        .query_row(params![client, id], |r| r.get(0))
+        .optional()?)
+}
+
+fn collection_pk(conn: &Connection, client: &ClientId, id: &CollectionId) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT pk FROM collections WHERE client = ?1 AND id = ?2")?
+        .query_row(params![client, id], |r| r.get(0))
+        .optional()?)
+}
+
+pub(crate) fn get_person(
+    conn: &Connection,
+    client: &ClientId,
+    id: &PersonId,
+) -> Result<Option<Person>> {
+    let sql = format!("SELECT {PERSON_COLS} FROM persons p WHERE p.client = ?1 AND p.id = ?2");
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row(params![client, id], person_row)
+        .optional()?;
+    match row {
+        Some((pk, p)) => Ok(Some(complete(conn, pk, p)?)),
+        None => Ok(None),
+    }
+}
+
+fn page_bounds(page: u32, limit: u32) -> (i64, i64) {
+    let page = i64::from(page.max(1));
+    let limit = i64::from(limit);
+    (limit, (page - 1).saturating_mul(limit))
+}
+
+fn page_of_persons(
+    conn: &Connection,
+    filter_sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+    page: u32,
+    limit: u32,
+) -> Result<(Vec<Person>, u64)> {
+    let count_sql = format!("SELECT count(*) FROM persons p WHERE {filter_sql}");
+    let total: i64 = conn
+        .prepare_cached(&count_sql)?
+        .query_row(args, |r| r.get(0))?;
+    let (limit, offset) = page_bounds(page, limit);
+    let n = args.len();
+    let sql = format!(
+        "SELECT {PERSON_COLS} FROM persons p WHERE {filter_sql} ORDER BY p.pk LIMIT ?{} OFFSET ?{}",
+        n + 1,
+        n + 2
+    );
+    let mut all: Vec<&dyn rusqlite::ToSql> = args.to_vec();
+    all.push(&limit);
+    all.push(&offset);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(all.as_slice(), person_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (pk, p) in rows {
+        out.push(complete(conn, pk, p)?);
+    }
+    Ok((out, u64::try_from(total).unwrap_or(0)))
+}
+
+pub(crate) fn list_persons(
+    conn: &Connection,
+    client: &ClientId,
+    filter: &PersonFilter,
+    page: u32,
+    limit: u32,
+) -> Result<(Vec<Person>, u64)> {
+    let collection = match &filter.collection {
+        None => None,
+        Some(c) => match collection_pk(conn, client, c)? {
+            Some(pk) => Some(pk),
+            // Not this client's collection: nothing is in it.
+            None => return Ok((Vec::new(), 0)),
+        },
+    };
+    let status = filter.status;
+    page_of_persons(
+        conn,
+        "p.client = ?1 AND (?2 IS NULL OR p.status = ?2) AND (?3 IS NULL OR EXISTS \
+         (SELECT 1 FROM memberships m WHERE m.person_pk = p.pk AND m.collection_pk = ?3))",
+        &[client, &status, &collection],
+        page,
+        limit,
+    )
+}
+
+pub(crate) fn lookup_persons(
+    conn: &Connection,
+    client: &ClientId,
+    name_contains: &str,
+    date_of_birth: Option<NaiveDate>,
+    page: u32,
+    limit: u32,
+) -> Result<(Vec<Person>, u64)> {
+    let needle = name_key(name_contains);
+    let dob = date_text(date_of_birth);
+    page_of_persons(
+        conn,
+        "p.client = ?1 AND instr(p.name_key, ?2) > 0 AND (?3 IS NULL OR p.date_of_birth = ?3)",
+        &[client, &needle, &dob],
+        page,
+        limit,
+    )
+}
+
+// ---------------------------------------------------------------- faces (read)
+
+fn memberships_by_person(conn: &Connection) -> Result<HashMap<i64, Vec<CollectionId>>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.person_pk, c.id FROM memberships m JOIN collections c ON c.pk = m.collection_pk \
+         ORDER BY m.rowid",
+    )?;
+    let mut out: HashMap<i64, Vec<CollectionId>> = HashMap::new();
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, CollectionId>(1)?))
+    })?;
+    for row in rows {
+        let (pk, c) = row?;
+        out.entry(pk).or_default().push(c);
+    }
+    Ok(out)
+}
+
+fn decode_embedding(blob: &[u8]) -> Result<Vec<f32>> {
+    match embedding_from_bytes(blob) {
+        Some(e) if e.len() == EMBEDDING_DIM => Ok(e),
+        _ => Err(Error::Corrupt(format!("embedding of {} bytes", blob.len()))),
+    }
+}
+
+type FaceRow = (FaceId, PersonId, ClientId, PersonStatus, Vec<u8>, i64);
+
+fn face_row(r: &Row<'_>) -> rusqlite::Result<FaceRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+const FACE_SELECT: &str = "SELECT f.id, p.id, p.client, p.status, f.embedding, p.pk \
+                           FROM faces f JOIN persons p ON p.pk = f.person_pk";
+
+pub(crate) fn faces_for_index(conn: &Connection) -> Result<Vec<FaceRecord>> {
+    let members = memberships_by_person(conn)?;
+    let sql = format!("{FACE_SELECT} ORDER BY f.pk");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([], face_row)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (face_id, person_id, client, status, blob, pk) = row?;
+        out.push(FaceRecord {
+            face_id,
+            person_id,
+            client,
+            status,
+            embedding: decode_embedding(&blob)?,
+            collections: members.get(&pk).cloned().unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn faces_of_person(
+    conn: &Connection,
+    client: &ClientId,
+    id: &PersonId,
+) -> Result<Vec<FaceRecord>> {
+    let Some(pk) = person_pk(conn, client, id)? else {
+        return Ok(Vec::new());
+    };
+    let collections = person_collections(conn, pk)?;
+    let sql = format!("{FACE_SELECT} WHERE f.person_pk = ?1 ORDER BY f.pk");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([pk], face_row)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (face_id, person_id, client, status, blob, _) = row?;
+        out.push(FaceRecord {
+            face_id,
+            person_id,
+            client,
+            status,
+            embedding: decode_embedding(&blob)?,
+            collections: collections.clone(),
+        });
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- tokens, audit (read)
+
+pub(crate) fn is_token_revoked(conn: &Connection, jti: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM revoked_tokens WHERE jti = ?1")?
+        .query_row([jti], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+pub(crate) fn audit_log(
+    conn: &Connection,
+    client: &ClientId,
+    limit: u32,
+) -> Result<Vec<AuditEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at, client, action, object_id FROM audit WHERE client = ?1 \
+         ORDER BY seq DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![client, i64::from(limit)], |r| {
+        let client: String = r.get(2)?;
+        Ok(AuditEntry {
+            seq: r.get(0)?,
+            at: time_col(r, 1)?,
+            client: ClientId::parse(&client).ok(),
+            action: r.get(3)?,
+            object_id: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+// ---------------------------------------------------------------- writes
+
+fn write_audit(
+    conn: &Connection,
+    at: DateTime<Utc>,
+    client: &str,
+    action: &str,
+    object_id: &str,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit (at, client, action, object_id) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![ms(at), client, action, object_id])?;
+    Ok(())
+}
+
+pub(crate) fn create_collection(
+    conn: &Connection,
+    client: &ClientId,
+    new: &NewCollection,
+) -> Result<Done<Collection>> {
+    let now = now_millis();
+    let c = Collection {
+        id: CollectionId::new_random(),
+        code: CollectionCode::new_random(),
+        client: client.clone(),
+        name: new.name.trim().to_owned(),
+        description: new.description.clone(),
+        project: new.project.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    conn.prepare_cached(
+        "INSERT INTO collections (id, code, client, name, description, project, created_at, \
+         updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+    )?
+    .execute(params![
+        c.id,
+        c.code,
+        c.client,
+        c.name,
+        c.description,
+        c.project,
+        ms(now)
+    ])?;
+    write_audit(
+        conn,
+        now,
+        client.as_str(),
+        audit::COLLECTION_CREATE,
+        c.id.as_str(),
+    )?;
+    Ok(Done::kept(c))
+}
+
+pub(crate) fn update_collection(
+    conn: &Connection,
+    client: &ClientId,
+    id: &CollectionId,
+    update: &CollectionUpdate,
+) -> Result<Done<Option<Collection>>> {
+    let Some((pk, mut c)) = collection_with_pk(conn, client, id)? else {
+        return Ok(Done::kept(None));
+    };
+    let now = now_millis();
+    if let Some(n) = &update.name {
+        c.name = n.trim().to_owned();
+    }
+    if let Some(d) = &update.description {
+        c.description = Some(d.clone());
+    }
+    if let Some(p) = &update.project {
+        c.project = Some(p.clone());
+    }
+    c.updated_at = now;
+    conn.prepare_cached(
+        "UPDATE collections SET name = ?2, description = ?3, project = ?4, updated_at = ?5 \
+         WHERE pk = ?1",
+    )?
+    .execute(params![pk, c.name, c.description, c.project, ms(now)])?;
+    write_audit(
+        conn,
+        now,
+        client.as_str(),
+        audit::COLLECTION_UPDATE,
+        id.as_str(),
+    )?;
+
+    if let Some(people) = &update.people {
+        // Wanted members: listed persons that exist for this client (others are ignored).
+        let mut wanted: Vec<(i64, PersonId)> = Vec::new();
+        for pid in dedup(people) {
+            if let Some(ppk) = person_pk(conn, client, &pid)? {
+                wanted.push((ppk, pid));
+            }
+        }
+        let current: Vec<(i64, PersonId)> = conn
+            .prepare_cached(
+                "SELECT m.person_pk, p.id FROM memberships m JOIN persons p ON p.pk = m.person_pk \
+                 WHERE m.collection_pk = ?1 ORDER BY m.rowid",
+            )?
+            .query_map([pk], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (ppk, pid) in &current {
+            if !wanted.iter().any(|(w, _)| w == ppk) {
+                conn.prepare_cached(
+                    "DELETE FROM memberships WHERE person_pk = ?1 AND collection_pk = ?2",
+                )?
+                .execute([*ppk, pk])?;
+                touch_person(conn, *ppk, now)?;
+                write_audit(
+                    conn,
+                    now,
+                    client.as_str(),
+                    audit::PERSON_DETACH,
+                    pid.as_str(),
+                )?;
+            }
+        }
+        for (ppk, pid) in &wanted {
+            if !current.iter().any(|(c, _)| c == ppk) {
+                conn.prepare_cached(
+                    "INSERT INTO memberships (person_pk, collection_pk) VALUES (?1, ?2)",
+                )?
+                .execute([*ppk, pk])?;
+                touch_person(conn, *ppk, now)?;
+                write_audit(
+                    conn,
+                    now,
+                    client.as_str(),
+                    audit::PERSON_ATTACH,
+                    pid.as_str(),
+                )?;
+            }
+        }
+    }
+    Ok(Done::kept(Some(c)))
+}
+
+fn touch_person(conn: &Connection, person_pk: i64, now: DateTime<Utc>) -> Result<()> {
+    conn.prepare_cached("UPDATE persons SET updated_at = ?2 WHERE pk = ?1")?
+        .execute(params![person_pk, ms(now)])?;
+    Ok(())
+}
+
+pub(crate) fn delete_collection(
+    conn: &Connection,
+    client: &ClientId,
+    id: &CollectionId,
+) -> Result<Done<Option<Collection>>> {
+    let Some((pk, c)) = collection_with_pk(conn, client, id)? else {
+        return Ok(Done::kept(None));
+    };
+    // Memberships go with it (ON DELETE CASCADE); persons stay.
+    conn.prepare_cached("DELETE FROM collections WHERE pk = ?1")?
+        .execute([pk])?;
+    write_audit(
+        conn,
+        now_millis(),
+        client.as_str(),
+        audit::COLLECTION_DELETE,
+        id.as_str(),
+    )?;
+    Ok(Done::kept(Some(c)))
+}
+
+/// Collection keys for `ids` (deduplicated, order kept); fails on one that is not the
+/// client's.
+fn collection_pks(conn: &Connection, client: &ClientId, ids: &[CollectionId]) -> Result<Vec<i64>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in dedup(ids) {
+        match collection_pk(conn, client, &id)? {
+            Some(pk) => out.push(pk),
+            None => return Err(Error::UnknownCollection(id.to_string())),
+        }
+    }
+    Ok(out)
+}
+
+fn insert_faces(conn: &Connection, person_pk: i64, faces: &[NewFace]) -> Result<()> {
+    for f in faces {
+        let face_id = FaceId::new_random();
+        conn.prepare_cached("INSERT INTO faces (id, person_pk, embedding) VALUES (?1, ?2, ?3)")?
+            .execute(params![
+                face_id,
+                person_pk,
+                embedding_to_bytes(&f.embedding)
+            ])?;
+        let face_pk = conn.last_insert_rowid();
+        conn.prepare_cached("INSERT INTO thumbnails (face_pk, jpeg) VALUES (?1, ?2)")?
+            .execute(params![face_pk, f.thumbnail_jpeg])?;
+    }
+    Ok(())
+}
+
+fn insert_memberships(conn: &Connection, person_pk: i64, collection_pks: &[i64]) -> Result<()> {
+    for c in collection_pks {
+        conn.prepare_cached("INSERT INTO memberships (person_pk, collection_pk) VALUES (?1, ?2)")?
+            .execute([person_pk, *c])?;
+    }
+    Ok(())
+}
+
+fn insert_person(
+    conn: &Connection,
+    client: &ClientId,
+    new: &NewPerson,
+    collection_pks: &[i64],
+    now: DateTime<Utc>,
+) -> Result<(i64, PersonId)> {
+    let id = PersonId::new_random();
+    let name = new.name.trim();
+    conn.prepare_cached(
+        "INSERT INTO persons (id, client, name, name_key, gender, date_of_birth, nationality, \
+         notes, status, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+    )?
+    .execute(params![
+        id,
+        client,
+        name,
+        name_key(name),
+        new.gender,
+        date_text(new.date_of_birth),
+        new.nationality,
+        new.notes,
+        new.status,
+        ms(now)
+    ])?;
+    let pk = conn.last_insert_rowid();
+    insert_faces(conn, pk, &new.faces)?;
+    insert_memberships(conn, pk, collection_pks)?;
+    write_audit(
+        conn,
+        now,
+        client.as_str(),
+        audit::PERSON_CREATE,
+        id.as_str(),
+    )?;
+    Ok((pk, id))
+}
+
+pub(crate) fn create_person(
+    conn: &Connection,
+    client: &ClientId,
+    new: &NewPerson,
+) -> Result<Done<Person>> {
+    let pks = collection_pks(conn, client, &new.collections)?;
+    let key = name_key(&new.name);
+    let dob = date_text(new.date_of_birth);
+    for c in &pks {
+        let existing: Option<i64> = conn
+            .prepare_cached(
+                "SELECT p.pk FROM persons p JOIN memberships m ON m.person_pk = p.pk \
+                 WHERE p.client = ?1 AND p.name_key = ?2 AND p.date_of_birth IS ?3 \
+                 AND m.collection_pk = ?4 ORDER BY p.pk LIMIT 1",
+            )?
+            .query_row(params![client, key, dob, c], |r| r.get(0))
+            .optional()?;
+        if let Some(pk) = existing {
+            return Err(Error::PersonAlreadySet(Box::new(person_by_pk(conn, pk)?)));
+        }
+    }
+    let (pk, _) = insert_person(conn, client, new, &pks, now_millis())?;
+    Ok(Done::kept(person_by_pk(conn, pk)?))
+}
+
+pub(crate) fn seed_persons(
+    conn: &Connection,
+    client: &ClientId,
+    persons: &[NewPerson],
+) -> Result<Done<Vec<PersonId>>> {
+    let now = now_millis();
+    let mut ids = Vec::with_capacity(persons.len());
+    let mut known: HashMap<CollectionId, i64> = HashMap::new();
+    for p in persons {
+        let mut pks = Vec::with_capacity(p.collections.len());
+        for c in dedup(&p.collections) {
+            let pk = match known.get(&c) {
+                Some(pk) => *pk,
+                None => {
+                    let pk = collection_pk(conn, client, &c)?
+                        .ok_or_else(|| Error::UnknownCollection(c.to_string()))?;
+                    known.insert(c, pk);
+                    pk
+                }
+            };
+            pks.push(pk);
+        }
+        ids.push(insert_person(conn, client, p, &pks, now)?.1);
+    }
+    Ok(Done::kept(ids))
+}
+
+pub(crate) fn update_person(
+    conn: &Connection,
+    client: &ClientId,
+    id: &PersonId,
+    u: &PersonUpdate,
+) -> Result<Done<Option<Person>>> {
+    let Some(pk) = person_pk(conn, client, id)? else {
+        return Ok(Done::kept(None));
+    };
+    let now = now_millis();
+    let mut p = person_by_pk(conn, pk)?;
+    if let Some(n) = &u.name {
+        p.name = n.trim().to_owned();
+    }
+    if u.gender.is_some() {
+        p.gender = u.gender;
+    }
+    if u.date_of_birth.is_some() {
+        p.date_of_birth = u.date_of_birth;
+    }
+    if let Some(n) = &u.nationality {
+        p.nationality = Some(n.clone());
+    }
+    if let Some(n) = &u.notes {
+        p.notes = Some(n.clone());
+    }
+    if let Some(s) = u.status {
+        p.status = s;
+    }
+    conn.prepare_cached(
+        "UPDATE persons SET name = ?2, name_key = ?3, gender = ?4, date_of_birth = ?5, \
+         nationality = ?6, notes = ?7, status = ?8, updated_at = ?9 WHERE pk = ?1",
+    )?
+    .execute(params![
+        pk,
+        p.name,
+        name_key(&p.name),
+        p.gender,
+        date_text(p.date_of_birth),
+        p.nationality,
+        p.notes,
+        p.status,
+        ms(now)
+    ])?;
+    let mut erased = false;
+    if let Some(faces) = &u.faces {
+        // Thumbnails go with their faces (ON DELETE CASCADE); secure_delete zeroes the bytes.
+        let removed = conn
+            .prepare_cached("DELETE FROM faces WHERE person_pk = ?1")?
+            .execute([pk])?;
+        erased = removed > 0;
+        insert_faces(conn, pk, faces)?;
+        write_audit(
+            conn,
+            now,
+            client.as_str(),
+            audit::PERSON_FACES_REPLACE,
+            id.as_str(),
+        )?;
+    }
+    if let Some(collections) = &u.collections {
+        let pks = collection_pks(conn, client, collections)?;
+        conn.prepare_cached("DELETE FROM memberships WHERE person_pk = ?1")?
+            .execute([pk])?;
+        insert_memberships(conn, pk, &pks)?;
+    }
+    write_audit(
+        conn,
+        now,
+        client.as_str(),
+        audit::PERSON_UPDATE,
+        id.as_str(),
+    )?;
+    Ok(Done::erased(Some(person_by_pk(conn, pk)?), erased))
+}
+
+fn erase_pk(conn: &Connection, client: &ClientId, pk: i64, id: &PersonId) -> Result<()> {
+    // Faces, thumbnails and memberships go by ON DELETE CASCADE.
+    conn.prepare_cached("DELETE FROM persons WHERE pk = ?1")?
+        .execute([pk])?;
+    write_audit(
+        conn,
+        now_millis(),
+        client.as_str(),
+        audit::PERSON_ERASE,
+        id.as_str(),
+    )
+}
+
+pub(crate) fn erase_person(
+    conn: &Connection,
+    client: &ClientId,
+    id: &PersonId,
+) -> Result<Done<bool>> {
+    match person_pk(conn, client, id)? {
+        Some(pk) => {
+            erase_pk(conn, client, pk, id)?;
+            Ok(Done::erased(true, true))
+        }
+        None => Ok(Done::kept(false)),
+    }
+}
+
+pub(crate) fn detach_person(
+    conn: &Connection,
+    client: &ClientId,
+    id: &PersonId,
+    collection: &CollectionId,
+) -> Result<Done<DetachOutcome>> {
+    let Some(pk) = person_pk(conn, client, id)? else {
+        return Ok(Done::kept(DetachOutcome::PersonNotFound));
+    };
+    let Some(cpk) = collection_pk(conn, client, collection)? else {
+        return Ok(Done::kept(DetachOutcome::NotAMember));
+    };
+    let removed = conn
+        .prepare_cached("DELETE FROM memberships WHERE person_pk = ?1 AND collection_pk = ?2")?
+        .execute([pk, cpk])?;
+    if removed == 0 {
+        return Ok(Done::kept(DetachOutcome::NotAMember));
+    }
+    let now = now_millis();
+    write_audit(
+        conn,
+        now,
+        client.as_str(),
+        audit::PERSON_DETACH,
+        id.as_str(),
+    )?;
+    let remaining = person_collections(conn, pk)?;
+    if remaining.is_empty() {
+        erase_pk(conn, client, pk, id)?;
+        return Ok(Done::erased(DetachOutcome::Erased, true));
+    }
+    touch_person(conn, pk, now)?;
+    Ok(Done::kept(DetachOutcome::Detached { remaining }))
+}
+
+pub(crate) fn revoke_token(
+    conn: &Connection,
+    jti: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<Done<()>> {
+    let now = now_millis();
+    conn.prepare_cached("DELETE FROM revoked_tokens WHERE expires_at < ?1")?
+        .execute([ms(now)])?;
+    conn.prepare_cached(
+        "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2) \
+         ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+    )?
+    .execute(params![jti, ms(expires_at)])?;
+    write_audit(conn, now, "", audit::TOKEN_REVOKE, jti)?;
+    Ok(Done::kept(()))
+}

@@ -1,0 +1,1196 @@
+//! The back-end-independent test suite: every function takes a `&dyn Store` (or an
+//! `Arc<dyn Store>`), so each back-end runs the same bodies through thin wrappers.
+//! Functions that check erasure on disk also take `present`, which tells whether a byte
+//! sequence can still be found anywhere in the back-end's files.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDate, Utc};
+use store::{
+    ClientId, CollectionId, CollectionUpdate, DetachOutcome, Error, Gender, NewCollection, NewFace,
+    NewPerson, PersonFilter, PersonId, PersonStatus, PersonUpdate, Store, EMBEDDING_DIM,
+};
+
+pub type Present<'a> = &'a (dyn Fn(&[u8]) -> bool + Sync);
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+// ---------------------------------------------------------------- helpers
+
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).expect("os random");
+    b
+}
+
+pub fn client(tag: &str) -> ClientId {
+    ClientId::parse(&format!("{tag}-{}", hex(&random_bytes(6)))).expect("client id")
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A face with a random (finite) embedding and random thumbnail bytes.
+pub fn face(thumb_len: usize) -> NewFace {
+    let raw = random_bytes(EMBEDDING_DIM * 4);
+    let embedding = raw
+        .chunks_exact(4)
+        .map(|c| {
+            let v = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) >> 8;
+            v as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect();
+    NewFace {
+        embedding,
+        thumbnail_jpeg: random_bytes(thumb_len),
+    }
+}
+
+pub fn embedding_bytes(f: &NewFace) -> Vec<u8> {
+    f.embedding.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
+}
+
+/// Anything that names a collection (a `Collection` or its id), for test brevity.
+pub trait CollRef {
+    fn cid(&self) -> CollectionId;
+}
+
+impl CollRef for CollectionId {
+    fn cid(&self) -> CollectionId {
+        self.clone()
+    }
+}
+
+impl CollRef for store::Collection {
+    fn cid(&self) -> CollectionId {
+        self.id.clone()
+    }
+}
+
+pub fn person(name: &str, collections: &[&dyn CollRef], faces: usize) -> NewPerson {
+    NewPerson {
+        name: name.to_owned(),
+        gender: Some(Gender::F),
+        date_of_birth: Some(date(1990, 1, 15)),
+        nationality: Some("Colombian".to_owned()),
+        notes: Some("note".to_owned()),
+        status: PersonStatus::Active,
+        collections: collections.iter().map(|c| c.cid()).collect(),
+        faces: (0..faces).map(|_| face(600)).collect(),
+    }
+}
+
+pub fn coll(name: &str) -> NewCollection {
+    NewCollection {
+        name: name.to_owned(),
+        description: Some(format!("{name} description")),
+        project: None,
+    }
+}
+
+async fn ids_of(s: &dyn Store, c: &ClientId, filter: PersonFilter) -> Vec<PersonId> {
+    let (people, total) = s.list_persons(c, filter, 1, 1000).await.expect("list");
+    assert_eq!(people.len() as u64, total);
+    people.into_iter().map(|p| p.id).collect()
+}
+
+/// The 512-byte embedding blob and the 64-byte windows of each thumbnail of `faces`.
+pub fn face_needles(faces: &[NewFace]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let emb = faces.iter().map(embedding_bytes).collect();
+    let windows = faces
+        .iter()
+        .flat_map(|f| {
+            f.thumbnail_jpeg
+                .chunks_exact(64)
+                .map(|w| w.to_vec())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    (emb, windows)
+}
+
+// ---------------------------------------------------------------- collections
+
+pub async fn collections_crud(s: &dyn Store) -> TestResult {
+    let c = client("crud");
+    assert!(s.list_collections(&c).await?.is_empty());
+    let a = s.create_collection(&c, coll("Alpha")).await?;
+    let b = s
+        .create_collection(
+            &c,
+            NewCollection {
+                name: "Beta".into(),
+                description: None,
+                project: Some("65a1b2c3d4e5f60718293a4b".into()),
+            },
+        )
+        .await?;
+    assert_eq!(a.client, c);
+    assert_eq!(a.name, "Alpha");
+    assert_eq!(a.description.as_deref(), Some("Alpha description"));
+    assert_eq!(b.project.as_deref(), Some("65a1b2c3d4e5f60718293a4b"));
+    assert_ne!(a.id, b.id);
+    assert_ne!(a.code, b.code);
+    assert_eq!(a.created_at, a.updated_at);
+
+    let listed = s.list_collections(&c).await?;
+    assert_eq!(listed, vec![a.clone(), b.clone()], "oldest first");
+    assert_eq!(s.get_collection(&c, &a.id).await?, Some(a.clone()));
+
+    let up = s
+        .update_collection(
+            &c,
+            &a.id,
+            CollectionUpdate {
+                name: Some("Alpha 2".into()),
+                description: Some("new".into()),
+                ..Default::default()
+            },
+        )
+        .await?
+        .ok_or("updated collection")?;
+    assert_eq!(up.name, "Alpha 2");
+    assert_eq!(up.description.as_deref(), Some("new"));
+    assert_eq!(up.code, a.code);
+    assert_eq!(up.created_at, a.created_at);
+    assert!(up.updated_at >= a.updated_at);
+    assert_eq!(s.get_collection(&c, &a.id).await?, Some(up.clone()));
+
+    // Only fields given change.
+    let up2 = s
+        .update_collection(&c, &a.id, CollectionUpdate::default())
+        .await?
+        .ok_or("updated")?;
+    assert_eq!(up2.name, "Alpha 2");
+    assert_eq!(up2.description.as_deref(), Some("new"));
+
+    let gone = s.delete_collection(&c, &a.id).await?;
+    assert_eq!(gone.map(|g| g.id), Some(a.id.clone()));
+    assert_eq!(s.get_collection(&c, &a.id).await?, None);
+    assert_eq!(s.delete_collection(&c, &a.id).await?, None);
+    assert_eq!(
+        s.update_collection(&c, &a.id, CollectionUpdate::default())
+            .await?,
+        None
+    );
+    assert_eq!(s.list_collections(&c).await?, vec![b]);
+
+    // Validation: empty name.
+    assert!(matches!(
+        s.create_collection(&c, coll("  ")).await,
+        Err(Error::Invalid { .. })
+    ));
+    Ok(())
+}
+
+pub async fn resolve_by_id_and_code(s: &dyn Store) -> TestResult {
+    let c = client("resolve");
+    let a = s.create_collection(&c, coll("A")).await?;
+    let by_id = s.resolve_collection(&c, a.id.as_str()).await?;
+    let by_code = s.resolve_collection(&c, a.code.as_str()).await?;
+    let upper = s
+        .resolve_collection(&c, &a.code.as_str().to_uppercase())
+        .await?;
+    assert_eq!(by_id.as_ref(), Some(&a));
+    assert_eq!(by_code.as_ref(), Some(&a));
+    assert_eq!(upper.as_ref(), Some(&a));
+    assert_eq!(s.resolve_collection(&c, "nope").await?, None);
+    assert_eq!(s.resolve_collection(&c, "").await?, None);
+    assert_eq!(
+        s.resolve_collection(&c, CollectionId::new_random().as_str())
+            .await?,
+        None
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- persons
+
+pub async fn persons_crud(s: &dyn Store) -> TestResult {
+    let c = client("persons");
+    let a = s.create_collection(&c, coll("A")).await?;
+    let b = s.create_collection(&c, coll("B")).await?;
+
+    let new = person("María José", &[&b, &a], 2);
+    let p = s.create_person(&c, new.clone()).await?;
+    assert_eq!(p.client, c);
+    assert_eq!(p.name, "María José");
+    assert_eq!(p.gender, Some(Gender::F));
+    assert_eq!(p.date_of_birth, Some(date(1990, 1, 15)));
+    assert_eq!(p.nationality.as_deref(), Some("Colombian"));
+    assert_eq!(p.status, PersonStatus::Active);
+    assert_eq!(
+        p.collections,
+        vec![b.id.clone(), a.id.clone()],
+        "given order"
+    );
+    assert_eq!(p.thumbnails.len(), 2);
+    assert_eq!(p.thumbnails[0].jpeg, new.faces[0].thumbnail_jpeg);
+    assert_eq!(p.thumbnails[1].jpeg, new.faces[1].thumbnail_jpeg);
+    assert_eq!(s.get_person(&c, &p.id).await?, Some(p.clone()));
+
+    let faces = s.faces_of_person(&c, &p.id).await?;
+    assert_eq!(faces.len(), 2);
+    assert_eq!(faces[0].embedding, new.faces[0].embedding);
+    assert_eq!(faces[0].face_id, p.thumbnails[0].id);
+    assert_eq!(faces[0].collections, p.collections);
+    assert_eq!(faces[0].person_id, p.id);
+
+    // More persons for list/lookup.
+    let q = s
+        .create_person(
+            &c,
+            NewPerson {
+                status: PersonStatus::Inactive,
+                date_of_birth: Some(date(1985, 5, 7)),
+                ..person("Pedro Pérez", &[&a], 1)
+            },
+        )
+        .await?;
+    let r = s.create_person(&c, person("Ana MARÍA", &[], 1)).await?;
+
+    assert_eq!(
+        ids_of(s, &c, PersonFilter::default()).await,
+        vec![p.id.clone(), q.id.clone(), r.id.clone()],
+        "oldest first"
+    );
+    let (page2, total) = s.list_persons(&c, PersonFilter::default(), 2, 2).await?;
+    assert_eq!(total, 3);
+    assert_eq!(page2.iter().map(|x| &x.id).collect::<Vec<_>>(), vec![&r.id]);
+    let (page0, _) = s.list_persons(&c, PersonFilter::default(), 0, 1).await?;
+    assert_eq!(page0[0].id, p.id, "page 0 is page 1");
+    let (far, total) = s.list_persons(&c, PersonFilter::default(), 9, 10).await?;
+    assert!(far.is_empty());
+    assert_eq!(total, 3);
+    assert_eq!(
+        ids_of(
+            s,
+            &c,
+            PersonFilter {
+                collection: Some(a.id.clone()),
+                status: None
+            }
+        )
+        .await,
+        vec![p.id.clone(), q.id.clone()]
+    );
+    assert_eq!(
+        ids_of(
+            s,
+            &c,
+            PersonFilter {
+                collection: Some(a.id.clone()),
+                status: Some(PersonStatus::Active)
+            }
+        )
+        .await,
+        vec![p.id.clone()]
+    );
+    assert_eq!(
+        ids_of(
+            s,
+            &c,
+            PersonFilter {
+                collection: None,
+                status: Some(PersonStatus::Inactive)
+            }
+        )
+        .await,
+        vec![q.id.clone()]
+    );
+    assert!(ids_of(
+        s,
+        &c,
+        PersonFilter {
+            collection: Some(CollectionId::new_random()),
+            status: None
+        }
+    )
+    .await
+    .is_empty());
+
+    // Lookup: case-insensitive contains (Unicode), optional date of birth.
+    let (found, total) = s.lookup_persons(&c, "maría", None, 1, 20).await?;
+    assert_eq!(total, 2);
+    assert_eq!(
+        found.iter().map(|x| &x.id).collect::<Vec<_>>(),
+        vec![&p.id, &r.id]
+    );
+    let (found, _) = s.lookup_persons(&c, "PÉR", None, 1, 20).await?;
+    assert_eq!(found.iter().map(|x| &x.id).collect::<Vec<_>>(), vec![&q.id]);
+    let (found, total) = s
+        .lookup_persons(&c, "ped", Some(date(1985, 5, 7)), 1, 20)
+        .await?;
+    assert_eq!((found.len(), total), (1, 1));
+    let (found, total) = s
+        .lookup_persons(&c, "ped", Some(date(1985, 5, 8)), 1, 20)
+        .await?;
+    assert_eq!((found.len(), total), (0, 0));
+    let (found, total) = s.lookup_persons(&c, "maría", None, 2, 1).await?;
+    assert_eq!((found.len(), total), (1, 2));
+    assert_eq!(found[0].id, r.id);
+
+    // Update: partial fields.
+    let up = s
+        .update_person(
+            &c,
+            &p.id,
+            PersonUpdate {
+                name: Some("María J.".into()),
+                notes: Some("changed".into()),
+                status: Some(PersonStatus::Pending),
+                ..Default::default()
+            },
+        )
+        .await?
+        .ok_or("updated person")?;
+    assert_eq!(up.name, "María J.");
+    assert_eq!(up.notes.as_deref(), Some("changed"));
+    assert_eq!(up.status, PersonStatus::Pending);
+    assert_eq!(up.nationality, p.nationality);
+    assert_eq!(up.thumbnails, p.thumbnails, "faces kept");
+    assert_eq!(up.collections, p.collections);
+    assert_eq!(up.created_at, p.created_at);
+    assert!(up.updated_at >= p.updated_at);
+    assert_eq!(s.get_person(&c, &p.id).await?, Some(up.clone()));
+
+    // Update: collections replaced; an unknown collection changes nothing.
+    let res = s
+        .update_person(
+            &c,
+            &p.id,
+            PersonUpdate {
+                name: Some("Should not stick".into()),
+                collections: Some(vec![a.id.clone(), CollectionId::new_random()]),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(matches!(res, Err(Error::UnknownCollection(_))), "{res:?}");
+    assert_eq!(s.get_person(&c, &p.id).await?, Some(up.clone()));
+    let up = s
+        .update_person(
+            &c,
+            &p.id,
+            PersonUpdate {
+                collections: Some(vec![a.id.clone()]),
+                ..Default::default()
+            },
+        )
+        .await?
+        .ok_or("updated")?;
+    assert_eq!(up.collections, vec![a.id.clone()]);
+
+    // Unknown ids.
+    let nobody = PersonId::new_random();
+    assert_eq!(s.get_person(&c, &nobody).await?, None);
+    assert_eq!(
+        s.update_person(&c, &nobody, PersonUpdate::default())
+            .await?,
+        None
+    );
+    assert!(!s.erase_person(&c, &nobody).await?);
+    assert!(s.faces_of_person(&c, &nobody).await?.is_empty());
+
+    // Erase.
+    assert!(s.erase_person(&c, &q.id).await?);
+    assert_eq!(s.get_person(&c, &q.id).await?, None);
+    assert!(!s.erase_person(&c, &q.id).await?);
+    assert_eq!(
+        ids_of(s, &c, PersonFilter::default()).await,
+        vec![p.id.clone(), r.id.clone()]
+    );
+    Ok(())
+}
+
+pub async fn faces_for_index(s: &dyn Store) -> TestResult {
+    let c1 = client("index1");
+    let c2 = client("index2");
+    let a = s.create_collection(&c1, coll("A")).await?;
+    let n1 = person("Index One", &[&a], 2);
+    let n2 = person("Index Two", &[], 1);
+    let p1 = s.create_person(&c1, n1.clone()).await?;
+    let p2 = s.create_person(&c2, n2.clone()).await?;
+    let all = s.faces_for_index().await?;
+    let mine: Vec<_> = all
+        .iter()
+        .filter(|f| f.person_id == p1.id || f.person_id == p2.id)
+        .collect();
+    assert_eq!(mine.len(), 3);
+    let f1: Vec<_> = mine.iter().filter(|f| f.person_id == p1.id).collect();
+    assert_eq!(f1.len(), 2);
+    assert!(f1
+        .iter()
+        .all(|f| f.client == c1 && f.collections == vec![a.id.clone()]));
+    assert_eq!(f1[0].embedding, n1.faces[0].embedding);
+    assert_eq!(f1[1].embedding, n1.faces[1].embedding);
+    let f2: Vec<_> = mine.iter().filter(|f| f.person_id == p2.id).collect();
+    assert_eq!(f2.len(), 1);
+    assert_eq!(f2[0].client, c2);
+    assert!(f2[0].collections.is_empty());
+    assert_eq!(f2[0].embedding, n2.faces[0].embedding);
+    assert_eq!(f2[0].status, PersonStatus::Active);
+
+    s.erase_person(&c1, &p1.id).await?;
+    let all = s.faces_for_index().await?;
+    assert!(all.iter().all(|f| f.person_id != p1.id));
+    assert!(all.iter().any(|f| f.person_id == p2.id));
+    Ok(())
+}
+
+// ---------------------------------------------------------------- tenancy
+
+pub async fn tenancy(s: &dyn Store) -> TestResult {
+    let mine = client("tenant-a");
+    let other = client("tenant-b");
+    let ca = s.create_collection(&mine, coll("Mine")).await?;
+    let cb = s.create_collection(&other, coll("Theirs")).await?;
+    let pa = s
+        .create_person(&mine, person("Tenant Person", &[&ca], 1))
+        .await?;
+    let pb = s
+        .create_person(&other, person("Tenant Person", &[&cb], 1))
+        .await?;
+
+    // Lists never include the other client's objects.
+    assert_eq!(
+        s.list_collections(&mine)
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>(),
+        vec![ca.id.clone()]
+    );
+    assert_eq!(
+        ids_of(s, &mine, PersonFilter::default()).await,
+        vec![pa.id.clone()]
+    );
+    let (found, total) = s.lookup_persons(&mine, "tenant", None, 1, 20).await?;
+    assert_eq!((found.len(), total), (1, 1));
+    assert_eq!(found[0].id, pa.id);
+    assert!(ids_of(
+        s,
+        &mine,
+        PersonFilter {
+            collection: Some(cb.id.clone()),
+            status: None
+        }
+    )
+    .await
+    .is_empty());
+
+    // Another client's ids behave like unknown ids, everywhere.
+    assert_eq!(s.get_collection(&mine, &cb.id).await?, None);
+    assert_eq!(s.resolve_collection(&mine, cb.id.as_str()).await?, None);
+    assert_eq!(s.resolve_collection(&mine, cb.code.as_str()).await?, None);
+    assert_eq!(
+        s.update_collection(
+            &mine,
+            &cb.id,
+            CollectionUpdate {
+                name: Some("hijack".into()),
+                people: Some(vec![pa.id.clone()]),
+                ..Default::default()
+            }
+        )
+        .await?,
+        None
+    );
+    assert_eq!(s.delete_collection(&mine, &cb.id).await?, None);
+    assert_eq!(s.get_person(&mine, &pb.id).await?, None);
+    assert_eq!(
+        s.update_person(
+            &mine,
+            &pb.id,
+            PersonUpdate {
+                name: Some("hijack".into()),
+                ..Default::default()
+            }
+        )
+        .await?,
+        None
+    );
+    assert!(!s.erase_person(&mine, &pb.id).await?);
+    assert_eq!(
+        s.detach_person(&mine, &pb.id, &cb.id).await?,
+        DetachOutcome::PersonNotFound
+    );
+    assert_eq!(
+        s.detach_person(&mine, &pa.id, &cb.id).await?,
+        DetachOutcome::NotAMember
+    );
+    assert!(s.faces_of_person(&mine, &pb.id).await?.is_empty());
+
+    // Using the other client's collection in my person is an unknown collection.
+    let r = s.create_person(&mine, person("Cross", &[&cb], 1)).await;
+    assert!(matches!(r, Err(Error::UnknownCollection(_))), "{r:?}");
+    let r = s
+        .update_person(
+            &mine,
+            &pa.id,
+            PersonUpdate {
+                collections: Some(vec![cb.id.clone()]),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(matches!(r, Err(Error::UnknownCollection(_))), "{r:?}");
+    // Syncing my collection with the other client's person ignores that id.
+    let synced = s
+        .update_collection(
+            &mine,
+            &ca.id,
+            CollectionUpdate {
+                people: Some(vec![pa.id.clone(), pb.id.clone()]),
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert!(synced.is_some());
+    assert_eq!(
+        s.get_person(&other, &pb.id).await?.map(|p| p.collections),
+        Some(vec![cb.id.clone()])
+    );
+
+    // Same name + date of birth in both clients: no person_already_set across clients.
+    let dup = s
+        .create_person(&other, person("Tenant Person", &[&cb], 1))
+        .await;
+    assert!(matches!(dup, Err(Error::PersonAlreadySet(_))));
+    assert!(s
+        .create_person(&mine, person("Tenant Person", &[&ca], 1))
+        .await
+        .is_err());
+
+    // Everything of the other client is intact.
+    assert_eq!(
+        s.get_collection(&other, &cb.id).await?.map(|c| c.name),
+        Some("Theirs".into())
+    );
+    let theirs = s.get_person(&other, &pb.id).await?.ok_or("other person")?;
+    assert_eq!(theirs.name, "Tenant Person");
+    assert_eq!(s.faces_of_person(&other, &pb.id).await?.len(), 1);
+    // Audit rows are per client.
+    assert!(s
+        .audit_log(&mine, 100)
+        .await?
+        .iter()
+        .all(|e| e.client.as_ref() == Some(&mine)));
+    Ok(())
+}
+
+// ---------------------------------------------------------------- create semantics
+
+pub async fn person_already_set(s: &dyn Store) -> TestResult {
+    let c = client("dup");
+    let a = s.create_collection(&c, coll("A")).await?;
+    let b = s.create_collection(&c, coll("B")).await?;
+    let first = s.create_person(&c, person("Juan Díaz", &[&a], 1)).await?;
+    let audit_before = s.audit_log(&c, 1000).await?.len();
+
+    // Same name (other case) and date of birth, in a requested collection that has him.
+    let r = s.create_person(&c, person("JUAN DÍAZ", &[&b, &a], 1)).await;
+    match r {
+        Err(Error::PersonAlreadySet(existing)) => assert_eq!(*existing, first),
+        other => return Err(format!("expected PersonAlreadySet, got {other:?}").into()),
+    }
+    assert_eq!(
+        ids_of(s, &c, PersonFilter::default()).await,
+        vec![first.id.clone()]
+    );
+    assert_eq!(
+        s.audit_log(&c, 1000).await?.len(),
+        audit_before,
+        "nothing written"
+    );
+
+    // Not a duplicate: other collection, other date of birth, no shared collection.
+    s.create_person(&c, person("Juan Díaz", &[&b], 1)).await?;
+    s.create_person(
+        &c,
+        NewPerson {
+            date_of_birth: Some(date(1991, 1, 15)),
+            ..person("Juan Díaz", &[&a], 1)
+        },
+    )
+    .await?;
+    s.create_person(&c, person("Juan Díaz", &[], 1)).await?;
+    // Both without a date of birth count as the same date.
+    s.create_person(
+        &c,
+        NewPerson {
+            date_of_birth: None,
+            ..person("Sin Fecha", &[&a], 1)
+        },
+    )
+    .await?;
+    let r = s
+        .create_person(
+            &c,
+            NewPerson {
+                date_of_birth: None,
+                ..person("sin fecha", &[&a], 1)
+            },
+        )
+        .await;
+    assert!(matches!(r, Err(Error::PersonAlreadySet(_))), "{r:?}");
+    Ok(())
+}
+
+pub async fn create_is_all_or_nothing(s: &dyn Store) -> TestResult {
+    let c = client("atomic");
+    let a = s.create_collection(&c, coll("A")).await?;
+    let audit_before = s.audit_log(&c, 1000).await?;
+    let faces_before = s.faces_for_index().await?.len();
+
+    // Unknown collection after a valid one.
+    let r = s
+        .create_person(&c, person("Atomic", &[&a, &CollectionId::new_random()], 2))
+        .await;
+    assert!(matches!(r, Err(Error::UnknownCollection(_))), "{r:?}");
+    // A bad face after a good one.
+    let mut bad = person("Atomic", &[&a], 2);
+    bad.faces[1].embedding.pop();
+    assert!(matches!(
+        s.create_person(&c, bad).await,
+        Err(Error::Invalid { .. })
+    ));
+    let mut bad = person("Atomic", &[&a], 1);
+    bad.faces[0].embedding[3] = f32::NAN;
+    assert!(matches!(
+        s.create_person(&c, bad).await,
+        Err(Error::Invalid { .. })
+    ));
+    let mut bad = person("Atomic", &[&a], 1);
+    bad.faces[0].thumbnail_jpeg.clear();
+    assert!(s.create_person(&c, bad).await.is_err());
+    assert!(s
+        .create_person(&c, person("Atomic", &[&a], 4))
+        .await
+        .is_err());
+    assert!(s.create_person(&c, person(" ", &[&a], 1)).await.is_err());
+    // A bulk seed with one bad collection writes none of its persons.
+    let r = s
+        .seed_persons(
+            &c,
+            vec![
+                person("Seed A", &[&a], 1),
+                person("Seed B", &[&CollectionId::new_random()], 1),
+            ],
+        )
+        .await;
+    assert!(matches!(r, Err(Error::UnknownCollection(_))), "{r:?}");
+
+    assert!(ids_of(s, &c, PersonFilter::default()).await.is_empty());
+    assert_eq!(s.audit_log(&c, 1000).await?, audit_before);
+    assert_eq!(s.faces_for_index().await?.len(), faces_before);
+
+    // A good one still works afterwards.
+    s.create_person(&c, person("Atomic", &[&a], 3)).await?;
+    assert_eq!(ids_of(s, &c, PersonFilter::default()).await.len(), 1);
+    Ok(())
+}
+
+pub async fn seed_persons(s: &dyn Store) -> TestResult {
+    let c = client("seed");
+    let a = s.create_collection(&c, coll("A")).await?;
+    let batch: Vec<_> = (0..50)
+        .map(|i| person(&format!("Seed {i}"), &[&a], 1))
+        .collect();
+    let ids = s.seed_persons(&c, batch).await?;
+    assert_eq!(ids.len(), 50);
+    assert_eq!(ids_of(s, &c, PersonFilter::default()).await, ids);
+    let (_, total) = s
+        .list_persons(
+            &c,
+            PersonFilter {
+                collection: Some(a.id.clone()),
+                status: None,
+            },
+            1,
+            10,
+        )
+        .await?;
+    assert_eq!(total, 50);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- erasure
+
+/// Checks that each needle is found before `act` runs and none after it.
+async fn assert_gone_after<T>(
+    present: Present<'_>,
+    must_vanish: &[Vec<u8>],
+    thumb_windows: &[Vec<u8>],
+    act: impl std::future::Future<Output = Result<T, Box<dyn std::error::Error>>>,
+) -> Result<T, Box<dyn std::error::Error>> {
+    for e in must_vanish {
+        assert!(present(e), "the test cannot see the data it looks for");
+    }
+    let seen = thumb_windows.iter().filter(|w| present(w)).count();
+    assert!(
+        seen * 2 >= thumb_windows.len(),
+        "only {seen} of {} thumbnail windows found before erasure",
+        thumb_windows.len()
+    );
+    let out = act.await?;
+    for (i, e) in must_vanish.iter().enumerate() {
+        assert!(!present(e), "needle {i} still on disk after erasure");
+    }
+    let left = thumb_windows.iter().filter(|w| present(w)).count();
+    assert_eq!(left, 0, "thumbnail windows still on disk after erasure");
+    Ok(out)
+}
+
+pub async fn erasure_leaves_no_bytes(s: &dyn Store, present: Present<'_>) -> TestResult {
+    let c = client("erase");
+    let a = s.create_collection(&c, coll("A")).await?;
+    // Neighbours before and after, so the erased rows share pages with live ones.
+    s.create_person(&c, person("Neighbour Before", &[&a], 2))
+        .await?;
+    let name = format!("Erasable {}", hex(&random_bytes(8)));
+    let new = NewPerson {
+        faces: (0..3).map(|_| face(6000)).collect(),
+        ..person(&name, &[&a], 0)
+    };
+    let (mut needles, windows) = face_needles(&new.faces);
+    needles.push(name.clone().into_bytes());
+    needles.push(name.to_lowercase().into_bytes());
+    let p = s.create_person(&c, new).await?;
+    s.create_person(&c, person("Neighbour After", &[&a], 2))
+        .await?;
+
+    assert_gone_after(present, &needles, &windows, async {
+        assert!(s.erase_person(&c, &p.id).await?);
+        Ok(())
+    })
+    .await?;
+    assert_eq!(s.get_person(&c, &p.id).await?, None);
+    Ok(())
+}
+
+pub async fn update_replacing_faces_erases_old(s: &dyn Store, present: Present<'_>) -> TestResult {
+    let c = client("replace");
+    let old = person("Replace Me", &[], 2);
+    let (needles, windows) = face_needles(&old.faces);
+    let p = s.create_person(&c, old).await?;
+    let new_faces: Vec<NewFace> = (0..3).map(|_| face(800)).collect();
+    let (new_needles, _) = face_needles(&new_faces);
+
+    let up = assert_gone_after(present, &needles, &windows, async {
+        let up = s
+            .update_person(
+                &c,
+                &p.id,
+                PersonUpdate {
+                    faces: Some(new_faces.clone()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(up)
+    })
+    .await?
+    .ok_or("updated person")?;
+    assert_eq!(up.thumbnails.len(), 3);
+    assert_eq!(up.thumbnails[2].jpeg, new_faces[2].thumbnail_jpeg);
+    assert!(up
+        .thumbnails
+        .iter()
+        .all(|t| !p.thumbnails.iter().any(|o| o.id == t.id)));
+    let faces = s.faces_of_person(&c, &p.id).await?;
+    assert_eq!(faces.len(), 3);
+    assert_eq!(faces[0].embedding, new_faces[0].embedding);
+    for n in &new_needles {
+        assert!(present(n), "new faces are stored");
+    }
+    Ok(())
+}
+
+pub async fn detach_as_last_erases_bytes(s: &dyn Store, present: Present<'_>) -> TestResult {
+    let c = client("detach-erase");
+    let a = s.create_collection(&c, coll("A")).await?;
+    let new = person("Detach Last", &[&a], 2);
+    let (needles, windows) = face_needles(&new.faces);
+    let p = s.create_person(&c, new).await?;
+    assert_gone_after(present, &needles, &windows, async {
+        assert_eq!(
+            s.detach_person(&c, &p.id, &a.id).await?,
+            DetachOutcome::Erased
+        );
+        Ok(())
+    })
+    .await
+}
+
+// ---------------------------------------------------------------- membership
+
+pub async fn detach_semantics(s: &dyn Store) -> TestResult {
+    let c = client("detach");
+    let a = s.create_collection(&c, coll("A")).await?;
+    let b = s.create_collection(&c, coll("B")).await?;
+    let z = s.create_collection(&c, coll("Z")).await?;
+    let p = s
+        .create_person(&c, person("Two Homes", &[&a, &b], 1))
+        .await?;
+    let loner = s.create_person(&c, person("No Home", &[], 1)).await?;
+
+    assert_eq!(
+        s.detach_person(&c, &PersonId::new_random(), &a.id).await?,
+        DetachOutcome::PersonNotFound
+    );
+    assert_eq!(
+        s.detach_person(&c, &p.id, &z.id).await?,
+        DetachOutcome::NotAMember
+    );
+    assert_eq!(
+        s.detach_person(&c, &p.id, &CollectionId::new_random())
+            .await?,
+        DetachOutcome::NotAMember
+    );
+    assert_eq!(
+        s.detach_person(&c, &loner.id, &a.id).await?,
+        DetachOutcome::NotAMember
+    );
+    assert_eq!(
+        s.detach_person(&c, &p.id, &a.id).await?,
+        DetachOutcome::Detached {
+            remaining: vec![b.id.clone()]
+        }
+    );
+    let still = s.get_person(&c, &p.id).await?.ok_or("person stays")?;
+    assert_eq!(still.collections, vec![b.id.clone()]);
+    assert_eq!(still.thumbnails, p.thumbnails);
+    assert_eq!(
+        s.detach_person(&c, &p.id, &a.id).await?,
+        DetachOutcome::NotAMember
+    );
+    assert_eq!(
+        s.detach_person(&c, &p.id, &b.id).await?,
+        DetachOutcome::Erased
+    );
+    assert_eq!(s.get_person(&c, &p.id).await?, None);
+    assert!(s.faces_of_person(&c, &p.id).await?.is_empty());
+    assert_eq!(
+        s.detach_person(&c, &p.id, &b.id).await?,
+        DetachOutcome::PersonNotFound
+    );
+    // The collections themselves stay.
+    assert_eq!(s.list_collections(&c).await?.len(), 3);
+    Ok(())
+}
+
+pub async fn collection_people_sync(s: &dyn Store) -> TestResult {
+    let c = client("sync");
+    let a = s.create_collection(&c, coll("A")).await?;
+    let b = s.create_collection(&c, coll("B")).await?;
+    let p1 = s.create_person(&c, person("P One", &[&a], 1)).await?;
+    let p2 = s.create_person(&c, person("P Two", &[&a, &b], 1)).await?;
+    let p3 = s.create_person(&c, person("P Three", &[], 1)).await?;
+    let in_a = PersonFilter {
+        collection: Some(a.id.clone()),
+        status: None,
+    };
+
+    // Keep p2, drop p1, add p3; an unknown id is ignored; duplicates collapse.
+    let up = s
+        .update_collection(
+            &c,
+            &a.id,
+            CollectionUpdate {
+                name: Some("A".into()),
+                people: Some(vec![
+                    p3.id.clone(),
+                    p2.id.clone(),
+                    PersonId::new_random(),
+                    p3.id.clone(),
+                ]),
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert!(up.is_some());
+    let mut members = ids_of(s, &c, in_a.clone()).await;
+    members.sort();
+    let mut want = vec![p2.id.clone(), p3.id.clone()];
+    want.sort();
+    assert_eq!(members, want);
+    // p1 lost its only collection by a collection update: detached, not erased.
+    let p1_now = s.get_person(&c, &p1.id).await?.ok_or("p1 stays")?;
+    assert!(p1_now.collections.is_empty());
+    assert_eq!(p1_now.thumbnails, p1.thumbnails);
+    assert_eq!(
+        s.get_person(&c, &p2.id).await?.map(|p| p.collections),
+        Some(vec![a.id.clone(), b.id.clone()])
+    );
+    assert_eq!(
+        s.get_person(&c, &p3.id).await?.map(|p| p.collections),
+        Some(vec![a.id.clone()])
+    );
+
+    // people: None leaves membership alone; Some(empty) empties the collection.
+    s.update_collection(
+        &c,
+        &a.id,
+        CollectionUpdate {
+            name: Some("A renamed".into()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    assert_eq!(ids_of(s, &c, in_a.clone()).await.len(), 2);
+    s.update_collection(
+        &c,
+        &a.id,
+        CollectionUpdate {
+            people: Some(vec![]),
+            ..Default::default()
+        },
+    )
+    .await?;
+    assert!(ids_of(s, &c, in_a).await.is_empty());
+    assert_eq!(
+        s.get_person(&c, &p2.id).await?.map(|p| p.collections),
+        Some(vec![b.id.clone()])
+    );
+    let log = s.audit_log(&c, 100).await?;
+    assert!(log
+        .iter()
+        .any(|e| e.action == "person.attach" && e.object_id == p3.id.as_str()));
+    assert!(log
+        .iter()
+        .any(|e| e.action == "person.detach" && e.object_id == p1.id.as_str()));
+    Ok(())
+}
+
+pub async fn delete_collection_detaches(s: &dyn Store) -> TestResult {
+    let c = client("delcoll");
+    let a = s.create_collection(&c, coll("A")).await?;
+    let b = s.create_collection(&c, coll("B")).await?;
+    let only_a = s.create_person(&c, person("Only A", &[&a], 1)).await?;
+    let both = s.create_person(&c, person("Both", &[&a, &b], 1)).await?;
+
+    let gone = s.delete_collection(&c, &a.id).await?.ok_or("deleted")?;
+    assert_eq!(gone.id, a.id);
+    assert_eq!(gone.name, "A");
+    let p = s.get_person(&c, &only_a.id).await?.ok_or("person stays")?;
+    assert!(p.collections.is_empty());
+    assert_eq!(p.thumbnails, only_a.thumbnails);
+    assert_eq!(
+        s.get_person(&c, &both.id).await?.map(|p| p.collections),
+        Some(vec![b.id.clone()])
+    );
+    assert!(ids_of(
+        s,
+        &c,
+        PersonFilter {
+            collection: Some(a.id.clone()),
+            status: None
+        }
+    )
+    .await
+    .is_empty());
+    let idx = s.faces_for_index().await?;
+    let f = idx
+        .iter()
+        .find(|f| f.person_id == both.id)
+        .ok_or("face indexed")?;
+    assert_eq!(f.collections, vec![b.id.clone()]);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- audit, tokens
+
+pub async fn audit_rows(s: &dyn Store) -> TestResult {
+    let c = client("audit");
+    let a = s.create_collection(&c, coll("Audited")).await?;
+    let b = s.create_collection(&c, coll("Other")).await?;
+    let secret_name = format!("Secret {}", hex(&random_bytes(4)));
+    let p = s
+        .create_person(&c, person(&secret_name, &[&a, &b], 1))
+        .await?;
+    s.update_person(
+        &c,
+        &p.id,
+        PersonUpdate {
+            notes: Some("x".into()),
+            faces: Some(vec![face(300)]),
+            ..Default::default()
+        },
+    )
+    .await?;
+    s.detach_person(&c, &p.id, &a.id).await?;
+    s.update_collection(&c, &a.id, CollectionUpdate::default())
+        .await?;
+    s.erase_person(&c, &p.id).await?;
+    s.delete_collection(&c, &a.id).await?;
+    // Reads and no-ops write nothing.
+    s.get_person(&c, &p.id).await?;
+    assert!(!s.erase_person(&c, &p.id).await?);
+
+    let log = s.audit_log(&c, 100).await?;
+    let got: Vec<(&str, &str)> = log
+        .iter()
+        .rev()
+        .map(|e| (e.action.as_str(), e.object_id.as_str()))
+        .collect();
+    let (aid, bid, pid) = (a.id.as_str(), b.id.as_str(), p.id.as_str());
+    assert_eq!(
+        got,
+        vec![
+            ("collection.create", aid),
+            ("collection.create", bid),
+            ("person.create", pid),
+            ("person.faces.replace", pid),
+            ("person.update", pid),
+            ("person.detach", pid),
+            ("collection.update", aid),
+            ("person.erase", pid),
+            ("collection.delete", aid),
+        ]
+    );
+    let mut prev = i64::MAX;
+    for e in &log {
+        assert!(e.seq < prev, "newest first");
+        prev = e.seq;
+        assert_eq!(e.client.as_ref(), Some(&c));
+        assert!(e.at <= Utc::now());
+        assert!(!e.object_id.contains(&secret_name));
+        assert!(!e.action.contains(&secret_name));
+        assert_eq!(e.object_id.len(), 24, "ids only: {}", e.object_id);
+    }
+    assert_eq!(s.audit_log(&c, 2).await?.len(), 2);
+    Ok(())
+}
+
+pub async fn tokens(s: &dyn Store) -> TestResult {
+    let jti = format!("jti-{}", hex(&random_bytes(8)));
+    assert!(!s.is_token_revoked(&jti).await?);
+    s.revoke_token(&jti, Utc::now() + Duration::days(30))
+        .await?;
+    assert!(s.is_token_revoked(&jti).await?);
+    // Idempotent.
+    s.revoke_token(&jti, Utc::now() + Duration::days(30))
+        .await?;
+    assert!(s.is_token_revoked(&jti).await?);
+    assert!(!s.is_token_revoked("some-other-jti").await?);
+    assert!(s.revoke_token("", Utc::now()).await.is_err());
+    // Expired revocations are pruned (the token is refused for being expired anyway).
+    let old = format!("old-{}", hex(&random_bytes(8)));
+    s.revoke_token(&old, Utc::now() - Duration::days(1)).await?;
+    s.revoke_token(
+        &format!("new-{}", hex(&random_bytes(8))),
+        Utc::now() + Duration::days(1),
+    )
+    .await?;
+    assert!(!s.is_token_revoked(&old).await?);
+    assert!(s.is_token_revoked(&jti).await?);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- concurrency
+
+pub async fn concurrent_erasures(s: Arc<dyn Store>) -> TestResult {
+    let c = client("concurrent");
+    let a = s.create_collection(&c, coll("A")).await?;
+    let batch: Vec<_> = (0..256)
+        .map(|i| person(&format!("Many {i}"), &[&a], 1))
+        .collect();
+    let ids = s.seed_persons(&c, batch).await?;
+    let keep = s.create_person(&c, person("Keeper", &[&a], 1)).await?;
+
+    let mut tasks = Vec::new();
+    for chunk in ids.chunks(8) {
+        let s = Arc::clone(&s);
+        let c = c.clone();
+        let chunk = chunk.to_vec();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0usize;
+            for id in &chunk {
+                if s.erase_person(&c, id).await? {
+                    ok += 1;
+                }
+            }
+            Ok::<_, Error>(ok)
+        }));
+    }
+    assert_eq!(tasks.len(), 32);
+    let mut erased = 0;
+    for t in tasks {
+        erased += t.await??;
+    }
+    assert_eq!(erased, ids.len());
+    assert_eq!(
+        ids_of(&*s, &c, PersonFilter::default()).await,
+        vec![keep.id.clone()]
+    );
+    let left: Vec<_> = s
+        .faces_for_index()
+        .await?
+        .into_iter()
+        .filter(|f| f.client == c)
+        .collect();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].person_id, keep.id);
+    let erasures = s
+        .audit_log(&c, 10_000)
+        .await?
+        .into_iter()
+        .filter(|e| e.action == "person.erase")
+        .count();
+    assert_eq!(erasures, ids.len());
+    Ok(())
+}
+
+/// Mixed concurrent writes of different kinds grouped into the same batches: each caller
+/// gets its own outcome, a failing job does not spoil its neighbours.
+pub async fn concurrent_mixed_writes(s: Arc<dyn Store>) -> TestResult {
+    let c = client("mixed");
+    let a = s.create_collection(&c, coll("A")).await?;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = Arc::clone(&s);
+        let c = c.clone();
+        let a = a.id.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every 4th create names an unknown collection and must fail alone.
+            let cols = if i % 4 == 0 {
+                vec![a.clone(), CollectionId::new_random()]
+            } else {
+                vec![a.clone()]
+            };
+            let r = s
+                .create_person(
+                    &c,
+                    NewPerson {
+                        collections: cols,
+                        ..person(&format!("Mixed {i}"), &[], 1)
+                    },
+                )
+                .await;
+            (i, r.map(|p| p.id))
+        }));
+    }
+    let mut created = Vec::new();
+    for t in tasks {
+        let (i, r) = t.await?;
+        if i % 4 == 0 {
+            assert!(matches!(r, Err(Error::UnknownCollection(_))), "{i}: {r:?}");
+        } else {
+            created.push(r?);
+        }
+    }
+    assert_eq!(created.len(), 30);
+    let mut listed = ids_of(&*s, &c, PersonFilter::default()).await;
+    listed.sort();
+    created.sort();
+    assert_eq!(listed, created);
+    Ok(())
+}

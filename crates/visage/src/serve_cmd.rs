@@ -1,0 +1,122 @@
+//! `visage serve` and `visage token create|revoke`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use server::auth::{self, Secret};
+use store::{ClientId, SqliteStore, Store};
+
+use crate::ModelsArgs;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Where the database and the JWT secret live (created if new).
+    #[arg(long, env = "VISAGE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    #[arg(long, env = "VISAGE_PORT", default_value_t = 8080)]
+    pub port: u16,
+    #[arg(long, env = "VISAGE_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    #[command(flatten)]
+    pub models: ModelsArgs,
+    /// Largest request body, in MiB.
+    #[arg(long, env = "VISAGE_BODY_LIMIT_MB", default_value_t = 32)]
+    pub body_limit_mb: usize,
+    /// Face-pipeline jobs run at once (default: the number of cores).
+    #[arg(long, env = "VISAGE_CPU_WORKERS")]
+    pub cpu_workers: Option<usize>,
+    /// Face-pipeline jobs that may wait before requests get 503.
+    #[arg(long, env = "VISAGE_CPU_QUEUE", default_value_t = 64)]
+    pub cpu_queue: usize,
+    /// Text of `signature.message` in every response.
+    #[arg(long, env = "VISAGE_SIGNATURE", default_value = "Signed by visage")]
+    pub signature: String,
+}
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let workers = args
+        .cpu_workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let config = server::ServeConfig {
+        data_dir: args.data_dir,
+        addr: SocketAddr::new(args.host, args.port),
+        models_dir: args.models.models_dir,
+        body_limit: args.body_limit_mb * 1024 * 1024,
+        cpu_workers: workers,
+        cpu_queue: args.cpu_queue,
+        signature_message: args.signature,
+    };
+    runtime()?.block_on(server::serve(config))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Tokens live at most this long.
+const MAX_TTL_SECS: i64 = 10 * 365 * 86_400;
+
+/// `30d`, `12h`, `15m`, `90s`.
+pub fn parse_ttl(text: &str) -> anyhow::Result<i64> {
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number
+        .parse()
+        .with_context(|| format!("bad --ttl {text:?}: expected e.g. 30d, 12h, 15m, 90s"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("bad --ttl {text:?}: the unit must be s, m, h or d"),
+    };
+    if secs <= 0 || secs > MAX_TTL_SECS {
+        bail!("--ttl must be between 1s and 3650d");
+    }
+    Ok(secs)
+}
+
+pub fn create_token(data_dir: &std::path::Path, client: &str, ttl: &str) -> anyhow::Result<()> {
+    let client = ClientId::parse(client).map_err(|e| anyhow::anyhow!("bad --client: {e}"))?;
+    let ttl = parse_ttl(ttl)?;
+    let secret = Secret::load_or_create(data_dir).context("JWT secret")?;
+    let (token, _) = auth::issue(&secret, &client, chrono::Utc::now().timestamp(), ttl);
+    println!("{token}");
+    Ok(())
+}
+
+/// Revokes by `jti`, or by the token itself (whose `jti` and expiry are read from it).
+pub fn revoke_token(data_dir: &std::path::Path, jti_or_token: &str) -> anyhow::Result<()> {
+    let now = chrono::Utc::now().timestamp();
+    let (jti, exp) = if jti_or_token.contains('.') {
+        let claims = auth::decode_unverified(jti_or_token)
+            .map_err(|e| anyhow::anyhow!("not a visage token: {e:?}"))?;
+        (claims.jti, claims.exp)
+    } else {
+        (jti_or_token.to_owned(), now + MAX_TTL_SECS)
+    };
+    let expires = chrono::DateTime::from_timestamp(exp, 0).context("bad expiry")?;
+    let store = SqliteStore::open(data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    runtime()?.block_on(store.revoke_token(&jti, expires))?;
+    println!("revoked {jti}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_parse_with_units() {
+        assert_eq!(parse_ttl("30d").ok(), Some(30 * 86_400));
+        assert_eq!(parse_ttl("90s").ok(), Some(90));
+        assert!(parse_ttl("0d").is_err());
+        assert!(parse_ttl("5y").is_err());
+        assert!(parse_ttl("").is_err());
+    }
+}
