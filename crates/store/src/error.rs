@@ -25,8 +25,9 @@ pub enum Error {
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
 
-    /// The transaction holding this write (and others grouped with it) failed to commit;
-    /// none of them was written.
+    /// The transaction holding this write (and others grouped with it) failed to commit, or
+    /// (very rarely) committed but could not be made durable: the write must be taken as
+    /// not done, and may or may not survive a crash.
     #[error("commit failed: {0}")]
     Commit(String),
 

@@ -112,7 +112,7 @@ pub struct PipelineArgs {
     #[arg(long, default_value_t = 640)]
     pub detect_side: u32,
     /// Images whose longest side is below this are enlarged to it for detection.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 500)]
     pub detect_min_side: u32,
 }
 

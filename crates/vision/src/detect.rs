@@ -87,7 +87,7 @@ impl Default for DetectorConfig {
             score_threshold: 0.7,
             nms_iou: 0.3,
             max_input_side: 640,
-            min_input_side: 0,
+            min_input_side: 500,
         }
     }
 }

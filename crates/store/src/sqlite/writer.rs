@@ -454,12 +454,7 @@ fn checkpoint_attempts(conn: &Connection, mode: Mode) -> std::result::Result<(),
             ))
         });
         match r {
-            Ok((0, log, done)) if log == done => {
-                if std::env::var_os("VISAGE_STORE_TRACE").is_some() && log > 0 {
-                    eprintln!("ckpt {sql} frames {log}");
-                }
-                return Ok(());
-            }
+            Ok((0, log, done)) if log == done => return Ok(()),
             Ok((_, log, done)) => {
                 last = format!("checkpoint blocked by readers ({done} of {log} WAL frames copied)")
             }

@@ -1,0 +1,80 @@
+//! Authentication over real HTTP: every documented error body.
+
+mod common;
+
+use common::{visage, TestServer, BASE};
+use serde_json::json;
+
+const UNAUTHORIZED: &str = r#"{"code":"UNAUTHORIZED","message":"Authentication required"}"#;
+const FORBIDDEN: &str = r#"{"code":"FORBIDDEN","message":"token_expired"}"#;
+
+fn body(v: &serde_json::Value) -> String {
+    v.to_string()
+}
+
+#[test]
+fn health_needs_no_token() {
+    let s = TestServer::start();
+    let (status, _) = s.call("GET", "/health", None, None);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn missing_malformed_and_foreign_tokens_are_401() {
+    let s = TestServer::start();
+    let path = format!("{BASE}/persons");
+    let (status, b) = s.call("GET", &path, None, None);
+    assert_eq!((status, body(&b).as_str()), (401, UNAUTHORIZED));
+    let (status, b) = s.call("GET", &path, Some("not-a-jwt"), None);
+    assert_eq!((status, body(&b).as_str()), (401, UNAUTHORIZED));
+    // Signed with another server's secret.
+    let other = tempfile::tempdir().expect("tempdir");
+    let foreign = common::token(other.path(), "acme", "1d");
+    let (status, b) = s.call("GET", &path, Some(&foreign), None);
+    assert_eq!((status, body(&b).as_str()), (401, UNAUTHORIZED));
+}
+
+#[test]
+fn expired_and_revoked_tokens_are_403() {
+    let s = TestServer::start();
+    let path = format!("{BASE}/collections");
+    let short = common::token(&s.data_dir, "acme", "1s");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (status, b) = s.call("GET", &path, Some(&short), None);
+    assert_eq!((status, body(&b).as_str()), (403, FORBIDDEN));
+
+    let token = s.token("acme");
+    assert_eq!(s.get(&path, &token).0, 200);
+    visage(&[
+        "token",
+        "revoke",
+        "--data-dir",
+        s.data_dir.to_str().expect("utf-8"),
+        &token,
+    ]);
+    let (status, b) = s.get(&path, &token);
+    assert_eq!((status, body(&b).as_str()), (403, FORBIDDEN));
+}
+
+#[test]
+fn every_documented_scheme_is_accepted() {
+    let s = TestServer::start();
+    let token = s.token("acme");
+    for header in [
+        format!("Bearer {token}"),
+        format!("JWT {token}"),
+        format!("jwt {token}"),
+        token.clone(),
+    ] {
+        let resp = reqwest::blocking::Client::new()
+            .get(format!("{}{BASE}/collections", s.url))
+            .header("Authorization", header)
+            .send()
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    let (status, envelope) = s.post(&format!("{BASE}/collections"), &token, json!({"name": "x"}));
+    assert_eq!(status, 200);
+    assert_eq!(envelope["id"].as_str().map(str::len), Some(5));
+    assert!(envelope["signature"]["dateTime"].is_string());
+}
