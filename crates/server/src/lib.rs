@@ -55,12 +55,36 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
     routes::routes()
         .fallback(|| async { error::ApiError::RouteNotFound })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                refuse_declared_oversize(req, next, body_limit)
+            },
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             use axum::response::IntoResponse;
             error::ApiError::internal("handler panicked").into_response()
         }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Answers 413 at once when `Content-Length` already says the body is too large, without
+/// reading it (bodies without a length are cut off by `DefaultBodyLimit` as they stream).
+async fn refuse_declared_oversize(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+    limit: usize,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => error::ApiError::PayloadTooLarge.into_response(),
+        _ => next.run(req).await,
+    }
 }
 
 /// Opens the store, loads the models, binds, and serves until SIGTERM or SIGINT; in-flight

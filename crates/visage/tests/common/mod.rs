@@ -178,6 +178,35 @@ impl TestServer {
         self.call("DELETE", path, Some(token), None)
     }
 
+    /// A POST whose `Content-Length` announces `size` bytes of which only a few are sent;
+    /// returns the status and JSON body of the reply.
+    pub fn post_declared_size(&self, path: &str, token: &str, size: usize) -> (u16, Value) {
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n{{\"name\":"
+        );
+        stream.write_all(head.as_bytes()).expect("write");
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply);
+        let text = String::from_utf8_lossy(&reply);
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+        (
+            status,
+            serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
+        )
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
