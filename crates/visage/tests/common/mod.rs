@@ -162,6 +162,28 @@ impl TestServer {
         (status, headers, value)
     }
 
+    /// Like `call`, but `None` when the connection fails (the server was killed).
+    pub fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<String>,
+    ) -> Option<(u16, Value)> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .header("Authorization", format!("Bearer {token}"));
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/json").body(b);
+        }
+        let resp = req.send().ok()?;
+        let status = resp.status().as_u16();
+        let value = resp.json().unwrap_or(Value::Null);
+        Some((status, value))
+    }
+
     pub fn get(&self, path: &str, token: &str) -> (u16, Value) {
         self.call("GET", path, Some(token), None)
     }
