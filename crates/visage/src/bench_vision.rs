@@ -34,6 +34,9 @@ fn default_files() -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Picks one stage's milliseconds out of a run.
+type StagePick = fn(&StageTimes) -> f64;
+
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let files = if args.files.is_empty() {
         default_files()?
@@ -65,7 +68,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         pipeline.config().flip_average
     );
     println!("{:<8} {:>9} {:>9}", "stage", "p50_ms", "p95_ms");
-    let stages: [(&str, fn(&StageTimes) -> f64); 5] = [
+    let stages: [(&str, StagePick); 5] = [
         ("decode", |t| ms(t.decode)),
         ("detect", |t| ms(t.detect)),
         ("align", |t| ms(t.align)),

@@ -173,7 +173,7 @@ fn acknowledged_writes_survive_kill_9() {
                 let mut i = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     i += 1;
-                    let victim = if i % 3 == 0 {
+                    let victim = if i.is_multiple_of(3) {
                         acked
                             .lock()
                             .expect("lock")
