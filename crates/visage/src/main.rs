@@ -3,6 +3,7 @@
 
 mod bench_vision;
 mod eval_lfw;
+mod seed_cmd;
 mod serve_cmd;
 mod stats;
 
@@ -37,6 +38,8 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Fill a store with synthetic persons (for load benchmarks).
+    Seed(seed_cmd::SeedArgs),
     /// Accuracy evaluations.
     Eval {
         #[command(subcommand)]
@@ -169,6 +172,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Seed(args) => seed_cmd::run(&args),
         Command::Eval {
             command: EvalCommand::Lfw(args),
         } => eval_lfw::run(&args),

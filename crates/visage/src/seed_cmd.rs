@@ -1,0 +1,91 @@
+//! `visage seed`: fill a store with synthetic persons through the store layer, for load
+//! benchmarks (enrolment speed is not what they measure).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use image::RgbImage;
+use store::{ClientId, NewFace, NewPerson, PersonStatus, SqliteStore, Store};
+
+#[derive(Args)]
+pub struct SeedArgs {
+    #[arg(long, env = "VISAGE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    #[arg(long)]
+    pub client: String,
+    #[arg(long, default_value_t = 10_000)]
+    pub count: usize,
+    /// Write the new person ids here, one per line.
+    #[arg(long)]
+    pub ids_out: Option<PathBuf>,
+}
+
+/// A small xorshift generator: synthetic data needs no cryptographic randomness.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    }
+}
+
+fn thumbnail(noise: &mut Noise) -> anyhow::Result<Vec<u8>> {
+    let img = RgbImage::from_fn(112, 112, |_, _| {
+        let v = noise.next();
+        image::Rgb([v as u8, (v >> 8) as u8, (v >> 16) as u8])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85).encode_image(&img)?;
+    Ok(out)
+}
+
+pub fn run(args: &SeedArgs) -> anyhow::Result<()> {
+    let client = ClientId::parse(&args.client).map_err(|e| anyhow::anyhow!("bad --client: {e}"))?;
+    let mut noise = Noise(0x9E37_79B9_7F4A_7C15 ^ args.count as u64);
+    let persons = (0..args.count)
+        .map(|i| {
+            Ok(NewPerson {
+                name: format!("Seeded Person {}", i + 1).replace(char::is_numeric, ""),
+                gender: None,
+                date_of_birth: None,
+                nationality: None,
+                notes: Some(format!("seed {i}")),
+                status: PersonStatus::Active,
+                collections: Vec::new(),
+                faces: vec![NewFace {
+                    embedding: (0..store::EMBEDDING_DIM).map(|_| noise.unit()).collect(),
+                    thumbnail_jpeg: thumbnail(&mut noise)?,
+                }],
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let store = SqliteStore::open(&args.data_dir)
+        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let started = std::time::Instant::now();
+    let ids = runtime.block_on(store.seed_persons(&client, persons))?;
+    eprintln!(
+        "seeded {} persons in {:.1} s",
+        ids.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &args.ids_out {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for id in &ids {
+            writeln!(f, "{id}")?;
+        }
+        f.flush()?;
+    }
+    Ok(())
+}
