@@ -448,3 +448,31 @@ fn enrolment_queue_overflow_is_503_and_cheap_calls_still_answer() {
     assert!(created >= 1);
     assert_eq!(total(&s, &t), created);
 }
+
+#[test]
+fn an_unexpected_failure_is_a_bare_500() {
+    let s = TestServer::start();
+    let t = s.token("acme");
+    let p = create(&s, &t, person_body("Barack Obama", "obama.jpg"));
+    // Damage the stored row behind the server's back, as a broken disk or a careless
+    // operator might.
+    let db = rusqlite::Connection::open(s.data_dir.join("visage.db")).expect("open db");
+    db.busy_timeout(std::time::Duration::from_secs(5))
+        .expect("timeout");
+    db.execute(
+        "UPDATE persons SET date_of_birth = 'not a date' WHERE id = ?1",
+        [id(&p)],
+    )
+    .expect("update");
+    drop(db);
+    let (status, b) = s.get(&format!("{BASE}/persons/{}", id(&p)), &t);
+    assert_eq!(
+        (status, b.to_string().as_str()),
+        (500, r#"{"code":"ERROR","message":"internal_error"}"#)
+    );
+    assert_eq!(
+        s.call("GET", "/health", None, None).0,
+        200,
+        "the server is still up"
+    );
+}
