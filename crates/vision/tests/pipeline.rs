@@ -215,3 +215,44 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn the_pipeline_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Pipeline>();
+    let p = pipeline();
+    let bytes = fixture("obama.jpg");
+    let embeddings: Vec<Embedding> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    p.largest_face(&p.decode(&bytes).expect("decodes"))
+                        .expect("runs")
+                        .expect("face")
+                        .embedding
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("thread"))
+            .collect()
+    });
+    for e in &embeddings[1..] {
+        assert!(e.cosine(&embeddings[0]) > 0.9999, "threads agree");
+    }
+}
+
+#[test]
+fn fetch_installs_verified_copies_from_a_mirror() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outcomes = vision::models::fetch(dir.path(), Some(&models_dir())).expect("fetch");
+    assert!(outcomes
+        .iter()
+        .all(|(_, o)| *o == vision::models::FetchOutcome::CopiedFromMirror));
+    let again = vision::models::fetch(dir.path(), None).expect("nothing to download");
+    assert!(again
+        .iter()
+        .all(|(_, o)| *o == vision::models::FetchOutcome::AlreadyPresent));
+    Pipeline::load(dir.path(), PipelineConfig::default()).expect("loads");
+}
