@@ -108,9 +108,9 @@ pub struct ModelsArgs {
 pub struct PipelineArgs {
     #[command(flatten)]
     pub models: ModelsArgs,
-    /// Embed each face once, without averaging with its mirror image.
+    /// Average each face's embedding with its mirror image's (slower, slightly more accurate).
     #[arg(long)]
-    pub no_flip: bool,
+    pub flip: bool,
     /// Longest image side given to the detector.
     #[arg(long, default_value_t = 640)]
     pub detect_side: u32,
@@ -122,7 +122,7 @@ pub struct PipelineArgs {
 impl PipelineArgs {
     pub fn load(&self) -> anyhow::Result<Pipeline> {
         let mut config = PipelineConfig {
-            flip_average: !self.no_flip,
+            flip_average: self.flip,
             ..PipelineConfig::default()
         };
         config.detector.max_input_side = self.detect_side;

@@ -18,7 +18,9 @@ use crate::models::{read_verified, DETECTOR_FILE, EMBEDDER_FILE};
 pub struct PipelineConfig {
     pub limits: DecodeLimits,
     pub detector: DetectorConfig,
-    /// Average the embedding of each face with that of its mirror image.
+    /// Average the embedding of each face with that of its mirror image. Off by default:
+    /// on LFW it moved accuracy from 99.47% to 99.53% for twice the embedding time.
+    /// Embeddings made with and without it should not be mixed in one gallery.
     pub flip_average: bool,
     pub thumbnail_quality: u8,
 }
@@ -28,7 +30,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             limits: DecodeLimits::default(),
             detector: DetectorConfig::default(),
-            flip_average: true,
+            flip_average: false,
             thumbnail_quality: 85,
         }
     }
@@ -105,11 +107,13 @@ impl Pipeline {
 
     /// The embedding of an aligned face (averaged with its mirror image if configured).
     pub fn embed_aligned(&self, aligned: &RgbImage) -> Result<Embedding> {
-        if self.config.flip_average {
-            self.embedder.embed_with_mirror(aligned)
-        } else {
-            self.embedder.embed(aligned)
+        let direct = self.embedder.embed(aligned, false)?;
+        if !self.config.flip_average {
+            return Ok(direct);
         }
+        let mirrored = self.embedder.embed(aligned, true)?;
+        Embedding::mean([&direct, &mirrored])
+            .ok_or_else(|| Error::Inference("embedding and its mirror cancel out".into()))
     }
 
     /// Embeds an image that is itself a tight face crop (no detection, no landmarks):
