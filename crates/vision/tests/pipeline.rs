@@ -256,3 +256,32 @@ fn fetch_installs_verified_copies_from_a_mirror() {
         .all(|(_, o)| *o == vision::models::FetchOutcome::AlreadyPresent));
     Pipeline::load(dir.path(), PipelineConfig::default()).expect("loads");
 }
+
+#[test]
+fn mutated_images_never_panic() {
+    // Corrupt random bytes of real images: every outcome must be a value or a typed error.
+    let p = pipeline();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for name in ["Tom_Hanks_54745.png", "32bit.png", "biden.jpg"] {
+        let original = fixture(name);
+        for _ in 0..60 {
+            let mut bytes = original.clone();
+            for _ in 0..1 + next() % 8 {
+                let i = (next() as usize) % bytes.len();
+                bytes[i] = next() as u8;
+            }
+            if next() % 4 == 0 {
+                bytes.truncate((next() as usize) % bytes.len());
+            }
+            if let Ok(img) = p.decode(&bytes) {
+                let _ = p.largest_face(&img);
+            }
+        }
+    }
+}
