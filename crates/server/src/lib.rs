@@ -50,6 +50,13 @@ pub struct AppState {
     pub message: Arc<str>,
 }
 
+impl AppState {
+    /// A success envelope signed with this server's message.
+    pub fn envelope(&self, data: serde_json::Value) -> envelope::Envelope {
+        envelope::Envelope::new(self.message.clone(), data)
+    }
+}
+
 /// The whole API as a router (used by `serve` and by tests).
 pub fn router(state: AppState, body_limit: usize) -> Router {
     routes::routes()

@@ -27,10 +27,7 @@ pub async fn create(
         project: f.opt_str("project")?.map(str::to_owned),
     };
     let created = st.store.create_collection(&client, new).await?;
-    Ok(Envelope::new(
-        st.message.clone(),
-        present::collection(&created),
-    ))
+    Ok(st.envelope(present::collection(&created)))
 }
 
 pub async fn list(
@@ -39,7 +36,7 @@ pub async fn list(
 ) -> ApiResult<Envelope> {
     let all = st.store.list_collections(&client).await?;
     let data = all.iter().map(present::collection).collect::<Vec<_>>();
-    Ok(Envelope::new(st.message.clone(), Value::Array(data)))
+    Ok(st.envelope(Value::Array(data)))
 }
 
 pub async fn retrieve(
@@ -52,10 +49,7 @@ pub async fn retrieve(
         .get_collection(&client, &collection_id(&id)?)
         .await?
         .ok_or(ApiError::CollectionNotFound)?;
-    Ok(Envelope::new(
-        st.message.clone(),
-        present::collection(&found),
-    ))
+    Ok(st.envelope(present::collection(&found)))
 }
 
 /// `people` items may be `{_id}` / `{id}` objects or bare id strings.
@@ -102,10 +96,7 @@ pub async fn update(
         .update_collection(&client, &id, update)
         .await?
         .ok_or(ApiError::CollectionNotFound)?;
-    Ok(Envelope::new(
-        st.message.clone(),
-        present::collection(&updated),
-    ))
+    Ok(st.envelope(present::collection(&updated)))
 }
 
 pub async fn delete(
@@ -118,8 +109,5 @@ pub async fn delete(
         .delete_collection(&client, &collection_id(&id)?)
         .await?
         .ok_or(ApiError::CollectionNotFound)?;
-    Ok(Envelope::new(
-        st.message.clone(),
-        present::collection(&deleted),
-    ))
+    Ok(st.envelope(present::collection(&deleted)))
 }

@@ -17,6 +17,7 @@ use crate::validate::{Fields, JsonObject};
 use crate::AppState;
 
 const MAX_IMAGES: usize = 3;
+const MAX_COLLECTIONS: usize = 100;
 const GENDERS: [&str; 2] = ["M", "F"];
 const STATUSES: [&str; 3] = ["active", "inactive", "pending"];
 
@@ -66,13 +67,33 @@ async fn enrol(st: &AppState, images: &[&str]) -> ApiResult<Vec<NewFace>> {
         .collect())
 }
 
-fn gender(f: &Fields<'_>) -> ApiResult<Option<Gender>> {
-    Ok(f.opt_enum("gender", &GENDERS)?.and_then(Gender::parse))
+/// The person fields of a create or update body, validated; all optional here.
+struct PersonFields<'a> {
+    name: Option<String>,
+    images: Option<Vec<&'a str>>,
+    gender: Option<Gender>,
+    date_of_birth: Option<chrono::NaiveDate>,
+    nationality: Option<String>,
+    notes: Option<String>,
+    status: Option<PersonStatus>,
+    collections: Option<Vec<&'a str>>,
 }
 
-fn status(f: &Fields<'_>) -> ApiResult<Option<PersonStatus>> {
-    Ok(f.opt_enum("status", &STATUSES)?
-        .and_then(PersonStatus::parse))
+impl<'a> PersonFields<'a> {
+    fn parse(f: &Fields<'a>) -> ApiResult<Self> {
+        Ok(PersonFields {
+            name: f.opt_str("name")?.map(clean_name).transpose()?,
+            images: f.opt_str_array("images", 1, MAX_IMAGES)?,
+            gender: f.opt_enum("gender", &GENDERS)?.and_then(Gender::parse),
+            date_of_birth: f.opt_date("date_of_birth")?,
+            nationality: f.opt_str("nationality")?.map(str::to_owned),
+            notes: f.opt_str("notes")?.map(str::to_owned),
+            status: f
+                .opt_enum("status", &STATUSES)?
+                .and_then(PersonStatus::parse),
+            collections: f.opt_str_array("collections", 0, MAX_COLLECTIONS)?,
+        })
+    }
 }
 
 pub async fn create(
@@ -81,36 +102,25 @@ pub async fn create(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Envelope> {
     let f = Fields(&body);
-    let name = clean_name(f.req_str("name")?)?;
-    let images = f.req_str_array("images", 1, MAX_IMAGES)?;
-    let gender = gender(&f)?;
-    let date_of_birth = f.opt_date("date_of_birth")?;
-    let nationality = f.opt_str("nationality")?.map(str::to_owned);
-    let notes = f.opt_str("notes")?.map(str::to_owned);
-    let status = status(&f)?.unwrap_or(PersonStatus::Active);
-    let refs = f.opt_str_array("collections", 0, 100)?.unwrap_or_default();
+    // Required fields first, so their message wins as in Joi.
+    f.req_str("name")?;
+    f.req_str_array("images", 1, MAX_IMAGES)?;
+    let p = PersonFields::parse(&f)?;
+    let refs = p.collections.unwrap_or_default();
     let collections = resolve_collections(&st, &client, &refs).await?;
-    let faces = enrol(&st, &images).await?;
-    let person = st
-        .store
-        .create_person(
-            &client,
-            NewPerson {
-                name,
-                gender,
-                date_of_birth,
-                nationality,
-                notes,
-                status,
-                collections,
-                faces,
-            },
-        )
-        .await?;
-    Ok(Envelope::new(
-        st.message.clone(),
-        present::person(&person, None),
-    ))
+    let faces = enrol(&st, &p.images.unwrap_or_default()).await?;
+    let new = NewPerson {
+        name: p.name.unwrap_or_default(),
+        gender: p.gender,
+        date_of_birth: p.date_of_birth,
+        nationality: p.nationality,
+        notes: p.notes,
+        status: p.status.unwrap_or(PersonStatus::Active),
+        collections,
+        faces,
+    };
+    let person = st.store.create_person(&client, new).await?;
+    Ok(st.envelope(present::person(&person, None)))
 }
 
 /// Query pairs of a raw query string (`populates[]` and `populates` both kept).
@@ -178,7 +188,8 @@ pub async fn list(
         .iter()
         .map(|p| present::person(p, all.as_deref()))
         .collect();
-    Ok(Envelope::new(st.message.clone(), Value::Array(data))
+    Ok(st
+        .envelope(Value::Array(data))
         .with("pagination", pagination(page, limit, total)))
 }
 
@@ -215,7 +226,7 @@ pub async fn lookup(
         .iter()
         .map(|p| present::person(p, Some(&all)))
         .collect();
-    Ok(Envelope::new(st.message.clone(), Value::Array(data)).with("total", json!(total)))
+    Ok(st.envelope(Value::Array(data)).with("total", json!(total)))
 }
 
 pub async fn retrieve(
@@ -228,10 +239,7 @@ pub async fn retrieve(
         .get_person(&client, &person_id(&id)?)
         .await?
         .ok_or(ApiError::PersonNotFound)?;
-    Ok(Envelope::new(
-        st.message.clone(),
-        present::person(&person, None),
-    ))
+    Ok(st.envelope(present::person(&person, None)))
 }
 
 pub async fn update(
@@ -241,15 +249,8 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Envelope> {
     let id = person_id(&id)?;
-    let f = Fields(&body);
-    let name = f.opt_str("name")?.map(clean_name).transpose()?;
-    let images = f.opt_str_array("images", 1, MAX_IMAGES)?;
-    let gender = gender(&f)?;
-    let date_of_birth = f.opt_date("date_of_birth")?;
-    let nationality = f.opt_str("nationality")?.map(str::to_owned);
-    let notes = f.opt_str("notes")?.map(str::to_owned);
-    let status = status(&f)?;
-    let collections = match f.opt_str_array("collections", 0, 100)? {
+    let p = PersonFields::parse(&Fields(&body))?;
+    let collections = match p.collections {
         Some(refs) => Some(resolve_collections(&st, &client, &refs).await?),
         None => None,
     };
@@ -257,17 +258,17 @@ pub async fn update(
     if st.store.get_person(&client, &id).await?.is_none() {
         return Err(ApiError::PersonNotFound);
     }
-    let faces = match images {
+    let faces = match p.images {
         Some(images) => Some(enrol(&st, &images).await?),
         None => None,
     };
     let update = PersonUpdate {
-        name,
-        gender,
-        date_of_birth,
-        nationality,
-        notes,
-        status,
+        name: p.name,
+        gender: p.gender,
+        date_of_birth: p.date_of_birth,
+        nationality: p.nationality,
+        notes: p.notes,
+        status: p.status,
         faces,
         collections,
     };
@@ -276,10 +277,7 @@ pub async fn update(
         .update_person(&client, &id, update)
         .await?
         .ok_or(ApiError::PersonNotFound)?;
-    Ok(Envelope::new(
-        st.message.clone(),
-        present::person(&person, None),
-    ))
+    Ok(st.envelope(present::person(&person, None)))
 }
 
 pub async fn delete(
@@ -313,8 +311,5 @@ pub async fn delete(
         }
     };
     let collections: Vec<&str> = remaining.iter().map(CollectionId::as_str).collect();
-    Ok(Envelope::new(
-        st.message.clone(),
-        json!({"_id": id.as_str(), "deleted": deleted, "collections": collections}),
-    ))
+    Ok(st.envelope(json!({"_id": id.as_str(), "deleted": deleted, "collections": collections})))
 }
