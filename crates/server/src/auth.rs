@@ -159,7 +159,7 @@ pub fn decode_unverified(token: &str) -> Result<Claims, TokenError> {
 }
 
 /// The token from an `Authorization` header: `Bearer x`, `JWT x`, `jwt x` or bare `x`.
-fn token_from_header(value: &str) -> &str {
+pub(crate) fn token_from_header(value: &str) -> &str {
     let value = value.trim();
     for scheme in ["Bearer ", "bearer ", "JWT ", "jwt "] {
         if let Some(rest) = value.strip_prefix(scheme) {

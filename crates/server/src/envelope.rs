@@ -21,6 +21,11 @@ pub fn request_id() -> String {
         .collect()
 }
 
+/// Verifik's human-readable time stamp, e.g. `January 16, 2024 3:44 PM` (UTC).
+pub fn date_time() -> String {
+    Utc::now().format("%B %-d, %Y %-I:%M %p").to_string()
+}
+
 /// A successful answer; `extra` holds top-level fields beside `data` (e.g. `pagination`).
 pub struct Envelope {
     data: Value,
@@ -53,7 +58,7 @@ impl IntoResponse for Envelope {
             "signature".into(),
             json!({
                 "message": &*self.message,
-                "dateTime": Utc::now().format("%B %-d, %Y %-I:%M %p").to_string(),
+                "dateTime": date_time(),
             }),
         );
         axum::Json(Value::Object(body)).into_response()

@@ -78,3 +78,41 @@ fn every_documented_scheme_is_accepted() {
     assert_eq!(envelope["id"].as_str().map(str::len), Some(5));
     assert!(envelope["signature"]["dateTime"].is_string());
 }
+
+#[test]
+fn session_renews_valid_tokens_only() {
+    let s = TestServer::start();
+    let token = s.token("acme");
+    let (status, b) = s.call(
+        "GET",
+        "/v2/auth/session?origin=refresh&expiresIn=2",
+        Some(&token),
+        None,
+    );
+    assert_eq!((status, &b["tokenType"]), (200, &json!("bearer")));
+    let renewed = b["accessToken"].as_str().expect("token").to_owned();
+    assert_ne!(renewed, token);
+    let (status, _) = s.post(
+        &format!("{BASE}/collections"),
+        &renewed,
+        json!({"name": "x"}),
+    );
+    assert_eq!(status, 200, "the renewed token works");
+    let (status, b) = s.call("GET", "/v2/auth/session", Some("garbage"), None);
+    assert_eq!(
+        (status, &b["code"], &b["message"]),
+        (
+            401,
+            &json!("Unauthorized"),
+            &json!("Invalid or expired token.")
+        )
+    );
+    let (status, b) = s.call("GET", "/v2/auth/session", None, None);
+    assert_eq!(
+        (status, b.to_string().as_str()),
+        (
+            409,
+            r#"{"code":"MissingParameter","message":"missing Authorization header"}"#
+        )
+    );
+}

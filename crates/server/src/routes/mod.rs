@@ -2,6 +2,7 @@
 
 mod collections;
 mod persons;
+mod session;
 
 use axum::routing::get;
 use axum::Router;
@@ -12,6 +13,7 @@ pub fn routes() -> Router<AppState> {
     const BASE: &str = "/v2/face-recognition";
     Router::new()
         .route("/health", get(health))
+        .route("/v2/auth/session", get(session::renew))
         .route(
             &format!("{BASE}/collections"),
             get(collections::list).post(collections::create),
