@@ -13,3 +13,9 @@ cargo build --release --locked -p visage
 cargo fmt --all --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
 cargo nextest run --release --locked --workspace --no-fail-fast
+
+# The optional ONNX Runtime back-end (cargo feature `ort`), with the runtime from PyPI.
+ORT_DYLIB_PATH="$(scripts/onnxruntime.sh | tail -n 1)"
+export ORT_DYLIB_PATH
+cargo clippy --release --locked -p vision --all-targets --features ort -- -D warnings
+cargo nextest run --release --locked -p vision --features ort --no-fail-fast
