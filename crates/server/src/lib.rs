@@ -8,6 +8,7 @@ mod envelope;
 pub mod error;
 mod faces;
 mod present;
+mod query;
 mod routes;
 mod validate;
 

@@ -98,6 +98,19 @@ fn session_renews_valid_tokens_only() {
         json!({"name": "x"}),
     );
     assert_eq!(status, 200, "the renewed token works");
+    for bad in ["0", "13", "soon"] {
+        let (status, b) = s.call(
+            "GET",
+            &format!("/v2/auth/session?expiresIn={bad}"),
+            Some(&token),
+            None,
+        );
+        assert_eq!(
+            (status, &b["message"]),
+            (409, &json!("\"expiresIn\" must be between 1 and 12")),
+            "{bad}"
+        );
+    }
     let (status, b) = s.call("GET", "/v2/auth/session", Some("garbage"), None);
     assert_eq!(
         (status, &b["code"], &b["message"]),

@@ -13,6 +13,7 @@ use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
 use crate::faces::largest_faces;
 use crate::present;
+use crate::query::Query;
 use crate::validate::{Fields, JsonObject};
 use crate::AppState;
 
@@ -123,35 +124,6 @@ pub async fn create(
     Ok(st.envelope(present::person(&person, None)))
 }
 
-/// Query pairs of a raw query string (`populates[]` and `populates` both kept).
-fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
-    raw.as_deref()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
-}
-
-fn query_number(
-    pairs: &[(String, String)],
-    keys: &[&str],
-    default: u32,
-    max: u32,
-) -> ApiResult<u32> {
-    match pairs.iter().find(|(k, _)| keys.contains(&k.as_str())) {
-        None => Ok(default),
-        Some((_, v)) => match v.parse::<u32>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::InvalidQuery),
-        },
-    }
-}
-
-fn query_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
 fn pagination(page: u32, limit: u32, total: u64) -> Value {
     json!({"page": page, "limit": limit, "total": total, "pages": total.div_ceil(u64::from(limit))})
 }
@@ -161,20 +133,18 @@ pub async fn list(
     AuthClient(client): AuthClient,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Envelope> {
-    let q = query_pairs(&raw);
-    let page = query_number(&q, &["page"], 1, u32::MAX)?;
-    let limit = query_number(&q, &["limit", "perPage"], 10, 100)?;
-    let status = match query_value(&q, "status") {
+    let q = Query::parse(raw.as_deref());
+    let page = q.number(&["page"], 1, u32::MAX)?;
+    let limit = q.number(&["limit", "perPage"], 10, 100)?;
+    let status = match q.value("status") {
         None => None,
         Some(s) => Some(PersonStatus::parse(s).ok_or(ApiError::InvalidQuery)?),
     };
-    let collection = match query_value(&q, "collection") {
+    let collection = match q.value("collection") {
         None => None,
         Some(c) => Some(resolve_collections(&st, &client, &[c]).await?.remove(0)),
     };
-    let populate = q
-        .iter()
-        .any(|(k, v)| (k == "populates[]" || k == "populates") && v == "collections");
+    let populate = q.has(&["populates[]", "populates"], "collections");
     let (persons, total) = st
         .store
         .list_persons(&client, PersonFilter { collection, status }, page, limit)
@@ -198,8 +168,9 @@ pub async fn lookup(
     AuthClient(client): AuthClient,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Envelope> {
-    let q = query_pairs(&raw);
-    let name: String = query_value(&q, "name")
+    let q = Query::parse(raw.as_deref());
+    let name: String = q
+        .value("name")
         .ok_or_else(|| ApiError::Validation("name is required".into()))?
         .chars()
         .filter(|c| !c.is_ascii_digit())
@@ -208,15 +179,15 @@ pub async fn lookup(
     if name.chars().count() < 3 {
         return Err(ApiError::Validation("name_too_short".into()));
     }
-    let dob = match query_value(&q, "date_of_birth") {
+    let dob = match q.value("date_of_birth") {
         None => None,
         Some(d) => Some(
             chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
                 .map_err(|_| ApiError::required("date_of_birth"))?,
         ),
     };
-    let page = query_number(&q, &["page"], 1, u32::MAX)?;
-    let limit = query_number(&q, &["limit"], 20, 100)?;
+    let page = q.number(&["page"], 1, u32::MAX)?;
+    let limit = q.number(&["limit"], 20, 100)?;
     let (persons, total) = st
         .store
         .lookup_persons(&client, name, dob, page, limit)
@@ -287,8 +258,8 @@ pub async fn delete(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Envelope> {
     let id = person_id(&id)?;
-    let q = query_pairs(&raw);
-    let (deleted, remaining) = match query_value(&q, "collection") {
+    let q = Query::parse(raw.as_deref());
+    let (deleted, remaining) = match q.value("collection") {
         None => {
             if !st.store.erase_person(&client, &id).await? {
                 return Err(ApiError::PersonNotFound);

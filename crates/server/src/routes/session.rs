@@ -8,10 +8,11 @@ use store::ClientId;
 
 use crate::auth::{self, token_from_header};
 use crate::error::ApiError;
+use crate::query::Query;
 use crate::AppState;
 
 /// Renewed tokens live `expiresIn` months (default 1, at most 12).
-const MAX_MONTHS: i64 = 12;
+const MAX_MONTHS: u32 = 12;
 const MONTH_SECS: i64 = 30 * 86_400;
 
 pub async fn renew(
@@ -65,19 +66,14 @@ async fn renewed_token(
     {
         return Err(RenewError::Invalid);
     }
-    let months = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "expiresIn")
-        .map(|(_, v)| v.parse::<i64>())
-        .transpose()
-        .ok()
-        .flatten()
-        .unwrap_or(1);
-    if !(1..=MAX_MONTHS).contains(&months) {
-        return Err(RenewError::Api(ApiError::Validation(format!(
-            "\"expiresIn\" must be between 1 and {MAX_MONTHS}"
-        ))));
-    }
+    let months = Query::parse(query)
+        .number(&["expiresIn"], 1, MAX_MONTHS)
+        .map_err(|_| {
+            RenewError::Api(ApiError::Validation(format!(
+                "\"expiresIn\" must be between 1 and {MAX_MONTHS}"
+            )))
+        })?;
     let client = ClientId::parse(&claims.client_id).map_err(|_| RenewError::Invalid)?;
-    let (token, _) = auth::issue(&st.secret, &client, now, months * MONTH_SECS);
+    let (token, _) = auth::issue(&st.secret, &client, now, i64::from(months) * MONTH_SECS);
     Ok(token)
 }
