@@ -139,13 +139,13 @@ impl TestServer {
         (status, body)
     }
 
-    pub fn call_raw(
+    fn request(
         &self,
         method: &str,
         path: &str,
         token: Option<&str>,
         body: Option<String>,
-    ) -> (u16, reqwest::header::HeaderMap, Value) {
+    ) -> reqwest::blocking::RequestBuilder {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.http.request(method, format!("{}{path}", self.url));
         if let Some(t) = token {
@@ -154,7 +154,20 @@ impl TestServer {
         if let Some(b) = body {
             req = req.header("Content-Type", "application/json").body(b);
         }
-        let resp = req.send().expect("request");
+        req
+    }
+
+    pub fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let resp = self
+            .request(method, path, token, body)
+            .send()
+            .expect("request");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().expect("body");
@@ -170,15 +183,7 @@ impl TestServer {
         token: &str,
         body: Option<String>,
     ) -> Option<(u16, Value)> {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .header("Authorization", format!("Bearer {token}"));
-        if let Some(b) = body {
-            req = req.header("Content-Type", "application/json").body(b);
-        }
-        let resp = req.send().ok()?;
+        let resp = self.request(method, path, Some(token), body).send().ok()?;
         let status = resp.status().as_u16();
         let value = resp.json().unwrap_or(Value::Null);
         Some((status, value))
