@@ -26,6 +26,12 @@ pub enum ApiError {
     /// A person with the same name and date of birth is already in a requested collection.
     #[error("person already set")]
     PersonAlreadySet(Value),
+    /// `/persons/search-live-face` found someone at or above `min_score` in the collection.
+    #[error("duplicated person")]
+    DuplicatedPerson,
+    /// A liveness step was asked for and this server has no presentation-attack model.
+    #[error("liveness not available")]
+    LivenessNotAvailable,
     /// An image string that is not base64 (or is too short to be an image).
     #[error("only images in base64")]
     NotBase64,
@@ -86,6 +92,11 @@ impl ApiError {
             ApiError::PersonAlreadySet(existing) => (
                 StatusCode::PRECONDITION_FAILED,
                 json!({"message": "person_already_set", "code": "PreconditionFailed", "data": existing}),
+            ),
+            ApiError::DuplicatedPerson => (StatusCode::CONFLICT, error("409:duplicated_person")),
+            ApiError::LivenessNotAvailable => (
+                StatusCode::NOT_IMPLEMENTED,
+                error("liveness_not_available"),
             ),
             ApiError::NotBase64 => (
                 StatusCode::PRECONDITION_FAILED,

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use vision::{Face, Pipeline};
+use image::RgbImage;
+use vision::{Detection, Embedding, Face, Pipeline};
 
 use crate::cpu::CpuPool;
 use crate::error::ApiError;
@@ -22,13 +23,18 @@ fn check_image_string(s: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The largest face of each image, all or nothing: any image without a face, or that is
-/// not an image, fails the whole call.
-pub async fn largest_faces(
+/// Checks every string, then decodes each image and applies `per_image` to it on the CPU
+/// pool, in one job; the first failure fails the whole call.
+async fn each_image<T, F>(
     pipeline: &Arc<Pipeline>,
     cpu: &CpuPool,
     images: &[&str],
-) -> Result<Vec<Face>, ApiError> {
+    per_image: F,
+) -> Result<Vec<T>, ApiError>
+where
+    T: Send + 'static,
+    F: Fn(&Pipeline, &RgbImage) -> Result<T, ApiError> + Send + 'static,
+{
     for s in images {
         check_image_string(s)?;
     }
@@ -37,13 +43,80 @@ pub async fn largest_faces(
     cpu.run(move || {
         owned
             .iter()
-            .map(|text| {
-                let img = pipeline.decode_base64(text)?;
-                pipeline.largest_face(&img)?.ok_or(ApiError::NoFaceDetected)
-            })
+            .map(|text| per_image(&pipeline, &pipeline.decode_base64(text)?))
             .collect()
     })
     .await
+}
+
+/// The largest face of each image; an image without a face fails the call.
+pub async fn largest_faces(
+    pipeline: &Arc<Pipeline>,
+    cpu: &CpuPool,
+    images: &[&str],
+) -> Result<Vec<Face>, ApiError> {
+    each_image(pipeline, cpu, images, |p, img| {
+        p.largest_face(img)?.ok_or(ApiError::NoFaceDetected)
+    })
+    .await
+}
+
+/// One embedding for 1-3 images of the same person: the normalised mean of their largest
+/// faces' embeddings.
+pub async fn probe(
+    pipeline: &Arc<Pipeline>,
+    cpu: &CpuPool,
+    images: &[&str],
+) -> Result<Embedding, ApiError> {
+    let faces = largest_faces(pipeline, cpu, images).await?;
+    combine(faces.iter().map(|f| &f.embedding))
+}
+
+/// Like [`probe`], for tight face crops: an image in which no face is detected is taken to
+/// be the face itself, resized to the embedder's input.
+pub async fn crop_probe(
+    pipeline: &Arc<Pipeline>,
+    cpu: &CpuPool,
+    images: &[&str],
+) -> Result<Embedding, ApiError> {
+    let embeddings = each_image(pipeline, cpu, images, |p, img| {
+        Ok(match p.largest_face(img)? {
+            Some(face) => face.embedding,
+            None => p.embed_crop(img)?,
+        })
+    })
+    .await?;
+    combine(embeddings.iter())
+}
+
+fn combine<'a>(embeddings: impl IntoIterator<Item = &'a Embedding>) -> Result<Embedding, ApiError> {
+    // Only fails if embeddings of one person cancel out exactly, which real faces do not.
+    Embedding::mean(embeddings).ok_or(ApiError::NoFaceDetected)
+}
+
+/// Every face of one image, best detection score first, each with its embedding when
+/// `embed` is set.
+pub async fn all_faces(
+    pipeline: &Arc<Pipeline>,
+    cpu: &CpuPool,
+    image: &str,
+    embed: bool,
+) -> Result<Vec<(Detection, Option<Embedding>)>, ApiError> {
+    let mut per_image = each_image(pipeline, cpu, &[image], move |p, img| {
+        p.detect(img)?
+            .into_iter()
+            .map(|d| {
+                let embedding = if embed {
+                    Some(p.embed_aligned(&p.align(img, &d)?)?)
+                } else {
+                    None
+                };
+                Ok((d, embedding))
+            })
+            .collect()
+    })
+    .await?;
+    Ok(per_image.pop().unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod cpu;
 mod envelope;
 pub mod error;
 mod faces;
+mod matching;
 mod present;
 mod query;
 mod routes;
@@ -18,7 +19,8 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use store::Store;
+use index::SyncedGallery;
+use store::{ClientId, CollectionId, PersonId, Store};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use vision::Pipeline;
@@ -45,6 +47,8 @@ pub struct ServeConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Every active person's faces, for 1:N search; refreshed after each committed change.
+    pub gallery: Arc<SyncedGallery>,
     pub pipeline: Arc<Pipeline>,
     pub cpu: CpuPool,
     pub secret: Arc<auth::Secret>,
@@ -55,6 +59,31 @@ impl AppState {
     /// A success envelope signed with this server's message.
     pub fn envelope(&self, data: serde_json::Value) -> envelope::Envelope {
         envelope::Envelope::new(self.message.clone(), data)
+    }
+
+    /// Brings search in line with committed changes to these persons. The change itself
+    /// stands whatever happens here; if the store cannot be read, the persons are out of
+    /// search (never stale in it) until their next change or a restart.
+    pub async fn reindex_persons(&self, client: &ClientId, ids: &[PersonId]) {
+        if let Err(e) = self.gallery.refresh_persons(client, ids).await {
+            tracing::error!(error = %e, "search index refresh failed");
+        }
+    }
+
+    /// As [`Self::reindex_persons`], for everyone in or now listed in a collection.
+    pub async fn reindex_collection(
+        &self,
+        client: &ClientId,
+        collection: &CollectionId,
+        now_listed: &[PersonId],
+    ) {
+        if let Err(e) = self
+            .gallery
+            .refresh_collection(client, collection, now_listed)
+            .await
+        {
+            tracing::error!(error = %e, "search index refresh failed");
+        }
     }
 }
 
@@ -105,8 +134,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let pipeline = Pipeline::load(&config.models_dir, vision::PipelineConfig::default())
         .context("loading the face models")?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let gallery = SyncedGallery::load(store.clone())
+        .await
+        .context("loading faces into the search index")?;
+    tracing::info!(faces = gallery.total_faces(), "search index loaded");
     let state = AppState {
-        store: Arc::new(store),
+        store,
+        gallery: Arc::new(gallery),
         pipeline: Arc::new(pipeline),
         cpu: CpuPool::new(config.cpu_workers, config.cpu_queue),
         secret: Arc::new(secret),

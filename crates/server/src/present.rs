@@ -57,3 +57,21 @@ pub fn person(p: &Person, populated: Option<&[Collection]>) -> Value {
         "updatedAt": iso(&p.updated_at),
     })
 }
+
+/// Legacy face-engine time stamps: naive ISO with microseconds, no zone.
+fn engine_time(t: &DateTime<Utc>) -> String {
+    t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+/// A person found by search or verify: the face engine's match item (`id`, `score`,
+/// `create_date`, `modified_date`) over the person's usual fields.
+pub fn match_item(p: &Person, score: vision::Score) -> Value {
+    let mut item = person(p, None);
+    if let Value::Object(fields) = &mut item {
+        fields.insert("id".into(), json!(p.id.as_str()));
+        fields.insert("score".into(), json!(score.rounded()));
+        fields.insert("create_date".into(), json!(engine_time(&p.created_at)));
+        fields.insert("modified_date".into(), json!(engine_time(&p.updated_at)));
+    }
+    item
+}

@@ -130,6 +130,77 @@ impl<'a> Fields<'a> {
         self.opt_str_array(key, min, max)?
             .ok_or_else(|| ApiError::required(key))
     }
+
+    /// A string, or an array of `min..=max` strings (fields the docs show both ways).
+    pub fn req_str_or_array(
+        &self,
+        key: &str,
+        min: usize,
+        max: usize,
+    ) -> Result<Vec<&'a str>, ApiError> {
+        match present(self.0.get(key)) {
+            Some(Value::String(_)) => Ok(vec![self.req_str(key)?]),
+            _ => self.req_str_array(key, min, max),
+        }
+    }
+
+    pub fn req_enum(&self, key: &str, allowed: &[&str]) -> Result<&'a str, ApiError> {
+        self.opt_enum(key, allowed)?
+            .ok_or_else(|| ApiError::required(key))
+    }
+
+    /// A number within `min..=max`; numeric strings are converted, as Joi does by default.
+    pub fn opt_number(&self, key: &str, min: f64, max: f64) -> Result<Option<f64>, ApiError> {
+        let n = match present(self.0.get(key)) {
+            None => return Ok(None),
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+            Some(_) => None,
+        };
+        let n = n
+            .filter(|n| n.is_finite())
+            .ok_or_else(|| ApiError::Validation(format!("\"{key}\" must be a number")))?;
+        if n < min {
+            return Err(ApiError::Validation(format!(
+                "\"{key}\" must be greater than or equal to {min}"
+            )));
+        }
+        if n > max {
+            return Err(ApiError::Validation(format!(
+                "\"{key}\" must be less than or equal to {max}"
+            )));
+        }
+        Ok(Some(n))
+    }
+
+    pub fn req_number(&self, key: &str, min: f64, max: f64) -> Result<f64, ApiError> {
+        self.opt_number(key, min, max)?
+            .ok_or_else(|| ApiError::required(key))
+    }
+
+    /// A whole number within `min..=max`.
+    pub fn opt_integer(&self, key: &str, min: u32, max: u32) -> Result<Option<u32>, ApiError> {
+        match self.opt_number(key, f64::from(min), f64::from(max))? {
+            None => Ok(None),
+            Some(n) if n.fract() == 0.0 => Ok(Some(n as u32)),
+            Some(_) => Err(ApiError::Validation(format!(
+                "\"{key}\" must be an integer"
+            ))),
+        }
+    }
+
+    /// A boolean; `"true"` and `"false"` strings are converted, as Joi does by default.
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        match present(self.0.get(key)) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if s == "true" => Ok(Some(true)),
+            Some(Value::String(s)) if s == "false" => Ok(Some(false)),
+            Some(_) => Err(ApiError::Validation(format!(
+                "\"{key}\" must be a boolean"
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -174,5 +245,33 @@ mod tests {
             msg(f.opt_str_array("list", 0, 9).unwrap_err()),
             "\"list[1]\" must be a string"
         );
+        let body = json!({"min": "0.1", "max": 1.5, "word": "x", "frac": 2.5, "flag": 1, "probe": "abc"});
+        let f = Fields(body.as_object().expect("object"));
+        assert_eq!(
+            msg(f.req_number("min", 0.2, 1.0).unwrap_err()),
+            "\"min\" must be greater than or equal to 0.2"
+        );
+        assert_eq!(
+            msg(f.req_number("max", 0.2, 1.0).unwrap_err()),
+            "\"max\" must be less than or equal to 1"
+        );
+        assert_eq!(
+            msg(f.req_number("word", 0.0, 1.0).unwrap_err()),
+            "\"word\" must be a number"
+        );
+        assert_eq!(
+            msg(f.opt_integer("frac", 1, 100).unwrap_err()),
+            "\"frac\" must be an integer"
+        );
+        assert_eq!(
+            msg(f.opt_bool("flag").unwrap_err()),
+            "\"flag\" must be a boolean"
+        );
+        assert_eq!(
+            msg(f.req_enum("mode", &["FAST", "ACCURATE"]).unwrap_err()),
+            "\"mode\" is required"
+        );
+        assert_eq!(f.req_number("min", 0.0, 1.0).ok(), Some(0.1));
+        assert_eq!(f.req_str_or_array("probe", 1, 3).ok(), Some(vec!["abc"]));
     }
 }

@@ -11,6 +11,7 @@ use image::imageops;
 use rayon::prelude::*;
 use vision::{Detection, Embedding, Pipeline};
 
+use crate::calibration::{print_score_table, AllPairs};
 use crate::stats::{mean, std_dev};
 use crate::PipelineArgs;
 
@@ -124,6 +125,14 @@ fn centred(faces: &[Detection], w: u32, h: u32) -> Option<&Detection> {
     faces
         .iter()
         .min_by(|a, b| distance(a).total_cmp(&distance(b)))
+}
+
+/// The person an LFW image shows: the name of its folder.
+fn identity(path: &Path) -> &str {
+    path.parent()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
 }
 
 /// The threshold that maximises accuracy on `scored` (score, same) pairs.
@@ -257,6 +266,11 @@ pub fn run(args: &LfwArgs) -> anyhow::Result<()> {
         "threshold_far_1e-4 {t4:.4} (with {} impostor pairs this is the highest impostor score)",
         impostor.len()
     );
+    let identities: Vec<(&str, &Embedding)> = embeddings
+        .iter()
+        .map(|(p, e)| (identity(p), e))
+        .collect();
+    print_score_table(&genuine, &impostor, &AllPairs::compute(&identities));
     println!(
         "no_face {} (each embedded from its central square as a face crop)",
         no_face.len()

@@ -2,7 +2,9 @@
 //! library crates.
 
 mod bench_vision;
+mod calibration;
 mod eval_lfw;
+mod eval_lfw_search;
 mod seed_cmd;
 mod serve_cmd;
 mod stats;
@@ -89,6 +91,8 @@ enum TokenCommand {
 enum EvalCommand {
     /// The LFW View-2 protocol on a pairs file (10-fold style, any number of folds).
     Lfw(eval_lfw::LfwArgs),
+    /// 1:N identification on LFW through the HTTP API of a running server.
+    LfwSearch(eval_lfw_search::LfwSearchArgs),
 }
 
 #[derive(Subcommand)]
@@ -176,6 +180,9 @@ fn main() -> anyhow::Result<()> {
         Command::Eval {
             command: EvalCommand::Lfw(args),
         } => eval_lfw::run(&args),
+        Command::Eval {
+            command: EvalCommand::LfwSearch(args),
+        } => eval_lfw_search::run(&args),
         Command::Bench {
             command: BenchCommand::Vision(args),
         } => bench_vision::run(&args),

@@ -10,6 +10,7 @@ mod error;
 pub mod models;
 mod onnx;
 mod pipeline;
+mod score;
 
 pub use align::{align_face, Similarity, ALIGNED_SIDE};
 pub use decode::{decode_base64, decode_image, DecodeLimits};
@@ -17,3 +18,4 @@ pub use detect::{BoundingBox, Detection, DetectorConfig, Landmarks};
 pub use embed::{Embedding, EMBEDDING_DIM};
 pub use error::{DecodeError, Error, Result};
 pub use pipeline::{largest, Face, Pipeline, PipelineConfig, StageTimes};
+pub use score::{Score, SCORE_MAP_MODEL};

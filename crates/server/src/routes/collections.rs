@@ -91,11 +91,15 @@ pub async fn update(
             .map(people)
             .transpose()?,
     };
+    let listed = update.people.clone();
     let updated = st
         .store
         .update_collection(&client, &id, update)
         .await?
         .ok_or(ApiError::CollectionNotFound)?;
+    if let Some(listed) = listed {
+        st.reindex_collection(&client, &id, &listed).await;
+    }
     Ok(st.envelope(present::collection(&updated)))
 }
 
@@ -104,10 +108,12 @@ pub async fn delete(
     AuthClient(client): AuthClient,
     Path(id): Path<String>,
 ) -> ApiResult<Envelope> {
+    let id = collection_id(&id)?;
     let deleted = st
         .store
-        .delete_collection(&client, &collection_id(&id)?)
+        .delete_collection(&client, &id)
         .await?
         .ok_or(ApiError::CollectionNotFound)?;
+    st.reindex_collection(&client, &id, &[]).await;
     Ok(st.envelope(present::collection(&deleted)))
 }

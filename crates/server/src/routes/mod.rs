@@ -1,10 +1,15 @@
 //! Route table. Static segments (`/persons/lookup`) win over captures (`/persons/{id}`).
 
 mod collections;
+mod compare;
+mod detect;
+mod params;
 mod persons;
+mod search;
 mod session;
+mod verify;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::AppState;
@@ -30,11 +35,25 @@ pub fn routes() -> Router<AppState> {
         )
         .route(&format!("{BASE}/persons/lookup"), get(persons::lookup))
         .route(
+            &format!("{BASE}/persons/search-live-face"),
+            post(search::enrol_live_face),
+        )
+        .route(
             &format!("{BASE}/persons/{{id}}"),
             get(persons::retrieve)
                 .put(persons::update)
                 .delete(persons::delete),
         )
+        .route(&format!("{BASE}/search"), post(search::search))
+        .route(&format!("{BASE}/search/crops"), post(search::crops))
+        .route(
+            &format!("{BASE}/search-active-user"),
+            post(search::active_user),
+        )
+        .route(&format!("{BASE}/search-live-face"), post(search::live_face))
+        .route(&format!("{BASE}/verify"), post(verify::verify))
+        .route(&format!("{BASE}/compare"), post(compare::compare))
+        .route(&format!("{BASE}/detect"), post(detect::detect))
 }
 
 /// 200 when the store answers.

@@ -121,6 +121,8 @@ pub async fn create(
         faces,
     };
     let person = st.store.create_person(&client, new).await?;
+    st.reindex_persons(&client, std::slice::from_ref(&person.id))
+        .await;
     Ok(st.envelope(present::person(&person, None)))
 }
 
@@ -248,6 +250,7 @@ pub async fn update(
         .update_person(&client, &id, update)
         .await?
         .ok_or(ApiError::PersonNotFound)?;
+    st.reindex_persons(&client, std::slice::from_ref(&id)).await;
     Ok(st.envelope(present::person(&person, None)))
 }
 
@@ -264,6 +267,7 @@ pub async fn delete(
             if !st.store.erase_person(&client, &id).await? {
                 return Err(ApiError::PersonNotFound);
             }
+            st.gallery.forget_person(&client, &id).await;
             (true, Vec::new())
         }
         Some(reference) => {
@@ -276,8 +280,15 @@ pub async fn delete(
                 DetachOutcome::PersonNotFound | DetachOutcome::NotAMember => {
                     return Err(ApiError::PersonNotFound)
                 }
-                DetachOutcome::Detached { remaining } => (false, remaining),
-                DetachOutcome::Erased => (true, Vec::new()),
+                DetachOutcome::Detached { remaining } => {
+                    st.reindex_persons(&client, std::slice::from_ref(&id))
+                        .await;
+                    (false, remaining)
+                }
+                DetachOutcome::Erased => {
+                    st.gallery.forget_person(&client, &id).await;
+                    (true, Vec::new())
+                }
             }
         }
     };

@@ -1,0 +1,96 @@
+//! 1:N and 1:1 matching on top of the gallery and the store: thresholds in API scores,
+//! answers as persons with scores.
+
+use index::SearchRequest;
+use store::{ClientId, CollectionId, Person, PersonId, PersonStatus};
+use vision::{Embedding, Score};
+
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+/// What a 1:N search is asked.
+pub struct Query<'a> {
+    pub probe: &'a Embedding,
+    pub collection: Option<&'a CollectionId>,
+    pub min_score: Score,
+    pub max_results: usize,
+}
+
+/// Persons found, best first, and how many faces were compared to find them.
+pub struct Found {
+    pub matches: Vec<(Person, Score)>,
+    pub faces_searched: usize,
+}
+
+/// Exact 1:N search over the client's active persons (in one collection, if given).
+pub async fn search(st: &AppState, client: &ClientId, q: Query<'_>) -> ApiResult<Found> {
+    let gallery = st.gallery.clone();
+    let client_owned = client.clone();
+    let probe = q.probe.clone();
+    let collection = q.collection.cloned();
+    // The score map is monotone, so the score threshold is a cosine threshold; the small
+    // margin keeps faces whose score rounds to exactly `min_score`, which are then checked
+    // on the score itself.
+    let min_cosine = q.min_score.to_cosine() - 1e-6;
+    let max_results = q.max_results;
+    let outcome = st
+        .cpu
+        .run(move || {
+            Ok(gallery.search(
+                &client_owned,
+                &SearchRequest {
+                    probe: probe.as_slice(),
+                    collection: collection.as_ref(),
+                    min_cosine,
+                    max_results,
+                },
+            ))
+        })
+        .await?;
+    let mut matches = Vec::with_capacity(outcome.hits.len());
+    for hit in outcome.hits {
+        let score = Score::from_cosine(hit.cosine);
+        if score < q.min_score {
+            continue;
+        }
+        // A person erased between the scan and this read is simply not reported.
+        if let Some(person) = st.store.get_person(client, &hit.person).await? {
+            matches.push((person, score));
+        }
+    }
+    Ok(Found {
+        matches,
+        faces_searched: outcome.faces_searched,
+    })
+}
+
+/// 1:1: the probe against every enrolled face of one active person; the best score.
+/// `PersonNotFound` when the person is not the client's, not active, or not in `collection`.
+pub async fn verify(
+    st: &AppState,
+    client: &ClientId,
+    id: &PersonId,
+    collection: Option<&CollectionId>,
+    probe: &Embedding,
+) -> ApiResult<(Person, Score)> {
+    let person = st
+        .store
+        .get_person(client, id)
+        .await?
+        .filter(|p| p.status == PersonStatus::Active)
+        .filter(|p| collection.is_none_or(|c| p.collections.contains(c)))
+        .ok_or(ApiError::PersonNotFound)?;
+    let best = st
+        .store
+        .faces_of_person(client, id)
+        .await?
+        .iter()
+        .filter_map(|f| Embedding::from_slice(&f.embedding))
+        .map(|e| e.cosine(probe))
+        .fold(f32::NEG_INFINITY, f32::max);
+    if best == f32::NEG_INFINITY {
+        // A person always has at least one face; one without is not verifiable.
+        return Err(ApiError::PersonNotFound);
+    }
+    Ok((person, Score::from_cosine(best)))
+}

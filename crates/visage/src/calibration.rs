@@ -1,0 +1,171 @@
+//! What a score threshold means on LFW: false-accept and true-accept rates on the View-2
+//! pairs, and false-match rates over every cross-identity pair of the same images (millions
+//! of pairs, enough to see rates near 1e-6, which 1,500 impostor pairs cannot show).
+
+use rayon::prelude::*;
+use vision::{Embedding, Score};
+
+/// Impostor cosines below this are only counted, not kept: thresholds of interest lie above.
+const TAIL_FROM: f32 = 0.15;
+
+/// Cosines of every pair of distinct images, split by whether the identities match.
+pub struct AllPairs {
+    genuine: Vec<f32>,
+    /// Impostor cosines at or above [`TAIL_FROM`].
+    impostor_tail: Vec<f32>,
+    impostors: u64,
+    /// Per image: its highest cosine with any image of another identity (what decides
+    /// whether that image, used as a probe of someone not enrolled, falsely matches).
+    best_impostor: Vec<f32>,
+}
+
+impl AllPairs {
+    /// `items`: (identity, embedding) per image.
+    pub fn compute(items: &[(&str, &Embedding)]) -> AllPairs {
+        let per_row: Vec<(Vec<f32>, Vec<f32>, u64)> = (0..items.len())
+            .into_par_iter()
+            .map(|i| {
+                let (id_i, e_i) = items[i];
+                let mut genuine = Vec::new();
+                let mut tail = Vec::new();
+                let mut impostors = 0;
+                for &(id_j, e_j) in &items[i + 1..] {
+                    let c = e_i.cosine(e_j);
+                    if id_i == id_j {
+                        genuine.push(c);
+                    } else {
+                        impostors += 1;
+                        if c >= TAIL_FROM {
+                            tail.push(c);
+                        }
+                    }
+                }
+                (genuine, tail, impostors)
+            })
+            .collect();
+        let best_impostor = items
+            .par_iter()
+            .map(|&(id_i, e_i)| {
+                items
+                    .iter()
+                    .filter(|(id_j, _)| *id_j != id_i)
+                    .map(|(_, e_j)| e_i.cosine(e_j))
+                    .fold(f32::NEG_INFINITY, f32::max)
+            })
+            .collect();
+        let mut all = AllPairs {
+            genuine: Vec::new(),
+            impostor_tail: Vec::new(),
+            impostors: 0,
+            best_impostor,
+        };
+        for (g, t, n) in per_row {
+            all.genuine.extend(g);
+            all.impostor_tail.extend(t);
+            all.impostors += n;
+        }
+        all
+    }
+
+    pub fn impostor_pairs(&self) -> u64 {
+        self.impostors
+    }
+
+    pub fn genuine_pairs(&self) -> usize {
+        self.genuine.len()
+    }
+
+    /// Share of impostor pairs with cosine >= `cosine` (exact for `cosine` >= 0.15).
+    pub fn false_match_rate(&self, cosine: f32) -> f64 {
+        let above = self.impostor_tail.iter().filter(|&&c| c >= cosine).count();
+        above as f64 / self.impostors.max(1) as f64
+    }
+
+    /// Share of images that, searched against all the images of other identities (a
+    /// gallery of about as many faces as there are images), match one at `cosine` or above.
+    pub fn open_set_false_match_rate(&self, cosine: f32) -> f64 {
+        share_at_least(&self.best_impostor, cosine)
+    }
+
+    pub fn true_match_rate(&self, cosine: f32) -> f64 {
+        share_at_least(&self.genuine, cosine)
+    }
+}
+
+pub fn share_at_least(values: &[f32], threshold: f32) -> f64 {
+    values.iter().filter(|&&v| v >= threshold).count() as f64 / values.len().max(1) as f64
+}
+
+/// Chance that a probe of someone not enrolled matches at least one of `gallery` faces, when
+/// each comparison falsely matches with probability `fmr` (independence assumed).
+pub fn false_positive_identification_rate(fmr: f64, gallery: f64) -> f64 {
+    1.0 - (1.0 - fmr).powf(gallery)
+}
+
+/// The README's score table: one row per score threshold.
+pub fn print_score_table(genuine: &[f32], impostor: &[f32], all: &AllPairs) {
+    println!(
+        "score_table pairs: {} genuine / {} impostor; all pairs: {} genuine / {} impostor",
+        genuine.len(),
+        impostor.len(),
+        all.genuine_pairs(),
+        all.impostor_pairs()
+    );
+    println!(
+        "score\tcosine\tFAR_pairs\tTAR_pairs\tFMR_all\tTMR_all\tFPIR_1e3\tFPIR_1e5\tFPIR_1e6"
+    );
+    for s in [0.5, 0.6, 0.7, 0.75, 0.81, 0.85, 0.9, 0.95] {
+        let Some(score) = Score::new(s) else { continue };
+        let c = score.to_cosine();
+        let fmr = all.false_match_rate(c);
+        println!(
+            "{s:.2}\t{c:.4}\t{:.4}%\t{:.2}%\t{:.2e}\t{:.2}%\t{:.2}%\t{:.1}%\t{:.1}%",
+            share_at_least(impostor, c) * 100.0,
+            share_at_least(genuine, c) * 100.0,
+            fmr,
+            all.true_match_rate(c) * 100.0,
+            false_positive_identification_rate(fmr, 1e3) * 100.0,
+            false_positive_identification_rate(fmr, 1e5) * 100.0,
+            false_positive_identification_rate(fmr, 1e6) * 100.0,
+        );
+    }
+    println!(
+        "cosine_tail cosine\tFMR_all\tTMR_all\tTAR_pairs\tFPIR_measured (gallery {} images)",
+        all.best_impostor.len().saturating_sub(1)
+    );
+    for i in 0..=20 {
+        let c = 0.30 + 0.02 * i as f32;
+        println!(
+            "cosine_tail {c:.2}\t{:.2e}\t{:.2}%\t{:.2}%\t{:.2}%",
+            all.false_match_rate(c),
+            all.true_match_rate(c) * 100.0,
+            share_at_least(genuine, c) * 100.0,
+            all.open_set_false_match_rate(c) * 100.0
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(values: &[f32]) -> Embedding {
+        let mut v = vec![0.0; vision::EMBEDDING_DIM];
+        v[..values.len()].copy_from_slice(values);
+        Embedding::from_slice(&v).expect("non-zero")
+    }
+
+    #[test]
+    fn pairs_are_split_by_identity_and_rates_counted() {
+        let (a, b, c) = (unit(&[1.0, 0.0]), unit(&[1.0, 0.1]), unit(&[0.0, 1.0]));
+        let items = [("x", &a), ("x", &b), ("y", &c)];
+        let all = AllPairs::compute(&items);
+        assert_eq!(all.genuine_pairs(), 1);
+        assert_eq!(all.impostor_pairs(), 2);
+        assert!(all.true_match_rate(0.99) == 1.0);
+        // x-b vs y has cosine ~0.0995, x-a vs y exactly 0: both below any threshold >= 0.15.
+        assert_eq!(all.false_match_rate(0.2), 0.0);
+        let fpir = false_positive_identification_rate(1e-6, 1e6);
+        assert!((fpir - 0.632).abs() < 1e-3, "{fpir}");
+    }
+}
