@@ -286,7 +286,7 @@ mod tests {
         )
     }
 
-    fn request(probe: &[f32], collection: Option<&CollectionId>) -> SearchRequest<'_> {
+    fn request<'a>(probe: &'a [f32], collection: Option<&'a CollectionId>) -> SearchRequest<'a> {
         SearchRequest {
             probe,
             collection,
@@ -299,7 +299,12 @@ mod tests {
     fn search_groups_by_person_sorts_and_scopes() {
         let (client, a, b, c, coll) = ids();
         let g = Gallery::new();
-        g.put_person(&client, &a, vec![coll.clone()], &[&unit(0, 0.0), &unit(5, 0.0)]);
+        g.put_person(
+            &client,
+            &a,
+            vec![coll.clone()],
+            &[&unit(0, 0.0), &unit(5, 0.0)],
+        );
         g.put_person(&client, &b, vec![], &[&unit(0, 0.5)]);
         g.put_person(&client, &c, vec![coll.clone()], &[&unit(9, 0.0)]);
         let probe = unit(0, 0.1);
@@ -321,7 +326,10 @@ mod tests {
         };
         assert_eq!(g.search(&client, &strict).hits.len(), 1);
         let other = ClientId::parse("someone-else").expect("client");
-        assert_eq!(g.search(&other, &request(&probe, None)), SearchOutcome::default());
+        assert_eq!(
+            g.search(&other, &request(&probe, None)),
+            SearchOutcome::default()
+        );
     }
 
     #[test]

@@ -67,7 +67,7 @@ async fn gallery_follows_the_store() {
     // Loaded at start-up, per client.
     let g = SyncedGallery::load(store.clone()).await.expect("load");
     assert_eq!(g.total_faces(), 4);
-    assert_eq!(found(&g, &client, 2), [ann.id.clone()]);
+    assert_eq!(found(&g, &client, 2), std::slice::from_ref(&ann.id));
     assert_eq!(g.face_count(&other), 1);
 
     // New faces replace the old ones once refreshed.
@@ -84,7 +84,7 @@ async fn gallery_follows_the_store() {
         .expect("update");
     g.refresh_person(&client, &ann.id).await.expect("refresh");
     assert!(found(&g, &client, 2).is_empty());
-    assert_eq!(found(&g, &client, 4), [ann.id.clone()]);
+    assert_eq!(found(&g, &client, 4), std::slice::from_ref(&ann.id));
 
     // Inactive persons are not searchable.
     store
@@ -103,27 +103,46 @@ async fn gallery_follows_the_store() {
 
     // Collection membership follows a collection update, and a deleted collection.
     let team = store
-        .create_collection(&client, NewCollection { name: "team".into(), ..Default::default() })
+        .create_collection(
+            &client,
+            NewCollection {
+                name: "team".into(),
+                ..Default::default()
+            },
+        )
         .await
         .expect("collection");
     store
         .update_collection(
             &client,
             &team.id,
-            CollectionUpdate { people: Some(vec![ann.id.clone()]), ..Default::default() },
+            CollectionUpdate {
+                people: Some(vec![ann.id.clone()]),
+                ..Default::default()
+            },
         )
         .await
         .expect("attach");
-    g.refresh_collection(&client, &team.id, &[ann.id.clone()])
+    g.refresh_collection(&client, &team.id, std::slice::from_ref(&ann.id))
         .await
         .expect("refresh");
     let probe = axis(4);
-    let in_team = SearchRequest { probe: &probe, collection: Some(&team.id), min_cosine: 0.5, max_results: 10 };
+    let in_team = SearchRequest {
+        probe: &probe,
+        collection: Some(&team.id),
+        min_cosine: 0.5,
+        max_results: 10,
+    };
     assert_eq!(g.search(&client, &in_team).hits.len(), 1);
-    store.delete_collection(&client, &team.id).await.expect("delete");
-    g.refresh_collection(&client, &team.id, &[]).await.expect("refresh");
+    store
+        .delete_collection(&client, &team.id)
+        .await
+        .expect("delete");
+    g.refresh_collection(&client, &team.id, &[])
+        .await
+        .expect("refresh");
     assert!(g.search(&client, &in_team).hits.is_empty());
-    assert_eq!(found(&g, &client, 4), [ann.id.clone()]);
+    assert_eq!(found(&g, &client, 4), std::slice::from_ref(&ann.id));
 
     // Erasure: gone at once, and a late refresh of the erased person does not revive it.
     assert!(store.erase_person(&client, &ann.id).await.expect("erase"));

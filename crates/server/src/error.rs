@@ -94,10 +94,9 @@ impl ApiError {
                 json!({"message": "person_already_set", "code": "PreconditionFailed", "data": existing}),
             ),
             ApiError::DuplicatedPerson => (StatusCode::CONFLICT, error("409:duplicated_person")),
-            ApiError::LivenessNotAvailable => (
-                StatusCode::NOT_IMPLEMENTED,
-                error("liveness_not_available"),
-            ),
+            ApiError::LivenessNotAvailable => {
+                (StatusCode::NOT_IMPLEMENTED, error("liveness_not_available"))
+            }
             ApiError::NotBase64 => (
                 StatusCode::PRECONDITION_FAILED,
                 error("only_images_in_base64"),

@@ -196,9 +196,7 @@ impl<'a> Fields<'a> {
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(Value::String(s)) if s == "true" => Ok(Some(true)),
             Some(Value::String(s)) if s == "false" => Ok(Some(false)),
-            Some(_) => Err(ApiError::Validation(format!(
-                "\"{key}\" must be a boolean"
-            ))),
+            Some(_) => Err(ApiError::Validation(format!("\"{key}\" must be a boolean"))),
         }
     }
 }
@@ -245,7 +243,8 @@ mod tests {
             msg(f.opt_str_array("list", 0, 9).unwrap_err()),
             "\"list[1]\" must be a string"
         );
-        let body = json!({"min": "0.1", "max": 1.5, "word": "x", "frac": 2.5, "flag": 1, "probe": "abc"});
+        let body =
+            json!({"min": "0.1", "max": 1.5, "word": "x", "frac": 2.5, "flag": 1, "probe": "abc"});
         let f = Fields(body.as_object().expect("object"));
         assert_eq!(
             msg(f.req_number("min", 0.2, 1.0).unwrap_err()),

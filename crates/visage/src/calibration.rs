@@ -111,9 +111,7 @@ pub fn print_score_table(genuine: &[f32], impostor: &[f32], all: &AllPairs) {
         all.genuine_pairs(),
         all.impostor_pairs()
     );
-    println!(
-        "score\tcosine\tFAR_pairs\tTAR_pairs\tFMR_all\tTMR_all\tFPIR_1e3\tFPIR_1e5\tFPIR_1e6"
-    );
+    println!("score\tcosine\tFAR_pairs\tTAR_pairs\tFMR_all\tTMR_all\tFPIR_1e3\tFPIR_1e5\tFPIR_1e6");
     for s in [0.5, 0.6, 0.7, 0.75, 0.81, 0.85, 0.9, 0.95] {
         let Some(score) = Score::new(s) else { continue };
         let c = score.to_cosine();

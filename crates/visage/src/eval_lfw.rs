@@ -266,10 +266,8 @@ pub fn run(args: &LfwArgs) -> anyhow::Result<()> {
         "threshold_far_1e-4 {t4:.4} (with {} impostor pairs this is the highest impostor score)",
         impostor.len()
     );
-    let identities: Vec<(&str, &Embedding)> = embeddings
-        .iter()
-        .map(|(p, e)| (identity(p), e))
-        .collect();
+    let identities: Vec<(&str, &Embedding)> =
+        embeddings.iter().map(|(p, e)| (identity(p), e)).collect();
     print_score_table(&genuine, &impostor, &AllPairs::compute(&identities));
     println!(
         "no_face {} (each embedded from its central square as a face crop)",

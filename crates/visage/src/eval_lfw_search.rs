@@ -92,7 +92,10 @@ impl Api {
     fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
         let resp = self
             .http
-            .post(format!("{}/v2/face-recognition{path}", self.url.trim_end_matches('/')))
+            .post(format!(
+                "{}/v2/face-recognition{path}",
+                self.url.trim_end_matches('/')
+            ))
             .bearer_auth(&self.token)
             .json(body)
             .send()
@@ -142,7 +145,9 @@ fn parallel<T: Sync, R: Send>(
     if let Some(e) = failure.into_inner().ok().flatten() {
         return Err(e);
     }
-    let all = results.into_inner().map_err(|_| anyhow::anyhow!("worker panicked"))?;
+    let all = results
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("worker panicked"))?;
     all.into_iter()
         .map(|r| r.context("a request was not made"))
         .collect()
@@ -212,7 +217,12 @@ pub fn run(args: &LfwSearchArgs) -> anyhow::Result<()> {
             200 => {
                 let best = &reply["data"][0];
                 match best["score"].as_f64() {
-                    Some(score) => Some((best["id"].as_str().and_then(|id| identity_of.get(id).copied()), score)),
+                    Some(score) => Some((
+                        best["id"]
+                            .as_str()
+                            .and_then(|id| identity_of.get(id).copied()),
+                        score,
+                    )),
                     None => Some((None, 0.0)),
                 }
             }
@@ -227,7 +237,15 @@ pub fn run(args: &LfwSearchArgs) -> anyhow::Result<()> {
         })
     })?;
     let search_time = started.elapsed();
-    report(args, &people, enrolled.len(), enrol_failures, enrol_time, &results, search_time);
+    report(
+        args,
+        &people,
+        enrolled.len(),
+        enrol_failures,
+        enrol_time,
+        &results,
+        search_time,
+    );
     Ok(())
 }
 
@@ -249,7 +267,9 @@ fn report(
         .count();
     let rank1_at_threshold = known
         .iter()
-        .filter(|r| matches!(r.top, Some((Some(who), s)) if who == r.identity && s >= args.min_score))
+        .filter(
+            |r| matches!(r.top, Some((Some(who), s)) if who == r.identity && s >= args.min_score),
+        )
         .count();
     let false_matches = unknown
         .iter()
@@ -321,7 +341,10 @@ mod tests {
         let p = people(dir.path(), 2, None).expect("people");
         let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["Ann", "Bob", "Cy", "Dee"]);
-        assert_eq!(p.iter().map(|p| p.held_out).collect::<Vec<_>>(), [false, true, false, true]);
+        assert_eq!(
+            p.iter().map(|p| p.held_out).collect::<Vec<_>>(),
+            [false, true, false, true]
+        );
         assert!(p[2].images[0].ends_with("Cy_0001.jpg"));
         assert_eq!(people(dir.path(), 0, Some(1)).expect("people").len(), 1);
     }

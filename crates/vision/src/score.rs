@@ -35,9 +35,7 @@ pub const SCORE_MAP_MODEL: &str = "sface-2021dec";
 impl Score {
     /// `None` unless `value` is within `0..=1`.
     pub fn new(value: f64) -> Option<Score> {
-        (0.0..=1.0)
-            .contains(&value)
-            .then_some(Score(value as f32))
+        (0.0..=1.0).contains(&value).then_some(Score(value as f32))
     }
 
     pub fn from_cosine(cosine: f32) -> Score {

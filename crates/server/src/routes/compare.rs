@@ -38,7 +38,11 @@ pub async fn compare(
     let (probe_faces, gallery_faces) = faces.split_at(probe.len());
     let best = probe_faces
         .iter()
-        .flat_map(|p| gallery_faces.iter().map(|g| p.embedding.cosine(&g.embedding)))
+        .flat_map(|p| {
+            gallery_faces
+                .iter()
+                .map(|g| p.embedding.cosine(&g.embedding))
+        })
         .fold(f32::NEG_INFINITY, f32::max);
     let score = Score::from_cosine(best);
     let passed = score >= threshold;

@@ -281,8 +281,7 @@ pub async fn delete(
                     return Err(ApiError::PersonNotFound)
                 }
                 DetachOutcome::Detached { remaining } => {
-                    st.reindex_persons(&client, std::slice::from_ref(&id))
-                        .await;
+                    st.reindex_persons(&client, std::slice::from_ref(&id)).await;
                     (false, remaining)
                 }
                 DetachOutcome::Erased => {

@@ -36,8 +36,7 @@ pub async fn verify(
         return Err(ApiError::PersonNotFound);
     }
     let probe = faces::probe(&st.pipeline, &st.cpu, &images).await?;
-    let (person, score) =
-        matching::verify(&st, &client, &id, collection.as_ref(), &probe).await?;
+    let (person, score) = matching::verify(&st, &client, &id, collection.as_ref(), &probe).await?;
     let matched = if score >= min_score {
         present::match_item(&person, score)
     } else {
