@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 /// What a 1:N search is asked.
-pub struct Query<'a> {
+pub struct SearchQuery<'a> {
     pub probe: &'a Embedding,
     pub collection: Option<&'a CollectionId>,
     pub min_score: Score,
@@ -23,7 +23,7 @@ pub struct Found {
 }
 
 /// Exact 1:N search over the client's active persons (in one collection, if given).
-pub async fn search(st: &AppState, client: &ClientId, q: Query<'_>) -> ApiResult<Found> {
+pub async fn search(st: &AppState, client: &ClientId, q: SearchQuery<'_>) -> ApiResult<Found> {
     let gallery = st.gallery.clone();
     let client_owned = client.clone();
     let probe = q.probe.clone();
@@ -64,22 +64,29 @@ pub async fn search(st: &AppState, client: &ClientId, q: Query<'_>) -> ApiResult
     })
 }
 
-/// 1:1: the probe against every enrolled face of one active person; the best score.
-/// `PersonNotFound` when the person is not the client's, not active, or not in `collection`.
-pub async fn verify(
+/// The person a 1:1 verification may be made against: the client's, active, and in
+/// `collection` when one is given; otherwise `PersonNotFound`.
+pub async fn verifiable_person(
     st: &AppState,
     client: &ClientId,
     id: &PersonId,
     collection: Option<&CollectionId>,
-    probe: &Embedding,
-) -> ApiResult<(Person, Score)> {
-    let person = st
-        .store
+) -> ApiResult<Person> {
+    st.store
         .get_person(client, id)
         .await?
         .filter(|p| p.status == PersonStatus::Active)
         .filter(|p| collection.is_none_or(|c| p.collections.contains(c)))
-        .ok_or(ApiError::PersonNotFound)?;
+        .ok_or(ApiError::PersonNotFound)
+}
+
+/// 1:1: the best score of the probe against the person's enrolled faces.
+pub async fn best_score(
+    st: &AppState,
+    client: &ClientId,
+    id: &PersonId,
+    probe: &Embedding,
+) -> ApiResult<Score> {
     let best = st
         .store
         .faces_of_person(client, id)
@@ -89,8 +96,8 @@ pub async fn verify(
         .map(|e| e.cosine(probe))
         .fold(f32::NEG_INFINITY, f32::max);
     if best == f32::NEG_INFINITY {
-        // A person always has at least one face; one without is not verifiable.
+        // Erased since it was looked up (a person always has a face while it exists).
         return Err(ApiError::PersonNotFound);
     }
-    Ok((person, Score::from_cosine(best)))
+    Ok(Score::from_cosine(best))
 }

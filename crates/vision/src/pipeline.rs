@@ -12,6 +12,7 @@ use crate::decode::{decode_base64, decode_image, DecodeLimits};
 use crate::detect::{Detection, Detector, DetectorConfig};
 use crate::embed::{Embedder, Embedding};
 use crate::error::{Error, Result};
+use crate::liveness::Liveness;
 use crate::models::{read_verified, DETECTOR_FILE, EMBEDDER_FILE};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,11 +59,14 @@ pub struct StageTimes {
 pub struct Pipeline {
     detector: Detector,
     embedder: Embedder,
+    /// `None` when the optional liveness models are not installed.
+    liveness: Option<Liveness>,
     config: PipelineConfig,
 }
 
 impl Pipeline {
-    /// Loads both models from `models_dir`, verifying them against `models.lock`.
+    /// Loads the face models from `models_dir`, and the liveness models when they are
+    /// installed, verifying every file against `models.lock`.
     pub fn load(models_dir: &Path, config: PipelineConfig) -> Result<Self> {
         let det_path = models_dir.join(DETECTOR_FILE);
         let emb_path = models_dir.join(EMBEDDER_FILE);
@@ -75,8 +79,14 @@ impl Pipeline {
         Ok(Pipeline {
             detector,
             embedder,
+            liveness: Liveness::load(models_dir)?,
             config,
         })
+    }
+
+    /// The liveness models, if installed.
+    pub fn liveness(&self) -> Option<&Liveness> {
+        self.liveness.as_ref()
     }
 
     pub fn config(&self) -> &PipelineConfig {

@@ -86,7 +86,7 @@ pub async fn detect(
         if let (Some(collection), Some(embedding), Value::Object(fields)) =
             (&collection, embedding, &mut item)
         {
-            let query = matching::Query {
+            let query = matching::SearchQuery {
                 probe: embedding,
                 collection: Some(collection),
                 min_score,

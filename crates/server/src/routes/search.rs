@@ -54,7 +54,7 @@ impl<'a> Search<'a> {
         client: &ClientId,
         probe: &Embedding,
     ) -> ApiResult<matching::Found> {
-        let query = matching::Query {
+        let query = matching::SearchQuery {
             probe,
             collection: self.collection.as_ref(),
             min_score: self.min_score,

@@ -31,12 +31,10 @@ pub async fn verify(
     f.req_enum("search_mode", &SEARCH_MODES)?;
     let collection = params::collection(&st, &client, &f).await?;
     let id = PersonId::parse(id.trim()).map_err(|_| ApiError::PersonNotFound)?;
-    // Existence first, so an unknown id costs no face work.
-    if st.store.get_person(&client, &id).await?.is_none() {
-        return Err(ApiError::PersonNotFound);
-    }
+    // The person first, so an unknown id costs no face work.
+    let person = matching::verifiable_person(&st, &client, &id, collection.as_ref()).await?;
     let probe = faces::probe(&st.pipeline, &st.cpu, &images).await?;
-    let (person, score) = matching::verify(&st, &client, &id, collection.as_ref(), &probe).await?;
+    let score = matching::best_score(&st, &client, &id, &probe).await?;
     let matched = if score >= min_score {
         present::match_item(&person, score)
     } else {
