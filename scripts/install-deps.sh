@@ -6,6 +6,7 @@ command -v python3 >/dev/null || need+=(python3 python3-pip)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v cc >/dev/null || need+=(gcc)
+command -v curl >/dev/null || need+=(curl ca-certificates)
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
         echo "install-deps: please install: ${need[*]}" >&2

@@ -8,4 +8,6 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked -p visage
 bin="${CARGO_TARGET_DIR:-target}/release/visage"
 "$bin" models fetch
+# Liveness is optional: without its models the server runs and live endpoints answer 501.
+scripts/fetch-liveness.sh || echo "serve: continuing without liveness" >&2
 exec "$bin" serve "$@"

@@ -9,4 +9,4 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dir="${1:-$root/../shared/models/liveness}"
 py="$("$root/scripts/python-env.sh" | tail -n 1)"
-exec "$py" "$root/scripts/test_liveness_convert.py" "$dir"
+exec "$py" "$root/scripts/test_liveness_convert.py" "$dir" "${@:2}"

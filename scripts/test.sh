@@ -9,6 +9,15 @@ cd "$(dirname "$0")/.."
 export VISAGE_MODELS_DIR="${VISAGE_MODELS_DIR:-$PWD/models}"
 cargo build --release --locked -p visage
 "${CARGO_TARGET_DIR:-target}/release/visage" models fetch
+# Liveness models: upstream .pth at the pinned commit, converted by our own converter; where
+# the network is closed (as in CI here) from a mirror of the .pth files.
+mirror="${VISAGE_LIVENESS_MIRROR:-}"
+if [[ -z "$mirror" && -d ../shared/models/liveness ]]; then mirror=../shared/models/liveness; fi
+scripts/fetch-liveness.sh ${mirror:+"$mirror"}
+if [[ -n "$mirror" ]]; then
+    # The converter against the reference conversions mirrored beside the .pth files.
+    scripts/test-liveness-convert.sh "$mirror" --fixtures fixtures/liveness
+fi
 
 cargo fmt --all --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings

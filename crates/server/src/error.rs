@@ -29,6 +29,12 @@ pub enum ApiError {
     /// `/persons/search-live-face` found someone at or above `min_score` in the collection.
     #[error("duplicated person")]
     DuplicatedPerson,
+    /// The probe's live score is not above `liveness_min_score`.
+    #[error("liveness failed")]
+    LivenessFailed,
+    /// The face is too small for a trustworthy live score.
+    #[error("face too small")]
+    FaceTooSmall,
     /// A liveness step was asked for and this server has no presentation-attack model.
     #[error("liveness not available")]
     LivenessNotAvailable,
@@ -94,6 +100,8 @@ impl ApiError {
                 json!({"message": "person_already_set", "code": "PreconditionFailed", "data": existing}),
             ),
             ApiError::DuplicatedPerson => (StatusCode::CONFLICT, error("409:duplicated_person")),
+            ApiError::LivenessFailed => (StatusCode::CONFLICT, error("409:liveness_failed")),
+            ApiError::FaceTooSmall => (StatusCode::PRECONDITION_FAILED, error("face_too_small")),
             ApiError::LivenessNotAvailable => {
                 (StatusCode::NOT_IMPLEMENTED, error("liveness_not_available"))
             }
@@ -159,6 +167,7 @@ impl From<vision::Error> for ApiError {
             vision::Error::Decode(D::UnsupportedFormat | D::Corrupt(_)) => ApiError::InvalidImage,
             vision::Error::Decode(D::DimensionsTooLarge { .. }) => ApiError::ImageTooLarge,
             vision::Error::Decode(D::EncodedTooLarge { .. }) => ApiError::PayloadTooLarge,
+            vision::Error::FaceTooSmall { .. } => ApiError::FaceTooSmall,
             other => ApiError::internal(other),
         }
     }

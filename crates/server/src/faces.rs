@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use image::RgbImage;
-use vision::{Detection, Embedding, Face, Pipeline};
+use vision::{largest, Detection, Embedding, Face, Pipeline};
 
 use crate::cpu::CpuPool;
 use crate::error::ApiError;
@@ -23,8 +23,8 @@ fn check_image_string(s: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Checks every string, then decodes each image and applies `per_image` to it on the CPU
-/// pool, in one job; the first failure fails the whole call.
+/// Checks every string, then decodes each image and applies `per_image` (with the image's
+/// index) to it on the CPU pool, in one job; the first failure fails the whole call.
 async fn each_image<T, F>(
     pipeline: &Arc<Pipeline>,
     cpu: &CpuPool,
@@ -33,7 +33,7 @@ async fn each_image<T, F>(
 ) -> Result<Vec<T>, ApiError>
 where
     T: Send + 'static,
-    F: Fn(&Pipeline, &RgbImage) -> Result<T, ApiError> + Send + 'static,
+    F: Fn(&Pipeline, usize, &RgbImage) -> Result<T, ApiError> + Send + 'static,
 {
     for s in images {
         check_image_string(s)?;
@@ -43,7 +43,8 @@ where
     cpu.run(move || {
         owned
             .iter()
-            .map(|text| per_image(&pipeline, &pipeline.decode_base64(text)?))
+            .enumerate()
+            .map(|(i, text)| per_image(&pipeline, i, &pipeline.decode_base64(text)?))
             .collect()
     })
     .await
@@ -55,10 +56,65 @@ pub async fn largest_faces(
     cpu: &CpuPool,
     images: &[&str],
 ) -> Result<Vec<Face>, ApiError> {
-    each_image(pipeline, cpu, images, |p, img| {
+    each_image(pipeline, cpu, images, |p, _, img| {
         p.largest_face(img)?.ok_or(ApiError::NoFaceDetected)
     })
     .await
+}
+
+/// The live score of an image's largest face. `LivenessNotAvailable` without the models.
+fn live_score(p: &Pipeline, img: &RgbImage, face: &Detection) -> Result<f32, ApiError> {
+    let liveness = p.liveness().ok_or(ApiError::LivenessNotAvailable)?;
+    Ok(liveness.score(img, face)?)
+}
+
+fn largest_detection(p: &Pipeline, img: &RgbImage) -> Result<Detection, ApiError> {
+    largest(&p.detect(img)?)
+        .cloned()
+        .ok_or(ApiError::NoFaceDetected)
+}
+
+/// The live score of the largest face of one image.
+pub async fn liveness(
+    pipeline: &Arc<Pipeline>,
+    cpu: &CpuPool,
+    image: &str,
+) -> Result<f32, ApiError> {
+    if pipeline.liveness().is_none() {
+        return Err(ApiError::LivenessNotAvailable);
+    }
+    let mut scores = each_image(pipeline, cpu, &[image], |p, _, img| {
+        live_score(p, img, &largest_detection(p, img)?)
+    })
+    .await?;
+    scores.pop().ok_or(ApiError::NoFaceDetected)
+}
+
+/// The largest face of each image, and the live score of the first image's face (the live
+/// capture, where an endpoint takes one).
+pub async fn largest_faces_first_live(
+    pipeline: &Arc<Pipeline>,
+    cpu: &CpuPool,
+    images: &[&str],
+) -> Result<(Vec<Face>, f32), ApiError> {
+    if pipeline.liveness().is_none() {
+        return Err(ApiError::LivenessNotAvailable);
+    }
+    let scored = each_image(pipeline, cpu, images, |p, i, img| {
+        let detection = largest_detection(p, img)?;
+        let live = if i == 0 {
+            Some(live_score(p, img, &detection)?)
+        } else {
+            None
+        };
+        Ok((p.face(img, &detection)?, live))
+    })
+    .await?;
+    let live = scored
+        .first()
+        .and_then(|s| s.1)
+        .ok_or(ApiError::NoFaceDetected)?;
+    Ok((scored.into_iter().map(|s| s.0).collect(), live))
 }
 
 /// One embedding for 1-3 images of the same person: the normalised mean of their largest
@@ -79,7 +135,7 @@ pub async fn crop_probe(
     cpu: &CpuPool,
     images: &[&str],
 ) -> Result<Embedding, ApiError> {
-    let embeddings = each_image(pipeline, cpu, images, |p, img| {
+    let embeddings = each_image(pipeline, cpu, images, |p, _, img| {
         Ok(match p.largest_face(img)? {
             Some(face) => face.embedding,
             None => p.embed_crop(img)?,
@@ -102,7 +158,7 @@ pub async fn all_faces(
     image: &str,
     embed: bool,
 ) -> Result<Vec<(Detection, Option<Embedding>)>, ApiError> {
-    let mut per_image = each_image(pipeline, cpu, &[image], move |p, img| {
+    let mut per_image = each_image(pipeline, cpu, &[image], move |p, _, img| {
         p.detect(img)?
             .into_iter()
             .map(|d| {

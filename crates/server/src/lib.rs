@@ -134,6 +134,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let pipeline = Pipeline::load(&config.models_dir, vision::PipelineConfig::default())
         .context("loading the face models")?;
+    if pipeline.liveness().is_none() {
+        tracing::warn!("liveness models not installed (scripts/fetch-liveness.sh): liveness endpoints answer 501");
+    }
     let store: Arc<dyn Store> = Arc::new(store);
     let gallery = SyncedGallery::load(store.clone())
         .await

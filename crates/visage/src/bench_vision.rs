@@ -34,6 +34,35 @@ fn default_files() -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Milliseconds of the liveness pair on each image's largest face (decoding and detection
+/// outside the timer); `None` when the liveness models are not installed.
+fn liveness_times(
+    pipeline: &vision::Pipeline,
+    images: &[Vec<u8>],
+    repeat: usize,
+) -> anyhow::Result<Option<Vec<f64>>> {
+    let Some(liveness) = pipeline.liveness() else {
+        return Ok(None);
+    };
+    let mut times = Vec::new();
+    for bytes in images {
+        let img = pipeline.decode(bytes)?;
+        let faces = pipeline.detect(&img)?;
+        let Some(face) = vision::largest(&faces) else {
+            continue;
+        };
+        if face.bbox.width < vision::MIN_LIVENESS_FACE_WIDTH {
+            continue;
+        }
+        for _ in 0..repeat {
+            let t = Instant::now();
+            liveness.score(&img, face)?;
+            times.push(ms(t.elapsed()));
+        }
+    }
+    Ok(Some(times))
+}
+
 /// Picks one stage's milliseconds out of a run.
 type StagePick = fn(&StageTimes) -> f64;
 
@@ -82,6 +111,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             quantile(&v, 0.5).unwrap_or(0.0),
             quantile(&v, 0.95).unwrap_or(0.0)
         );
+    }
+    match liveness_times(&pipeline, &images, args.repeat)? {
+        Some(v) => println!(
+            "{:<8} {:>9.2} {:>9.2}   (both liveness models, largest face; extra to total)",
+            "liveness",
+            quantile(&v, 0.5).unwrap_or(0.0),
+            quantile(&v, 0.95).unwrap_or(0.0)
+        ),
+        None => println!("liveness not installed (scripts/fetch-liveness.sh)"),
     }
     let totals: Vec<f64> = runs.iter().map(stages[4].1).collect();
     println!("mean_total_ms {:.2}", mean(&totals));

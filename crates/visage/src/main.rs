@@ -5,6 +5,7 @@ mod bench_vision;
 mod calibration;
 mod eval_lfw;
 mod eval_lfw_search;
+mod eval_liveness;
 mod seed_cmd;
 mod serve_cmd;
 mod stats;
@@ -93,6 +94,8 @@ enum EvalCommand {
     Lfw(eval_lfw::LfwArgs),
     /// 1:N identification on LFW through the HTTP API of a running server.
     LfwSearch(eval_lfw_search::LfwSearchArgs),
+    /// Liveness scores of genuine faces (false rejects), and of shrinking faces.
+    Liveness(eval_liveness::LivenessArgs),
 }
 
 #[derive(Subcommand)]
@@ -183,6 +186,9 @@ fn main() -> anyhow::Result<()> {
         Command::Eval {
             command: EvalCommand::LfwSearch(args),
         } => eval_lfw_search::run(&args),
+        Command::Eval {
+            command: EvalCommand::Liveness(args),
+        } => eval_liveness::run(&args),
         Command::Bench {
             command: BenchCommand::Vision(args),
         } => bench_vision::run(&args),

@@ -325,53 +325,6 @@ fn crops_active_user_verify_compare_and_detect() {
 }
 
 #[test]
-fn live_face_endpoints_search_duplicates_but_invent_no_liveness() {
-    let s = TestServer::start();
-    let t = s.token("acme");
-    let team = collection(&s, &t, "team");
-    let other = collection(&s, &t, "other");
-    enrol(&s, &t, "Barack Obama", "obama.jpg", &[&team]);
-    let body = |image: &str, coll: &Value| {
-        json!({"name": "New Person", "images": [fixture_b64(image)], "gender": "M", "date_of_birth": "1961-08-04",
-               "collection_id": coll["_id"], "liveness_min_score": 0.6, "min_score": 0.81, "search_mode": "FAST"})
-    };
-    let persons = |s: &TestServer| -> u64 {
-        let (_, b) = s.get(&format!("{BASE}/persons"), &t);
-        b["pagination"]["total"].as_u64().expect("total")
-    };
-    // Obama again, in the collection where he is enrolled: a duplicate.
-    let (status, b) = s.post(
-        &format!("{BASE}/persons/search-live-face"),
-        &t,
-        body("obama2.jpg", &team),
-    );
-    assert_eq!(
-        (status, b),
-        (
-            409,
-            json!({"message": "409:duplicated_person", "code": "ERROR"})
-        )
-    );
-    // Not a duplicate (other collection, or someone else): the liveness step cannot run.
-    let not_available = json!({"message": "liveness_not_available", "code": "ERROR"});
-    for (image, coll) in [("obama2.jpg", &other), ("biden.jpg", &team)] {
-        let (status, b) = s.post(
-            &format!("{BASE}/persons/search-live-face"),
-            &t,
-            body(image, coll),
-        );
-        assert_eq!((status, b), (501, not_available.clone()));
-    }
-    assert_eq!(persons(&s), 1, "nothing was created");
-    let (status, b) = s.post(
-        &format!("{BASE}/search-live-face"),
-        &t,
-        json!({"image": fixture_b64("obama2.jpg"), "os": "IOS", "liveness_min_score": 0.6, "min_score": 0.81, "search_mode": "FAST"}),
-    );
-    assert_eq!((status, b), (501, not_available));
-}
-
-#[test]
 fn every_validation_error_has_its_joi_worded_body() {
     let s = TestServer::start();
     let t = s.token("acme");

@@ -41,6 +41,8 @@ pub enum Error {
     ModelLoad { path: PathBuf, message: String },
     #[error("inference failed: {0}")]
     Inference(String),
+    #[error("the face is {width:.0} px wide; liveness needs at least {min:.0}")]
+    FaceTooSmall { width: f32, min: f32 },
     #[error("could not encode the face thumbnail: {0}")]
     Thumbnail(String),
     #[error("i/o error on {path}: {source}")]

@@ -18,6 +18,6 @@ pub use decode::{decode_base64, decode_image, DecodeLimits};
 pub use detect::{BoundingBox, Detection, DetectorConfig, Landmarks};
 pub use embed::{Embedding, EMBEDDING_DIM};
 pub use error::{DecodeError, Error, Result};
-pub use liveness::Liveness;
+pub use liveness::{Liveness, MIN_FACE_WIDTH as MIN_LIVENESS_FACE_WIDTH};
 pub use pipeline::{largest, Face, Pipeline, PipelineConfig, StageTimes};
 pub use score::{Score, SCORE_MAP_MODEL};

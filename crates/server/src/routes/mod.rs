@@ -3,6 +3,7 @@
 mod collections;
 mod compare;
 mod detect;
+mod liveness;
 mod params;
 mod persons;
 mod search;
@@ -54,6 +55,16 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{BASE}/verify"), post(verify::verify))
         .route(&format!("{BASE}/compare"), post(compare::compare))
         .route(&format!("{BASE}/detect"), post(detect::detect))
+        .route(&format!("{BASE}/liveness"), post(liveness::liveness))
+        .route(&format!("{BASE}/liveness-score"), post(liveness::liveness))
+        .route(
+            &format!("{BASE}/compare-live"),
+            post(liveness::compare_live),
+        )
+        .route(
+            &format!("{BASE}/compare-with-liveness"),
+            post(liveness::compare_with_liveness),
+        )
 }
 
 /// 200 when the store answers.

@@ -27,7 +27,7 @@ fn person_id(raw: &str) -> ApiResult<PersonId> {
 }
 
 /// Verifik strips digits from names.
-fn clean_name(raw: &str) -> ApiResult<String> {
+pub(super) fn clean_name(raw: &str) -> ApiResult<String> {
     let name: String = raw.chars().filter(|c| !c.is_ascii_digit()).collect();
     let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
     if name.is_empty() {

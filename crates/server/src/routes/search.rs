@@ -1,12 +1,14 @@
 //! 1:N search: `/search`, `/search/crops`, `/search-active-user`, and the two live-face
-//! endpoints up to their liveness step.
+//! endpoints (`/search-live-face`, `/persons/search-live-face`).
 
 use axum::extract::State;
 use serde_json::{json, Value};
-use store::{ClientId, CollectionId, Person};
+use store::{ClientId, CollectionId, Gender, NewFace, NewPerson, Person, PersonStatus};
 use vision::{Embedding, Score};
 
+use super::liveness;
 use super::params::{self, MAX_PROBE_IMAGES, MIN_SCORE_FLOOR, OPERATING_SYSTEMS, SEARCH_MODES};
+use super::persons::clean_name;
 use crate::auth::AuthClient;
 use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
@@ -119,42 +121,91 @@ pub async fn active_user(
     s.answer(&st, &client, &probe, present::match_item).await
 }
 
-/// Liveness first, then 1:N: without a liveness model nothing past validation can run.
+/// Liveness on the probe, then 1:N: `{persons, liveness_score}`.
 pub async fn live_face(
     State(st): State<AppState>,
     AuthClient(client): AuthClient,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Envelope> {
     let f = Fields(&body);
-    f.req_str("image")?;
+    let image = f.req_str("image")?;
     f.req_enum("os", &OPERATING_SYSTEMS)?;
-    params::score(&f, "liveness_min_score", MIN_SCORE_FLOOR)?;
-    Search::parse(&st, &client, &f, MIN_SCORE_FLOOR).await?;
-    Err(ApiError::LivenessNotAvailable)
+    let liveness_min = f.req_number("liveness_min_score", MIN_SCORE_FLOOR, 1.0)?;
+    let s = Search::parse(&st, &client, &f, MIN_SCORE_FLOOR).await?;
+    let (faces, live) = faces::largest_faces_first_live(&st.pipeline, &st.cpu, &[image]).await?;
+    if !liveness::passes(live, liveness_min) {
+        return Err(ApiError::LivenessFailed);
+    }
+    let probe = &faces.first().ok_or(ApiError::NoFaceDetected)?.embedding;
+    let found = s.run(&st, &client, probe).await?;
+    let persons: Vec<Value> = found
+        .matches
+        .iter()
+        .map(|(p, score)| present::match_item(p, *score))
+        .collect();
+    Ok(st
+        .envelope(
+            json!({"persons": persons, "liveness_score": (f64::from(live) * 1e4).round() / 1e4}),
+        )
+        .with("faces_searched", json!(found.faces_searched))
+        .with("search_mode", json!(s.mode)))
 }
 
-/// Enrolment guarded by a 1:N duplicate search in the collection, then liveness, then
-/// creation. The duplicate search runs; the liveness step cannot, so nothing is created.
+/// Enrolment guarded by a 1:N duplicate search in the collection (409 `duplicated_person`),
+/// then liveness on the first image (409 `liveness_failed`), then creation in the collection.
 pub async fn enrol_live_face(
     State(st): State<AppState>,
     AuthClient(client): AuthClient,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Envelope> {
     let f = Fields(&body);
-    f.req_str("name")?;
+    let name = clean_name(f.req_str("name")?)?;
     let images = f.req_str_array("images", 1, MAX_PROBE_IMAGES)?;
-    f.req_enum("gender", &["M", "F"])?;
-    if f.opt_date("date_of_birth")?.is_none() {
-        return Err(ApiError::required("date_of_birth"));
-    }
-    f.opt_str("nationality")?;
+    let gender = Gender::parse(f.req_enum("gender", &["M", "F"])?);
+    let date_of_birth = f
+        .opt_date("date_of_birth")?
+        .ok_or_else(|| ApiError::required("date_of_birth"))?;
+    let nationality = f.opt_str("nationality")?.map(str::to_owned);
+    let notes = f.opt_str("notes")?.map(str::to_owned);
     f.req_str("collection_id")?;
-    params::score(&f, "liveness_min_score", MIN_SCORE_FLOOR)?;
+    let liveness_min = f.req_number("liveness_min_score", MIN_SCORE_FLOOR, 1.0)?;
     // `collection_id` is required here, so the search below is scoped to that collection.
     let s = Search::parse(&st, &client, &f, MIN_SCORE_FLOOR).await?;
-    let probe = faces::probe(&st.pipeline, &st.cpu, &images).await?;
+    let collection = s.collection.clone().ok_or(ApiError::CollectionNotFound)?;
+    let (faces, live) = faces::largest_faces_first_live(&st.pipeline, &st.cpu, &images).await?;
+    let probe =
+        Embedding::mean(faces.iter().map(|f| &f.embedding)).ok_or(ApiError::NoFaceDetected)?;
     if !s.run(&st, &client, &probe).await?.matches.is_empty() {
         return Err(ApiError::DuplicatedPerson);
     }
-    Err(ApiError::LivenessNotAvailable)
+    if !liveness::passes(live, liveness_min) {
+        return Err(ApiError::LivenessFailed);
+    }
+    let new = NewPerson {
+        name,
+        gender,
+        date_of_birth: Some(date_of_birth),
+        nationality,
+        notes,
+        status: PersonStatus::Active,
+        collections: vec![collection],
+        faces: faces
+            .into_iter()
+            .map(|f| NewFace {
+                embedding: f.embedding.as_slice().to_vec(),
+                thumbnail_jpeg: f.thumbnail_jpeg,
+            })
+            .collect(),
+    };
+    let person = st.store.create_person(&client, new).await?;
+    st.reindex_persons(&client, std::slice::from_ref(&person.id))
+        .await;
+    let mut data = present::person(&person, None);
+    if let Value::Object(fields) = &mut data {
+        fields.insert(
+            "liveness_score".into(),
+            json!((f64::from(live) * 1e4).round() / 1e4),
+        );
+    }
+    Ok(st.envelope(data))
 }

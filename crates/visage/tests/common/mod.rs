@@ -86,11 +86,16 @@ impl TestServer {
 
     /// Starts on `data_dir` (kept by the caller, so a restart sees the same store).
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> TestServer {
+        Self::start_with_models(data_dir, &models_dir(), extra)
+    }
+
+    /// Starts with the models of `models` (e.g. a directory without the optional ones).
+    pub fn start_with_models(data_dir: &Path, models: &Path, extra: &[&str]) -> TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_visage"))
             .args(["serve", "--port", "0", "--data-dir"])
             .arg(data_dir)
             .arg("--models-dir")
-            .arg(models_dir())
+            .arg(models)
             .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("VISAGE_JWT_SECRET")
