@@ -11,8 +11,10 @@ cargo build --release --locked -p visage
 "${CARGO_TARGET_DIR:-target}/release/visage" models fetch
 # Liveness models: upstream .pth at the pinned commit, converted by our own converter; where
 # the network is closed (as in CI here) from a mirror of the .pth files.
-mirror="${VISAGE_LIVENESS_MIRROR:-}"
-if [[ -z "$mirror" && -d ../shared/models/liveness ]]; then mirror=../shared/models/liveness; fi
+mirror=""
+for dir in "${VISAGE_LIVENESS_MIRROR:-}" ../shared/models/liveness /work/shared/models/liveness; do
+    if [[ -n "$dir" && -d "$dir" ]]; then mirror="$dir"; break; fi
+done
 scripts/fetch-liveness.sh ${mirror:+"$mirror"}
 if [[ -n "$mirror" ]]; then
     # The converter against the reference conversions mirrored beside the .pth files.

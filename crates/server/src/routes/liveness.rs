@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use serde_json::{json, Value};
-use vision::{Face, Score};
+use vision::Score;
 
 use super::compare::{best_pair, CompareThreshold, MAX_GALLERY_IMAGES};
 use super::params::{self, OPERATING_SYSTEMS, SEARCH_MODES};
@@ -17,7 +17,8 @@ use crate::AppState;
 /// The documented default of `liveness_min_score` where it is optional.
 pub const DEFAULT_LIVENESS_MIN_SCORE: f64 = 0.6;
 
-fn round4(v: f64) -> f64 {
+/// A live score as shown in answers.
+pub fn round4(v: f64) -> f64 {
     (v * 1e4).round() / 1e4
 }
 
@@ -49,17 +50,16 @@ pub async fn liveness(
     Ok(st.envelope(verdict(score, min_score)))
 }
 
-/// Compares the live probe with the gallery and scores the probe's liveness, in one pass.
-async fn probe_and_gallery(
+/// The best probe/gallery score and the live probe's live score, in one pass.
+async fn compare_and_score_live(
     st: &AppState,
     probe: &str,
     gallery: &[&str],
-) -> ApiResult<(f32, Vec<Face>)> {
-    let images: Vec<&str> = std::iter::once(probe)
-        .chain(gallery.iter().copied())
-        .collect();
+) -> ApiResult<(Score, f32)> {
+    let images: Vec<&str> = std::iter::once(probe).chain(gallery.iter().copied()).collect();
     let (faces, live) = faces::largest_faces_first_live(&st.pipeline, &st.cpu, &images).await?;
-    Ok((live, faces))
+    let (probe_face, gallery_faces) = faces.split_at(1);
+    Ok((best_pair(probe_face, gallery_faces), live))
 }
 
 /// `/compare-live`: compare and liveness on the probe, both always reported.
@@ -75,8 +75,7 @@ pub async fn compare_live(
     let mode = f.opt_enum("search_mode", &SEARCH_MODES)?.unwrap_or("FAST");
     let liveness_min = f.req_number("liveness_min_score", 0.52, 1.0)?;
     let threshold = CompareThreshold::parse(&f)?;
-    let (live, faces) = probe_and_gallery(&st, probe, &gallery).await?;
-    let score = best_pair(&faces[..1], &faces[1..]);
+    let (score, live) = compare_and_score_live(&st, probe, &gallery).await?;
     let compared = threshold.passes(score);
     let alive = passes(live, liveness_min);
     Ok(st.envelope(json!({
@@ -111,8 +110,7 @@ pub async fn compare_with_liveness(
         .opt_number("liveness_min_score", 0.52, 1.0)?
         .unwrap_or(DEFAULT_LIVENESS_MIN_SCORE);
     let threshold = CompareThreshold::parse(&f)?;
-    let (live, faces) = probe_and_gallery(&st, probe, &gallery).await?;
-    let score: Score = best_pair(&faces[..1], &faces[1..]);
+    let (score, live) = compare_and_score_live(&st, probe, &gallery).await?;
     let compared = threshold.passes(score);
     let liveness = if compared {
         let mut v = verdict(live, liveness_min);

@@ -145,7 +145,7 @@ pub async fn live_face(
         .collect();
     Ok(st
         .envelope(
-            json!({"persons": persons, "liveness_score": (f64::from(live) * 1e4).round() / 1e4}),
+            json!({"persons": persons, "liveness_score": liveness::round4(f64::from(live))}),
         )
         .with("faces_searched", json!(found.faces_searched))
         .with("search_mode", json!(s.mode)))
@@ -204,7 +204,7 @@ pub async fn enrol_live_face(
     if let Value::Object(fields) = &mut data {
         fields.insert(
             "liveness_score".into(),
-            json!((f64::from(live) * 1e4).round() / 1e4),
+            json!(liveness::round4(f64::from(live))),
         );
     }
     Ok(st.envelope(data))
