@@ -56,7 +56,9 @@ async fn compare_and_score_live(
     probe: &str,
     gallery: &[&str],
 ) -> ApiResult<(Score, f32)> {
-    let images: Vec<&str> = std::iter::once(probe).chain(gallery.iter().copied()).collect();
+    let images: Vec<&str> = std::iter::once(probe)
+        .chain(gallery.iter().copied())
+        .collect();
     let (faces, live) = faces::largest_faces_first_live(&st.pipeline, &st.cpu, &images).await?;
     let (probe_face, gallery_faces) = faces.split_at(1);
     Ok((best_pair(probe_face, gallery_faces), live))

@@ -144,9 +144,7 @@ pub async fn live_face(
         .map(|(p, score)| present::match_item(p, *score))
         .collect();
     Ok(st
-        .envelope(
-            json!({"persons": persons, "liveness_score": liveness::round4(f64::from(live))}),
-        )
+        .envelope(json!({"persons": persons, "liveness_score": liveness::round4(f64::from(live))}))
         .with("faces_searched", json!(found.faces_searched))
         .with("search_mode", json!(s.mode)))
 }
