@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create (or reuse) the Python virtualenv for scripts/opencv_baseline.py and the
-# liveness converter (scripts/liveness_convert.py, scripts/test_liveness_convert.py).
+# Create (or reuse) the Python virtualenv for scripts/opencv_baseline.py, the
+# liveness converter (scripts/liveness_convert.py, scripts/test_liveness_convert.py)
+# and the FAISS index baseline (scripts/faiss_bench.py).
 # Idempotent. The venv lives at ${VISAGE_PYENV:-$HOME/.cache/visage/pyenv}.
 # All progress goes to stderr; the last line of stdout is the venv's python.
 set -euo pipefail
@@ -9,6 +10,7 @@ OPENCV_VERSION=4.14.0.94   # latest 4.x on PyPI; 5.0.0.93 also works but warns a
 NUMPY_VERSION=2.3.5
 ONNX_VERSION=1.23.2        # latest onnx on PyPI that installs here (builds the converted liveness graphs)
 ONNXRUNTIME_VERSION=1.31.1 # oracle runtime for scripts/test_liveness_convert.py
+FAISS_VERSION=1.15.1       # faiss-cpu, baseline for `visage bench index` (scripts/faiss_bench.py)
 
 venv="${VISAGE_PYENV:-$HOME/.cache/visage/pyenv}"
 py="$venv/bin/python"
@@ -19,9 +21,9 @@ if [[ ! -x "$py" ]]; then
     python3 -m venv "$venv" >&2
 fi
 
-want="opencv-python-headless==$OPENCV_VERSION numpy==$NUMPY_VERSION onnx==$ONNX_VERSION onnxruntime==$ONNXRUNTIME_VERSION"
-have="$("$py" -m pip freeze 2>/dev/null | grep -iE '^(opencv-python-headless|numpy|onnx|onnxruntime)==' | LC_ALL=C sort -f | tr '\n' ' ' || true)"
-expect="numpy==$NUMPY_VERSION onnx==$ONNX_VERSION onnxruntime==$ONNXRUNTIME_VERSION opencv-python-headless==$OPENCV_VERSION "
+want="opencv-python-headless==$OPENCV_VERSION numpy==$NUMPY_VERSION onnx==$ONNX_VERSION onnxruntime==$ONNXRUNTIME_VERSION faiss-cpu==$FAISS_VERSION"
+have="$("$py" -m pip freeze 2>/dev/null | grep -iE '^(opencv-python-headless|numpy|onnx|onnxruntime|faiss-cpu)==' | LC_ALL=C sort -f | tr '\n' ' ' || true)"
+expect="faiss-cpu==$FAISS_VERSION numpy==$NUMPY_VERSION onnx==$ONNX_VERSION onnxruntime==$ONNXRUNTIME_VERSION opencv-python-headless==$OPENCV_VERSION "
 if [[ "$have" != "$expect" ]]; then
     echo "python-env: installing $want" >&2
     "$py" -m pip install --quiet --disable-pip-version-check $want >&2
@@ -29,5 +31,5 @@ else
     echo "python-env: $want already installed" >&2
 fi
 
-"$py" -c 'import cv2; cv2.FaceDetectorYN; cv2.FaceRecognizerSF; import onnx, onnxruntime' >&2
+"$py" -c 'import cv2; cv2.FaceDetectorYN; cv2.FaceRecognizerSF; import onnx, onnxruntime; import faiss' >&2
 echo "$py"

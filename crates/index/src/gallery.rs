@@ -6,6 +6,8 @@ use std::sync::RwLock;
 
 use store::{ClientId, CollectionId, PersonId, EMBEDDING_DIM};
 
+use crate::quantized::dot_f32;
+
 /// What to search for.
 #[derive(Debug, Clone)]
 pub struct SearchRequest<'a> {
@@ -149,17 +151,6 @@ impl Gallery {
     }
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent accumulators let the compiler vectorise the loop.
-    let mut acc = [0.0f32; 8];
-    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for i in 0..8 {
-            acc[i] += ca[i] * cb[i];
-        }
-    }
-    acc.iter().sum()
-}
-
 impl ClientFaces {
     fn insert(&mut self, id: PersonId, collections: Vec<CollectionId>, faces: &[&[f32]]) {
         let slot = match self.free_slots.pop() {
@@ -238,7 +229,7 @@ impl ClientFaces {
                 continue;
             }
             searched += 1;
-            let c = dot(face, request.probe);
+            let c = dot_f32(face, request.probe);
             if c > best[slot] {
                 best[slot] = c;
             }

@@ -7,6 +7,8 @@
 //! request is answered.
 
 mod gallery;
+pub mod hnsw;
+pub mod quantized;
 mod synced;
 
 pub use gallery::{Gallery, Hit, SearchOutcome, SearchRequest};

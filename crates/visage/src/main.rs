@@ -1,6 +1,7 @@
 //! The `visage` binary: command-line parsing and wiring only; the work lives in the
 //! library crates.
 
+mod bench_index;
 mod bench_vision;
 mod calibration;
 mod eval_lfw;
@@ -102,6 +103,8 @@ enum EvalCommand {
 enum BenchCommand {
     /// Per-stage latency of the face pipeline on the fixture images.
     Vision(bench_vision::BenchArgs),
+    /// The search engines (exact f32, exact int8 + re-score, HNSW) beside FAISS.
+    Index(bench_index::BenchIndexArgs),
 }
 
 #[derive(Args, Clone)]
@@ -189,6 +192,9 @@ fn main() -> anyhow::Result<()> {
         Command::Eval {
             command: EvalCommand::Liveness(args),
         } => eval_liveness::run(&args),
+        Command::Bench {
+            command: BenchCommand::Index(args),
+        } => bench_index::run(&args),
         Command::Bench {
             command: BenchCommand::Vision(args),
         } => bench_vision::run(&args),

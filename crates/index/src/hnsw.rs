@@ -1,0 +1,380 @@
+//! A hierarchical navigable small-world graph (Malkov & Yashunin, 2016) over the int8 codes
+//! of [`crate::quantized`]: the approximate index behind FAST search. Rows are the caller's
+//! row numbers; distances are int8 dot products times the two scales (≈ cosine); the caller
+//! re-scores the returned candidates exactly. Deleted rows stay in the graph as tombstones
+//! (they still route searches) and are never returned.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+
+use store::EMBEDDING_DIM;
+
+use crate::quantized::dot_codes;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HnswParams {
+    /// Links per node on upper layers (twice this on layer 0).
+    pub m: usize,
+    /// Candidates kept while inserting.
+    pub ef_construction: usize,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: 16,
+            ef_construction: 128,
+        }
+    }
+}
+
+/// A similarity and a row, ordered by similarity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Scored(f32, u32);
+
+impl Eq for Scored {}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+pub struct Hnsw {
+    params: HnswParams,
+    /// Layer-0 links: `2 * m` slots per row, `u32::MAX` for an empty slot.
+    base_links: Vec<u32>,
+    /// Links on layers >= 1, for the few rows that reach them: `upper[row][layer - 1]`.
+    upper: HashMap<u32, Vec<Vec<u32>>>,
+    entry: Option<(u32, usize)>,
+    deleted: Vec<bool>,
+    level_rng: u64,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+thread_local! {
+    /// Generation-stamped visited marks, reused across searches on a thread.
+    static VISITED: RefCell<(u32, Vec<u32>)> = const { RefCell::new((0, Vec::new())) };
+}
+
+/// Read access to the vectors the graph is built over.
+pub trait Vectors {
+    fn codes(&self, row: u32) -> &[i8];
+    fn scale(&self, row: u32) -> f32;
+}
+
+fn similarity(v: &impl Vectors, q: &[i8], q_scale: f32, row: u32) -> f32 {
+    dot_codes(v.codes(row), q) as f32 * v.scale(row) * q_scale
+}
+
+impl Hnsw {
+    pub fn new(params: HnswParams) -> Self {
+        Hnsw {
+            params,
+            base_links: Vec::new(),
+            upper: HashMap::new(),
+            entry: None,
+            deleted: Vec::new(),
+            level_rng: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.deleted.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.deleted.is_empty()
+    }
+
+    /// Bytes held by links and flags (not the vectors).
+    pub fn memory_bytes(&self) -> usize {
+        self.base_links.len() * 4
+            + self.deleted.len()
+            + self
+                .upper
+                .values()
+                .map(|l| 16 + l.iter().map(|v| 24 + v.len() * 4).sum::<usize>())
+                .sum::<usize>()
+    }
+
+    fn slots(&self) -> usize {
+        2 * self.params.m
+    }
+
+    fn random_level(&mut self) -> usize {
+        self.level_rng ^= self.level_rng << 13;
+        self.level_rng ^= self.level_rng >> 7;
+        self.level_rng ^= self.level_rng << 17;
+        let u = ((self.level_rng >> 11) as f64 / (1u64 << 53) as f64).max(1e-12);
+        let ml = 1.0 / (self.params.m as f64).ln();
+        ((-u.ln() * ml) as usize).min(16)
+    }
+
+    fn links(&self, row: u32, layer: usize) -> &[u32] {
+        if layer == 0 {
+            let s = self.slots();
+            let all = &self.base_links[row as usize * s..(row as usize + 1) * s];
+            let n = all.iter().position(|&x| x == EMPTY).unwrap_or(s);
+            &all[..n]
+        } else {
+            self.upper
+                .get(&row)
+                .and_then(|l| l.get(layer - 1))
+                .map_or(&[], Vec::as_slice)
+        }
+    }
+
+    fn set_links(&mut self, row: u32, layer: usize, links: &[u32]) {
+        if layer == 0 {
+            let s = self.slots();
+            let dst = &mut self.base_links[row as usize * s..(row as usize + 1) * s];
+            dst.fill(EMPTY);
+            dst[..links.len().min(s)].copy_from_slice(&links[..links.len().min(s)]);
+        } else if let Some(l) = self.upper.get_mut(&row).and_then(|l| l.get_mut(layer - 1)) {
+            l.clear();
+            l.extend_from_slice(links);
+        }
+    }
+
+    /// Best-first search of one layer from `entry`, keeping the `ef` most similar rows.
+    fn search_layer(
+        &self,
+        v: &impl Vectors,
+        q: &[i8],
+        q_scale: f32,
+        entry: &[Scored],
+        ef: usize,
+        layer: usize,
+    ) -> Vec<Scored> {
+        VISITED.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (gen, marks) = &mut *guard;
+            *gen = gen.wrapping_add(1);
+            if *gen == 0 {
+                marks.iter_mut().for_each(|m| *m = 0);
+                *gen = 1;
+            }
+            if marks.len() < self.len() {
+                marks.resize(self.len(), 0);
+            }
+            let gen = *gen;
+            // `candidates`: most similar first; `found`: least similar on top (to evict).
+            let mut candidates: BinaryHeap<Scored> = BinaryHeap::new();
+            let mut found: BinaryHeap<std::cmp::Reverse<Scored>> = BinaryHeap::new();
+            for &e in entry {
+                marks[e.1 as usize] = gen;
+                candidates.push(e);
+                found.push(std::cmp::Reverse(e));
+            }
+            while let Some(c) = candidates.pop() {
+                let worst = found.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0);
+                if c.0 < worst && found.len() >= ef {
+                    break;
+                }
+                for &nb in self.links(c.1, layer) {
+                    if marks[nb as usize] == gen {
+                        continue;
+                    }
+                    marks[nb as usize] = gen;
+                    let s = similarity(v, q, q_scale, nb);
+                    let worst = found.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0);
+                    if found.len() < ef || s > worst {
+                        candidates.push(Scored(s, nb));
+                        found.push(std::cmp::Reverse(Scored(s, nb)));
+                        if found.len() > ef {
+                            found.pop();
+                        }
+                    }
+                }
+            }
+            let mut out: Vec<Scored> = found.into_iter().map(|r| r.0).collect();
+            out.sort_by(|a, b| b.cmp(a));
+            out
+        })
+    }
+
+    /// The diversity heuristic: keep a candidate only if it is more similar to the new
+    /// node than to every neighbour already kept (spreads links across directions).
+    fn select(&self, v: &impl Vectors, candidates: &[Scored], max: usize) -> Vec<u32> {
+        let mut kept: Vec<u32> = Vec::with_capacity(max);
+        for c in candidates {
+            if kept.len() >= max {
+                break;
+            }
+            let diverse = kept
+                .iter()
+                .all(|&k| similarity(v, v.codes(k), v.scale(k), c.1) < c.0);
+            if diverse {
+                kept.push(c.1);
+            }
+        }
+        // Top up with the closest remaining, so that sparse regions stay connected.
+        for c in candidates {
+            if kept.len() >= max {
+                break;
+            }
+            if !kept.contains(&c.1) {
+                kept.push(c.1);
+            }
+        }
+        kept
+    }
+
+    /// Adds `row`, which must be the next row (`len()`), whose vector `v` already holds.
+    pub fn insert(&mut self, v: &impl Vectors, row: u32) {
+        debug_assert_eq!(row as usize, self.len());
+        let level = self.random_level();
+        self.deleted.push(false);
+        self.base_links
+            .extend(std::iter::repeat_n(EMPTY, self.slots()));
+        if level > 0 {
+            self.upper.insert(row, vec![Vec::new(); level]);
+        }
+        let Some((entry, top)) = self.entry else {
+            self.entry = Some((row, level));
+            return;
+        };
+        let (q, qs) = (v.codes(row).to_vec(), v.scale(row));
+        let mut ep = vec![Scored(similarity(v, &q, qs, entry), entry)];
+        for layer in (level + 1..=top).rev() {
+            ep = self.search_layer(v, &q, qs, &ep, 1, layer);
+        }
+        for layer in (0..=level.min(top)).rev() {
+            let found = self.search_layer(v, &q, qs, &ep, self.params.ef_construction, layer);
+            let max = if layer == 0 {
+                self.slots()
+            } else {
+                self.params.m
+            };
+            let chosen = self.select(v, &found, self.params.m);
+            self.set_links(row, layer, &chosen);
+            for &nb in &chosen {
+                let mut links: Vec<u32> = self.links(nb, layer).to_vec();
+                links.push(row);
+                if links.len() > max {
+                    let (nq, ns) = (v.codes(nb).to_vec(), v.scale(nb));
+                    let mut scored: Vec<Scored> = links
+                        .iter()
+                        .map(|&l| Scored(similarity(v, &nq, ns, l), l))
+                        .collect();
+                    scored.sort_by(|a, b| b.cmp(a));
+                    links = self.select(v, &scored, max);
+                }
+                self.set_links(nb, layer, &links);
+            }
+            ep = found;
+        }
+        if level > top {
+            self.entry = Some((row, level));
+        }
+    }
+
+    pub fn delete(&mut self, row: u32) {
+        if let Some(d) = self.deleted.get_mut(row as usize) {
+            *d = true;
+        }
+    }
+
+    pub fn is_deleted(&self, row: u32) -> bool {
+        self.deleted.get(row as usize).copied().unwrap_or(true)
+    }
+
+    /// Up to `ef` live rows that `keep`, most similar first by the int8 estimate.
+    pub fn search(
+        &self,
+        v: &impl Vectors,
+        q: &[i8; EMBEDDING_DIM],
+        q_scale: f32,
+        ef: usize,
+        keep: impl Fn(u32) -> bool,
+    ) -> Vec<(f32, u32)> {
+        let Some((entry, top)) = self.entry else {
+            return Vec::new();
+        };
+        let mut ep = vec![Scored(similarity(v, q, q_scale, entry), entry)];
+        for layer in (1..=top).rev() {
+            ep = self.search_layer(v, q, q_scale, &ep, 1, layer);
+        }
+        self.search_layer(v, q, q_scale, &ep, ef, 0)
+            .into_iter()
+            .filter(|s| !self.is_deleted(s.1) && keep(s.1))
+            .map(|s| (s.0, s.1))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantized::{dot_f32, CodeMatrix, Codes};
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> f32 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0
+        }
+        fn unit(&mut self, centre: Option<&[f32]>, noise: f32) -> Vec<f32> {
+            let v: Vec<f32> = (0..EMBEDDING_DIM)
+                .map(|i| centre.map_or(0.0, |c| c[i]) + noise * self.next())
+                .collect();
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter().map(|x| x / n).collect()
+        }
+    }
+
+    #[test]
+    fn finds_the_exact_best_nearly_always_and_never_returns_deleted_rows() {
+        let mut rng = Rng(42);
+        let centres: Vec<Vec<f32>> = (0..1000).map(|_| rng.unit(None, 1.0)).collect();
+        let mut vectors = Vec::new();
+        let mut codes = CodeMatrix::default();
+        let mut graph = Hnsw::new(HnswParams::default());
+        for i in 0..4000 {
+            let v = rng.unit(Some(&centres[i % 1000]), 0.15);
+            let row = codes.push(&v);
+            graph.insert(&codes, row);
+            vectors.push(v);
+        }
+        let mut hits = 0;
+        let queries = 200;
+        for i in 0..queries {
+            let q = rng.unit(Some(&centres[(i * 7) % 1000]), 0.15);
+            let best = (0..vectors.len())
+                .max_by(|&a, &b| dot_f32(&vectors[a], &q).total_cmp(&dot_f32(&vectors[b], &q)))
+                .expect("rows");
+            let qc = Codes::quantise(&q);
+            let found = graph.search(&codes, &qc.codes, qc.scale, 64, |_| true);
+            let top = found
+                .iter()
+                .max_by(|a, b| {
+                    dot_f32(&vectors[a.1 as usize], &q)
+                        .total_cmp(&dot_f32(&vectors[b.1 as usize], &q))
+                })
+                .map(|f| f.1 as usize);
+            hits += usize::from(top == Some(best));
+            // Delete the best: it must never come back.
+            graph.delete(best as u32);
+            let again = graph.search(&codes, &qc.codes, qc.scale, 64, |_| true);
+            assert!(again.iter().all(|f| f.1 as usize != best));
+            // A filter is honoured.
+            let odd = graph.search(&codes, &qc.codes, qc.scale, 64, |r| r % 2 == 1);
+            assert!(odd.iter().all(|f| f.1 % 2 == 1));
+        }
+        assert!(
+            hits as f64 / queries as f64 >= 0.97,
+            "recall@1 {hits}/{queries}"
+        );
+    }
+}

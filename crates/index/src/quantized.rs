@@ -1,0 +1,243 @@
+//! Exact search in a quarter of the memory traffic: every face is also kept as int8 codes
+//! (one scale per face), the scan ranks all faces on the codes, and only the best candidates
+//! are re-scored on their f32 vectors. The answer equals a full f32 scan's whenever the true
+//! top results are among the candidates; the candidate count leaves a wide margin over the
+//! int8 rounding error (see the tests, and `visage bench index`).
+
+use store::EMBEDDING_DIM;
+
+/// One face as int8 codes and the scale that maps them back (`value ~ code * scale`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Codes {
+    pub codes: [i8; EMBEDDING_DIM],
+    pub scale: f32,
+}
+
+impl Codes {
+    /// Symmetric per-vector quantisation: the largest magnitude maps to 127.
+    pub fn quantise(v: &[f32]) -> Codes {
+        let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        let mut codes = [0i8; EMBEDDING_DIM];
+        for (c, x) in codes.iter_mut().zip(v) {
+            *c = (x / scale).round().clamp(-127.0, 127.0) as i8;
+        }
+        Codes { codes, scale }
+    }
+}
+
+/// Integer dot product of two code vectors (exact in i32: 128 * 127 * 127 < 2^31).
+pub fn dot_codes(a: &[i8], b: &[i8]) -> i32 {
+    // Four independent i32 lanes of 32 products each; the compiler widens and vectorises.
+    let mut acc = [0i32; 4];
+    for (ca, cb) in a.chunks_exact(32).zip(b.chunks_exact(32)) {
+        for (lane, (la, lb)) in acc
+            .iter_mut()
+            .zip(ca.chunks_exact(8).zip(cb.chunks_exact(8)))
+        {
+            *lane += la
+                .iter()
+                .zip(lb)
+                .map(|(x, y)| i32::from(*x) * i32::from(*y))
+                .sum::<i32>();
+        }
+    }
+    acc.iter().sum()
+}
+
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for i in 0..8 {
+            acc[i] += ca[i] * cb[i];
+        }
+    }
+    acc.iter().sum()
+}
+
+/// The `k` largest `(score, row)` pairs seen, kept as a small sorted buffer (k is small).
+pub struct TopK {
+    k: usize,
+    items: Vec<(f32, u32)>,
+}
+
+impl TopK {
+    pub fn new(k: usize) -> Self {
+        TopK {
+            k,
+            items: Vec::with_capacity(k + 1),
+        }
+    }
+
+    /// The score a new item must beat to enter.
+    #[inline]
+    pub fn floor(&self) -> f32 {
+        if self.items.len() < self.k {
+            f32::NEG_INFINITY
+        } else {
+            self.items[self.items.len() - 1].0
+        }
+    }
+
+    #[inline]
+    pub fn push(&mut self, score: f32, row: u32) {
+        if self.k == 0 || score <= self.floor() {
+            return;
+        }
+        let at = self.items.partition_point(|(s, _)| *s >= score);
+        self.items.insert(at, (score, row));
+        self.items.truncate(self.k);
+    }
+
+    /// Best first.
+    pub fn into_sorted(self) -> Vec<(f32, u32)> {
+        self.items
+    }
+}
+
+/// Rows whose int8 score is among the best `candidates` (rows where `keep(row)` is false are
+/// skipped), then re-scored exactly with `exact(row)` and sorted, best first.
+pub fn search_codes(
+    probe: &[f32],
+    codes: &[i8],
+    scales: &[f32],
+    candidates: usize,
+    keep: impl Fn(usize) -> bool,
+    exact: impl Fn(usize) -> f32,
+) -> Vec<(f32, u32)> {
+    let q = Codes::quantise(probe);
+    let mut top = TopK::new(candidates);
+    for (row, (c, s)) in codes.chunks_exact(EMBEDDING_DIM).zip(scales).enumerate() {
+        if !keep(row) {
+            continue;
+        }
+        let approx = dot_codes(c, &q.codes) as f32 * s;
+        if approx > top.floor() {
+            top.push(approx, row as u32);
+        }
+    }
+    let mut rescored: Vec<(f32, u32)> = top
+        .into_sorted()
+        .into_iter()
+        .map(|(_, row)| (exact(row as usize), row))
+        .collect();
+    rescored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    rescored
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random unit vectors (xorshift), no dependency needed.
+    fn vectors(n: usize, seed: u64) -> Vec<f32> {
+        let mut x = seed.max(1);
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0
+        };
+        let mut out = Vec::with_capacity(n * EMBEDDING_DIM);
+        for _ in 0..n {
+            let v: Vec<f32> = (0..EMBEDDING_DIM).map(|_| next()).collect();
+            let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+            out.extend(v.iter().map(|a| a / norm));
+        }
+        out
+    }
+
+    #[test]
+    fn quantised_dot_products_track_the_exact_ones() {
+        let v = vectors(200, 7);
+        let rows: Vec<&[f32]> = v.chunks_exact(EMBEDDING_DIM).collect();
+        let codes: Vec<Codes> = rows.iter().map(|r| Codes::quantise(r)).collect();
+        for i in 0..rows.len() - 1 {
+            let exact = dot_f32(rows[i], rows[i + 1]);
+            let approx = dot_codes(&codes[i].codes, &codes[i + 1].codes) as f32
+                * codes[i].scale
+                * codes[i + 1].scale;
+            assert!((exact - approx).abs() < 0.01, "{exact} vs {approx}");
+        }
+        assert_eq!(
+            Codes::quantise(&[0.0; EMBEDDING_DIM]).codes,
+            [0; EMBEDDING_DIM]
+        );
+    }
+
+    #[test]
+    fn candidates_then_rescoring_equal_a_full_exact_scan() {
+        let n = 5000;
+        let v = vectors(n, 11);
+        let all: Vec<Codes> = v.chunks_exact(EMBEDDING_DIM).map(Codes::quantise).collect();
+        let codes: Vec<i8> = all.iter().flat_map(|c| c.codes).collect();
+        let scales: Vec<f32> = all.iter().map(|c| c.scale).collect();
+        let probes = vectors(50, 99);
+        for probe in probes.chunks_exact(EMBEDDING_DIM) {
+            let exact =
+                |row: usize| dot_f32(&v[row * EMBEDDING_DIM..(row + 1) * EMBEDDING_DIM], probe);
+            let mut full: Vec<(f32, u32)> = (0..n).map(|r| (exact(r), r as u32)).collect();
+            full.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let got = search_codes(probe, &codes, &scales, 64, |_| true, exact);
+            assert_eq!(&got[..10], &full[..10]);
+            // Filtering skips rows entirely.
+            let even = search_codes(probe, &codes, &scales, 64, |r| r % 2 == 0, exact);
+            assert!(even.iter().all(|(_, r)| r % 2 == 0));
+        }
+    }
+
+    #[test]
+    fn top_k_keeps_the_best_sorted() {
+        let mut t = TopK::new(3);
+        for (s, r) in [(0.1, 1), (0.9, 2), (0.5, 3), (0.7, 4), (0.2, 5)] {
+            t.push(s, r);
+        }
+        assert_eq!(t.into_sorted(), vec![(0.9, 2), (0.7, 4), (0.5, 3)]);
+        let mut none = TopK::new(0);
+        none.push(1.0, 1);
+        assert!(none.into_sorted().is_empty());
+    }
+}
+
+/// Rows of int8 codes with their scales, appended in row order.
+#[derive(Debug, Clone, Default)]
+pub struct CodeMatrix {
+    codes: Vec<i8>,
+    scales: Vec<f32>,
+}
+
+impl CodeMatrix {
+    pub fn push(&mut self, v: &[f32]) -> u32 {
+        let c = Codes::quantise(v);
+        self.codes.extend_from_slice(&c.codes);
+        self.scales.push(c.scale);
+        (self.scales.len() - 1) as u32
+    }
+
+    pub fn len(&self) -> usize {
+        self.scales.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scales.is_empty()
+    }
+
+    pub fn all_codes(&self) -> &[i8] {
+        &self.codes
+    }
+
+    pub fn all_scales(&self) -> &[f32] {
+        &self.scales
+    }
+}
+
+impl crate::hnsw::Vectors for CodeMatrix {
+    fn codes(&self, row: u32) -> &[i8] {
+        let r = row as usize;
+        &self.codes[r * EMBEDDING_DIM..(r + 1) * EMBEDDING_DIM]
+    }
+
+    fn scale(&self, row: u32) -> f32 {
+        self.scales[row as usize]
+    }
+}

@@ -1,0 +1,349 @@
+//! `visage bench index`: the search engines on synthetic face-like vectors, beside FAISS.
+//! Identities are random unit centres; each face is its centre plus Gaussian noise whose
+//! strength varies per face, so that two faces of one identity have cosines spread over
+//! ~0.4-0.9 (as SFace's genuine pairs on LFW). Queries are fresh faces of random identities.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use index::hnsw::{Hnsw, HnswParams};
+use index::quantized::{dot_f32, search_codes, CodeMatrix, Codes, TopK};
+use rayon::prelude::*;
+use serde_json::Value;
+use store::EMBEDDING_DIM;
+
+use crate::stats::{ms, quantile};
+
+#[derive(Args)]
+pub struct BenchIndexArgs {
+    /// Gallery sizes to run.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    pub n: Vec<usize>,
+    /// Queries per size.
+    #[arg(long, default_value_t = 1000)]
+    pub queries: usize,
+    /// Faces per identity.
+    #[arg(long, default_value_t = 4)]
+    pub per_identity: usize,
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// int8 candidates re-scored exactly by ACCURATE.
+    #[arg(long, default_value_t = 64)]
+    pub candidates: usize,
+    #[arg(long, default_value_t = 16)]
+    pub m: usize,
+    #[arg(long, default_value_t = 128)]
+    pub ef_construction: usize,
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128")]
+    pub ef_search: Vec<usize>,
+    /// Skip the FAISS comparison (it needs the Python environment).
+    #[arg(long)]
+    pub no_faiss: bool,
+}
+
+/// Deterministic generator: xorshift64* with Box-Muller normals.
+struct Rng(u64);
+
+impl Rng {
+    fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn normal(&mut self) -> f32 {
+        let (u, v) = (self.uniform().max(1e-12), self.uniform());
+        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+    }
+
+    fn unit(&mut self, centre: Option<&[f32]>, sigma: f32) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..EMBEDDING_DIM)
+            .map(|i| centre.map_or(0.0, |c| c[i]) + sigma * self.normal())
+            .collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+        v
+    }
+}
+
+/// Noise per face: sigma in 0.03..0.10 gives same-identity cosines of ~0.4-0.9 at 128-d.
+fn noise(rng: &mut Rng) -> f32 {
+    0.03 + 0.07 * rng.uniform() as f32
+}
+
+fn dataset(n: usize, queries: usize, per_identity: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = Rng(0x5EED_F00D ^ n as u64);
+    let identities = n.div_ceil(per_identity.max(1));
+    let centres: Vec<Vec<f32>> = (0..identities).map(|_| rng.unit(None, 1.0)).collect();
+    let mut base = Vec::with_capacity(n * EMBEDDING_DIM);
+    for i in 0..n {
+        let sigma = noise(&mut rng);
+        base.extend(rng.unit(Some(&centres[i / per_identity.max(1)]), sigma));
+    }
+    let mut q = Vec::with_capacity(queries * EMBEDDING_DIM);
+    for _ in 0..queries {
+        let who = (rng.uniform() * identities as f64) as usize % identities;
+        let sigma = noise(&mut rng);
+        q.extend(rng.unit(Some(&centres[who]), sigma));
+    }
+    (base, q)
+}
+
+fn rows(v: &[f32]) -> Vec<&[f32]> {
+    v.chunks_exact(EMBEDDING_DIM).collect()
+}
+
+fn flat_top(base: &[f32], q: &[f32], k: usize) -> Vec<u32> {
+    let mut top = TopK::new(k);
+    for (row, face) in base.chunks_exact(EMBEDDING_DIM).enumerate() {
+        top.push(dot_f32(face, q), row as u32);
+    }
+    top.into_sorted().into_iter().map(|(_, r)| r).collect()
+}
+
+/// p50, p99 of one-at-a-time latencies, and queries/s on all cores.
+struct Timing {
+    p50: f64,
+    p99: f64,
+    qps: f64,
+}
+
+fn time<R: Send>(queries: &[&[f32]], run: impl Fn(&[f32]) -> R + Sync) -> (Timing, Vec<R>) {
+    let mut lat = Vec::with_capacity(queries.len());
+    let mut out = Vec::with_capacity(queries.len());
+    for q in queries {
+        let t = Instant::now();
+        out.push(run(q));
+        lat.push(ms(t.elapsed()));
+    }
+    let t = Instant::now();
+    queries.par_iter().for_each(|q| {
+        run(q);
+    });
+    let qps = queries.len() as f64 / t.elapsed().as_secs_f64();
+    let timing = Timing {
+        p50: quantile(&lat, 0.5).unwrap_or(0.0),
+        p99: quantile(&lat, 0.99).unwrap_or(0.0),
+        qps,
+    };
+    (timing, out)
+}
+
+fn recall(truth: &[Vec<u32>], got: &[Vec<u32>], at: usize) -> f64 {
+    let hits: usize = truth
+        .iter()
+        .zip(got)
+        .map(|(t, g)| {
+            let t: Vec<&u32> = t.iter().take(at).collect();
+            g.iter().take(at).filter(|x| t.contains(x)).count()
+        })
+        .sum();
+    hits as f64 / (truth.len() * at).max(1) as f64
+}
+
+fn write_f32(path: &Path, v: &[f32]) -> anyhow::Result<()> {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+fn faiss(args: &BenchIndexArgs, base: &[f32], q: &[f32]) -> anyhow::Result<Value> {
+    let dir = tempfile::tempdir()?;
+    let (bp, qp): (PathBuf, PathBuf) = (dir.path().join("base.f32"), dir.path().join("q.f32"));
+    write_f32(&bp, base)?;
+    write_f32(&qp, q)?;
+    let ef: Vec<String> = args.ef_search.iter().map(usize::to_string).collect();
+    let out = std::process::Command::new("scripts/faiss-bench.sh")
+        .arg("--base")
+        .arg(&bp)
+        .arg("--queries")
+        .arg(&qp)
+        .args([
+            "--dim",
+            &EMBEDDING_DIM.to_string(),
+            "--k",
+            &args.k.to_string(),
+        ])
+        .args(["--hnsw-m", &args.m.to_string()])
+        .args(["--ef-construction", &args.ef_construction.to_string()])
+        .args(["--ef-search", &ef.join(",")])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running scripts/faiss-bench.sh (from the repository root)")?;
+    if !out.status.success() {
+        bail!("faiss-bench failed: {}", out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().context("faiss-bench printed nothing")?;
+    serde_json::from_str(last).context("faiss-bench's last line is not JSON")
+}
+
+pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
+    println!(
+        "bench index: dim {EMBEDDING_DIM}, {} faces/identity, {} queries, k {}, {} threads",
+        args.per_identity,
+        args.queries,
+        args.k,
+        rayon::current_num_threads()
+    );
+    let mut fast_runs: Vec<(usize, usize, f64, f64)> = Vec::new();
+    println!(
+        "n\tengine\tbuild_s\tp50_ms\tp99_ms\tqps\trecall@1\trecall@10\tbytes/face\tvs_faiss_p50"
+    );
+    for &n in &args.n {
+        let (base, q) = dataset(n, args.queries, args.per_identity);
+        let queries = rows(&q);
+        let (flat, truth) = time(&queries, |q| flat_top(&base, q, args.k));
+        let faiss = if args.no_faiss {
+            None
+        } else {
+            Some(faiss(args, &base, &q)?)
+        };
+        let f = |path: &[&str]| -> Option<f64> {
+            let mut v = faiss.as_ref()?;
+            for p in path {
+                v = v.get(p)?;
+            }
+            v.as_f64()
+        };
+        let ratio = |ours: f64, theirs: Option<f64>| {
+            theirs.map_or("-".into(), |t| format!("{:.2}", ours / t))
+        };
+        println!(
+            "{n}\texact f32\t0\t{:.3}\t{:.3}\t{:.0}\t1\t1\t512\t{}",
+            flat.p50,
+            flat.p99,
+            flat.qps,
+            ratio(flat.p50, f(&["flat", "p50_ms"]))
+        );
+
+        // ACCURATE: int8 scan, f32 re-score of the best candidates.
+        let started = Instant::now();
+        let mut codes = CodeMatrix::default();
+        for r in rows(&base) {
+            codes.push(r);
+        }
+        let build = started.elapsed().as_secs_f64();
+        let exact_row = |q: &[f32], row: usize| {
+            dot_f32(&base[row * EMBEDDING_DIM..(row + 1) * EMBEDDING_DIM], q)
+        };
+        let (int8, got) = time(&queries, |q| {
+            search_codes(
+                q,
+                codes.all_codes(),
+                codes.all_scales(),
+                args.candidates,
+                |_| true,
+                |row| exact_row(q, row),
+            )
+            .into_iter()
+            .take(args.k)
+            .map(|(_, r)| r)
+            .collect::<Vec<u32>>()
+        });
+        let identical = truth.iter().zip(&got).filter(|(t, g)| t == g).count();
+        println!(
+            "{n}\texact int8+rerank\t{build:.2}\t{:.3}\t{:.3}\t{:.0}\t{:.4}\t{:.4}\t132\t{}\t(identical top-{} on {identical}/{} queries)",
+            int8.p50, int8.p99, int8.qps, recall(&truth, &got, 1), recall(&truth, &got, args.k),
+            ratio(int8.p50, f(&["flat", "p50_ms"])), args.k, truth.len()
+        );
+
+        // FAST: HNSW over the same codes, candidates re-scored exactly.
+        let started = Instant::now();
+        let mut graph = Hnsw::new(HnswParams {
+            m: args.m,
+            ef_construction: args.ef_construction,
+        });
+        for row in 0..n as u32 {
+            graph.insert(&codes, row);
+        }
+        let build = started.elapsed().as_secs_f64();
+        let graph_bytes = graph.memory_bytes() as f64 / n as f64;
+        for (i, &ef) in args.ef_search.iter().enumerate() {
+            let (fast, got) = time(&queries, |q| {
+                let qc = Codes::quantise(q);
+                let mut found: Vec<(f32, u32)> = graph
+                    .search(&codes, &qc.codes, qc.scale, ef.max(args.k), |_| true)
+                    .into_iter()
+                    .map(|(_, r)| (exact_row(q, r as usize), r))
+                    .collect();
+                found.sort_by(|a, b| b.0.total_cmp(&a.0));
+                found
+                    .into_iter()
+                    .take(args.k)
+                    .map(|(_, r)| r)
+                    .collect::<Vec<u32>>()
+            });
+            let theirs = faiss
+                .as_ref()
+                .and_then(|v| v["hnsw"]["runs"].get(i))
+                .and_then(|r| r["p50_ms"].as_f64());
+            let (r1, r10) = (recall(&truth, &got, 1), recall(&truth, &got, args.k));
+            println!(
+                "{n}\tfast hnsw ef={ef}\t{build:.1}\t{:.3}\t{:.3}\t{:.0}\t{r1:.4}\t{r10:.4}\t{:.0}\t{}",
+                fast.p50, fast.p99, fast.qps, 132.0 + graph_bytes, ratio(fast.p50, theirs)
+            );
+            fast_runs.push((n, ef, fast.p50, r1));
+        }
+        if let Some(v) = &faiss {
+            println!(
+                "{n}\tfaiss flat\t{:.2}\t{:.3}\t{:.3}\t{:.0}\t1\t1\t{:.0}",
+                f(&["flat", "build_s"]).unwrap_or(0.0),
+                f(&["flat", "p50_ms"]).unwrap_or(0.0),
+                f(&["flat", "p99_ms"]).unwrap_or(0.0),
+                f(&["flat", "qps"]).unwrap_or(0.0),
+                f(&["flat", "bytes"]).unwrap_or(0.0) / n as f64
+            );
+            for run in v["hnsw"]["runs"].as_array().into_iter().flatten() {
+                println!(
+                    "{n}\tfaiss hnsw ef={}\t{:.1}\t{:.3}\t{:.3}\t{:.0}\t{:.4}\t{:.4}\t{:.0}",
+                    run["ef_search"],
+                    f(&["hnsw", "build_s"]).unwrap_or(0.0),
+                    run["p50_ms"].as_f64().unwrap_or(0.0),
+                    run["p99_ms"].as_f64().unwrap_or(0.0),
+                    run["qps"].as_f64().unwrap_or(0.0),
+                    run["recall_at_1"].as_f64().unwrap_or(0.0),
+                    run["recall_at_10"].as_f64().unwrap_or(0.0),
+                    f(&["hnsw", "bytes"]).unwrap_or(0.0) / n as f64
+                );
+            }
+        }
+        if n == *args.n.iter().max().unwrap_or(&n) {
+            println!(
+                "exact_ratio_vs_faiss {}",
+                ratio(int8.p50, f(&["flat", "p50_ms"]))
+            );
+            // Our cheapest setting with recall@1 >= 0.99 (else the most accurate), and FAISS's
+            // cheapest setting reaching at least that recall.
+            let ours = fast_runs.iter().filter(|r| r.0 == n);
+            let pick = ours
+                .clone()
+                .filter(|r| r.3 >= 0.99)
+                .min_by(|a, b| a.2.total_cmp(&b.2))
+                .or_else(|| ours.max_by(|a, b| a.3.total_cmp(&b.3)));
+            if let Some(&(_, ef, p50, r1)) = pick {
+                let theirs = faiss.as_ref().and_then(|v| {
+                    v["hnsw"]["runs"]
+                        .as_array()?
+                        .iter()
+                        .filter(|r| r["recall_at_1"].as_f64().unwrap_or(0.0) >= r1)
+                        .filter_map(|r| r["p50_ms"].as_f64())
+                        .min_by(f64::total_cmp)
+                });
+                println!("fast_ef_search {ef}");
+                println!("fast_p50_ms {p50:.3}");
+                println!("fast_recall_at_1 {r1:.4}");
+                println!("fast_ratio_vs_faiss_hnsw {}", ratio(p50, theirs));
+            }
+            println!("exact_identical_top_k {identical}/{}", truth.len());
+            println!(
+                "bytes_per_face {:.0} (int8 codes + scale 132, graph {:.0}; the f32 vectors used for re-scoring, 512, are not counted)",
+                132.0 + graph_bytes,
+                graph_bytes
+            );
+        }
+    }
+    Ok(())
+}
