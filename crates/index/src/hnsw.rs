@@ -288,6 +288,82 @@ impl Hnsw {
         self.deleted.get(row as usize).copied().unwrap_or(true)
     }
 
+    /// Writes the graph for [`Hnsw::read_from`].
+    pub fn write_to(&self, w: &mut crate::snapshot::Writer) -> std::io::Result<()> {
+        w.u32(self.params.m as u32)?;
+        w.u32(self.params.ef_construction as u32)?;
+        w.u32s(&self.base_links)?;
+        let mut upper: Vec<(&u32, &Vec<Vec<u32>>)> = self.upper.iter().collect();
+        upper.sort_by_key(|(row, _)| **row);
+        w.u64(upper.len() as u64)?;
+        for (row, layers) in upper {
+            w.u32(*row)?;
+            w.u32(layers.len() as u32)?;
+            for links in layers {
+                w.u32s(links)?;
+            }
+        }
+        let (entry, top) = self.entry.unwrap_or((EMPTY, 0));
+        w.u32(entry)?;
+        w.u32(top as u32)?;
+        let deleted: Vec<u8> = self.deleted.iter().map(|&d| u8::from(d)).collect();
+        w.bytes(&deleted)?;
+        w.u64(self.level_rng)
+    }
+
+    /// Reads a graph written by [`Hnsw::write_to`], checking every link points at a row.
+    pub fn read_from(r: &mut crate::snapshot::Reader<'_>) -> Option<Hnsw> {
+        let params = HnswParams {
+            m: r.u32()? as usize,
+            ef_construction: r.u32()? as usize,
+        };
+        let base_links = r.u32s()?;
+        let slots = 2 * params.m;
+        if slots == 0 || base_links.len() % slots != 0 {
+            return None;
+        }
+        let rows = base_links.len() / slots;
+        let valid = |l: &u32| *l == EMPTY || (*l as usize) < rows;
+        if !base_links.iter().all(valid) {
+            return None;
+        }
+        let mut upper = HashMap::new();
+        for _ in 0..r.u64()? {
+            let row = r.u32()?;
+            let layers = (0..r.u32()?)
+                .map(|_| r.u32s().filter(|l| l.iter().all(valid)))
+                .collect::<Option<Vec<_>>>()?;
+            if row as usize >= rows || layers.len() > 16 {
+                return None;
+            }
+            upper.insert(row, layers);
+        }
+        let (entry, top) = (r.u32()?, r.u32()? as usize);
+        let entry = if entry == EMPTY {
+            None
+        } else if (entry as usize) < rows && (top == 0 || upper.get(&entry)?.len() == top) {
+            Some((entry, top))
+        } else {
+            return None;
+        };
+        let deleted: Vec<bool> = r.bytes()?.iter().map(|&b| b != 0).collect();
+        if deleted.len() != rows {
+            return None;
+        }
+        Some(Hnsw {
+            params,
+            base_links,
+            upper,
+            entry,
+            deleted,
+            level_rng: r.u64()?,
+        })
+    }
+
+    pub fn params(&self) -> HnswParams {
+        self.params
+    }
+
     /// Up to `ef` live rows that `keep`, most similar first by the int8 estimate.
     pub fn search(
         &self,

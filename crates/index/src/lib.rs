@@ -1,15 +1,22 @@
-//! visage's 1:N search: every active person's face embeddings in memory, per client, scanned
-//! exactly, and kept in step with the store.
+//! visage's 1:N search: every active person's faces in memory, per client, as int8 codes
+//! (exact scan, or an HNSW graph for FAST search on large galleries), re-scored exactly on
+//! the store's f32 embeddings, and kept in step with the store.
 //!
 //! [`Gallery`] is the pure in-memory structure; [`SyncedGallery`] owns one and refreshes it from
 //! a [`store::Store`] after every committed change, so that what search sees never runs ahead of
 //! what is durable, and a person erased or detached is gone from search before the erasing
 //! request is answered.
 
+mod client;
 mod gallery;
 pub mod hnsw;
 pub mod quantized;
+pub mod snapshot;
 mod synced;
 
-pub use gallery::{Gallery, Hit, SearchOutcome, SearchRequest};
-pub use synced::SyncedGallery;
+pub use client::{IndexParams, Mode};
+pub use gallery::{
+    candidate_count, rank_persons, Candidate, CandidateSet, Gallery, Hit, SearchOutcome,
+    SearchRequest,
+};
+pub use synced::{LoadedFrom, SyncedGallery};

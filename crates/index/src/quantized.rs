@@ -214,6 +214,34 @@ impl CodeMatrix {
         (self.scales.len() - 1) as u32
     }
 
+    /// Appends codes made earlier (compaction, snapshots).
+    pub fn push_codes(&mut self, codes: &[i8], scale: f32) {
+        self.codes.extend_from_slice(codes);
+        self.scales.push(scale);
+    }
+
+    pub fn from_parts(codes: Vec<i8>, scales: Vec<f32>) -> Option<Self> {
+        (codes.len() == scales.len() * EMBEDDING_DIM).then_some(CodeMatrix { codes, scales })
+    }
+
+    pub fn row(&self, row: u32) -> &[i8] {
+        let r = row as usize;
+        &self.codes[r * EMBEDDING_DIM..(r + 1) * EMBEDDING_DIM]
+    }
+
+    pub fn scale_of(&self, row: u32) -> f32 {
+        self.scales[row as usize]
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        self.codes.shrink_to_fit();
+        self.scales.shrink_to_fit();
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.codes.capacity() + self.scales.capacity() * 4
+    }
+
     pub fn len(&self) -> usize {
         self.scales.len()
     }
@@ -233,8 +261,7 @@ impl CodeMatrix {
 
 impl crate::hnsw::Vectors for CodeMatrix {
     fn codes(&self, row: u32) -> &[i8] {
-        let r = row as usize;
-        &self.codes[r * EMBEDDING_DIM..(r + 1) * EMBEDDING_DIM]
+        self.row(row)
     }
 
     fn scale(&self, row: u32) -> f32 {

@@ -1,46 +1,177 @@
-//! The gallery kept in step with the store: loaded from it at start-up and refreshed from it
-//! after every committed change.
+//! The gallery kept in step with the store: loaded at start-up (from a clean shutdown's
+//! snapshot when the store has not changed since, else from the store), refreshed from the
+//! store after every committed change, and searched with exact re-scoring against the
+//! store's f32 embeddings.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
-use store::{ClientId, CollectionId, FaceRecord, PersonId, PersonStatus, Store};
+use store::{ClientId, CollectionId, FaceId, FaceRecord, PersonId, PersonStatus, Store};
 
-use crate::{Gallery, SearchOutcome, SearchRequest};
+use crate::client::IndexParams;
+use crate::gallery::{rank_persons, CandidateSet, Gallery, SearchOutcome, SearchRequest};
+use crate::quantized::dot_f32;
+use crate::snapshot::{self, SnapshotError};
+
+/// Where the gallery came from at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadedFrom {
+    Snapshot,
+    Store,
+}
 
 pub struct SyncedGallery {
-    gallery: Gallery,
+    gallery: Arc<Gallery>,
     store: Arc<dyn Store>,
     /// Held across "read the store, apply to the gallery", so that refreshes apply in the
     /// order they read: the last refresh after a set of commits always sees all of them, and
     /// no older read can be applied over it (a face update racing an erasure cannot bring an
     /// erased person back).
     refresh: tokio::sync::Mutex<()>,
+    /// Set when a refresh failed and persons were taken out of search: the gallery no longer
+    /// mirrors the store, so it must not be saved as a snapshot.
+    diverged: AtomicBool,
 }
 
 impl SyncedGallery {
-    /// Every active person's faces, from the store.
-    pub async fn load(store: Arc<dyn Store>) -> store::Result<Self> {
-        let gallery = Gallery::new();
-        let mut persons: HashMap<(ClientId, PersonId), Vec<FaceRecord>> = HashMap::new();
-        for face in store.faces_for_index().await? {
-            persons
-                .entry((face.client.clone(), face.person_id.clone()))
-                .or_default()
-                .push(face);
-        }
-        for ((client, person), faces) in persons {
-            put(&gallery, &client, &person, &faces);
-        }
-        Ok(SyncedGallery {
-            gallery,
+    /// Loads the gallery: from the snapshot at `snapshot` if there is one stamped with the
+    /// store's current generation (the file is erased either way), else from the store.
+    pub async fn load(
+        store: Arc<dyn Store>,
+        params: IndexParams,
+        snapshot: Option<&Path>,
+    ) -> store::Result<(Self, LoadedFrom)> {
+        let generation = store.generation().await?;
+        let saved = match snapshot {
+            Some(path) => read_snapshot(path.to_owned(), params).await,
+            None => None,
+        };
+        let (gallery, from) = match saved {
+            Some((g, gallery)) if g == generation => (gallery, LoadedFrom::Snapshot),
+            _ => (from_store(&*store, params).await?, LoadedFrom::Store),
+        };
+        let synced = SyncedGallery {
+            gallery: Arc::new(gallery),
             store,
             refresh: tokio::sync::Mutex::new(()),
+            diverged: AtomicBool::new(false),
+        };
+        Ok((synced, from))
+    }
+
+    /// Writes the snapshot for the next start; call once no more writes can happen (after
+    /// the server has stopped). Returns `false` (and writes nothing) when the gallery may
+    /// have diverged from the store.
+    pub async fn save_snapshot(&self, path: &Path) -> Result<bool, SnapshotError> {
+        if self.diverged.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let generation = self
+            .store
+            .generation()
+            .await
+            .map_err(|e| SnapshotError::Io(std::io::Error::other(e.to_string())))?;
+        let (gallery, path) = (self.gallery.clone(), path.to_owned());
+        tokio::task::spawn_blocking(move || snapshot::save(&gallery, generation, &path))
+            .await
+            .map_err(|e| SnapshotError::Io(std::io::Error::other(e.to_string())))??;
+        Ok(true)
+    }
+
+    /// Adds pending faces to the graphs of large galleries in the background, a few at a
+    /// time (each step holds one client's lock briefly). Stops when the gallery is dropped.
+    pub fn spawn_graph_builder(&self) -> std::io::Result<()> {
+        let weak: Weak<Gallery> = Arc::downgrade(&self.gallery);
+        std::thread::Builder::new()
+            .name("graph-builder".to_owned())
+            .spawn(move || {
+                let mut busy_since: Option<std::time::Instant> = None;
+                loop {
+                    let Some(gallery) = weak.upgrade() else {
+                        return;
+                    };
+                    let backlog = gallery.graph_backlog();
+                    if backlog > 0 {
+                        busy_since.get_or_insert_with(|| {
+                            tracing::info!(faces = backlog, "building the search graph");
+                            std::time::Instant::now()
+                        });
+                        gallery.build_graphs(32);
+                        continue;
+                    }
+                    if let Some(t) = busy_since.take() {
+                        tracing::info!(
+                            seconds = t.elapsed().as_secs_f64(),
+                            bytes = gallery.memory_bytes(),
+                            "search graph up to date"
+                        );
+                    }
+                    drop(gallery);
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+            .map(|_| ())
+    }
+
+    /// Candidate faces (CPU work: run it off the async threads), for [`Self::rescore`].
+    pub fn candidates(&self, client: &ClientId, request: &SearchRequest<'_>) -> CandidateSet {
+        self.gallery.candidates(client, request)
+    }
+
+    /// Ranks the candidates' persons on the exact cosines of their stored embeddings. A face
+    /// erased since the scan is not in the store any more and so never returned.
+    pub async fn rescore(
+        &self,
+        client: &ClientId,
+        found: &CandidateSet,
+        probe: &[f32],
+        min_cosine: f32,
+        max_results: usize,
+    ) -> store::Result<SearchOutcome> {
+        let ids: Vec<FaceId> = found.candidates.iter().map(|c| c.face.clone()).collect();
+        let stored: HashMap<FaceId, Vec<f32>> = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.store
+                .face_embeddings(client, &ids)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        let hits = rank_persons(
+            &found.candidates,
+            |f| stored.get(f).map(|v| dot_f32(v, probe)),
+            min_cosine,
+            max_results,
+        );
+        Ok(SearchOutcome {
+            hits,
+            faces_searched: found.faces_searched,
         })
     }
 
-    pub fn search(&self, client: &ClientId, request: &SearchRequest<'_>) -> SearchOutcome {
-        self.gallery.search(client, request)
+    /// The whole search: candidates then re-scoring (for callers without a CPU pool).
+    pub async fn search(
+        &self,
+        client: &ClientId,
+        request: &SearchRequest<'_>,
+    ) -> store::Result<SearchOutcome> {
+        let found = self.candidates(client, request);
+        self.rescore(
+            client,
+            &found,
+            request.probe,
+            request.min_cosine,
+            request.max_results,
+        )
+        .await
+    }
+
+    pub fn gallery(&self) -> &Gallery {
+        &self.gallery
     }
 
     pub fn face_count(&self, client: &ClientId) -> usize {
@@ -57,10 +188,11 @@ impl SyncedGallery {
         let _order = self.refresh.lock().await;
         for id in ids {
             match self.store.faces_of_person(client, id).await {
-                Ok(faces) => put(&self.gallery, client, id, &faces),
+                Ok(faces) => self.apply(client, id, faces).await,
                 Err(e) => {
+                    self.diverged.store(true, Ordering::SeqCst);
                     for id in ids {
-                        self.gallery.remove_person(client, id);
+                        self.apply(client, id, Vec::new()).await;
                     }
                     return Err(e);
                 }
@@ -76,7 +208,7 @@ impl SyncedGallery {
     /// Takes an erased person out of search.
     pub async fn forget_person(&self, client: &ClientId, id: &PersonId) {
         let _order = self.refresh.lock().await;
-        self.gallery.remove_person(client, id);
+        self.apply(client, id, Vec::new()).await;
     }
 
     /// After a collection's membership changed (update or delete): re-reads everyone who
@@ -95,18 +227,60 @@ impl SyncedGallery {
         }
         self.refresh_persons(client, &ids).await
     }
+
+    /// Applies a person's faces on a blocking thread: the client's lock may be held by a
+    /// scan or a graph step for milliseconds, which must not stall the async workers.
+    async fn apply(&self, client: &ClientId, id: &PersonId, faces: Vec<FaceRecord>) {
+        let (gallery, client, id) = (self.gallery.clone(), client.clone(), id.clone());
+        let done = tokio::task::spawn_blocking(move || put(&gallery, &client, &id, &faces)).await;
+        if done.is_err() {
+            // The update panicked: the gallery may be missing this person.
+            self.diverged.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+async fn read_snapshot(path: PathBuf, params: IndexParams) -> Option<(u64, Gallery)> {
+    let shown = path.display().to_string();
+    let read = tokio::task::spawn_blocking(move || snapshot::load_and_erase(&path, params)).await;
+    match read {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => {
+            tracing::warn!(path = %shown, error = %e, "search index snapshot not used; rebuilding from the store");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the search index snapshot failed");
+            None
+        }
+    }
+}
+
+async fn from_store(store: &dyn Store, params: IndexParams) -> store::Result<Gallery> {
+    let mut faces = store.faces_for_index().await?;
+    let gallery = Gallery::new(params);
+    // A person's faces are written in one transaction, so they are usually adjacent; sort to
+    // be sure (stable: the enrolment order of each person's faces is kept).
+    faces.sort_by(|a, b| (&a.client, &a.person_id).cmp(&(&b.client, &b.person_id)));
+    for group in faces.chunk_by(|a, b| a.client == b.client && a.person_id == b.person_id) {
+        put(&gallery, &group[0].client, &group[0].person_id, group);
+    }
+    gallery.shrink_to_fit();
+    Ok(gallery)
 }
 
 /// Indexes a person from their face records; inactive and pending persons are not searchable.
 fn put(gallery: &Gallery, client: &ClientId, person: &PersonId, faces: &[FaceRecord]) {
-    let Some(first) = faces.first() else {
-        gallery.remove_person(client, person);
-        return;
-    };
-    if first.status != PersonStatus::Active {
-        gallery.remove_person(client, person);
-        return;
+    match faces.first() {
+        Some(first) if first.status == PersonStatus::Active => {
+            let vectors: Vec<(FaceId, &[f32])> = faces
+                .iter()
+                .map(|f| (f.face_id.clone(), f.embedding.as_slice()))
+                .collect();
+            gallery.put_person(client, person, &first.collections, &vectors);
+        }
+        _ => {
+            gallery.remove_person(client, person);
+        }
     }
-    let vectors: Vec<&[f32]> = faces.iter().map(|f| f.embedding.as_slice()).collect();
-    gallery.put_person(client, person, first.collections.clone(), &vectors);
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use index::{SearchRequest, SyncedGallery};
+use index::{IndexParams, LoadedFrom, Mode, SearchRequest, SyncedGallery};
 use store::{
     ClientId, CollectionUpdate, NewCollection, NewFace, NewPerson, PersonId, PersonStatus,
     PersonUpdate, SqliteStore, Store, EMBEDDING_DIM,
@@ -30,15 +30,18 @@ fn person(name: &str, faces: Vec<NewFace>) -> NewPerson {
     }
 }
 
-fn found(g: &SyncedGallery, client: &ClientId, probe: usize) -> Vec<PersonId> {
+async fn found(g: &SyncedGallery, client: &ClientId, probe: usize) -> Vec<PersonId> {
     let probe = axis(probe);
     let request = SearchRequest {
         probe: &probe,
         collection: None,
+        mode: Mode::Exact,
         min_cosine: 0.5,
         max_results: 10,
     };
     g.search(client, &request)
+        .await
+        .expect("search")
         .hits
         .into_iter()
         .map(|h| h.person)
@@ -65,9 +68,11 @@ async fn gallery_follows_the_store() {
         .expect("eve");
 
     // Loaded at start-up, per client.
-    let g = SyncedGallery::load(store.clone()).await.expect("load");
+    let (g, _) = SyncedGallery::load(store.clone(), IndexParams::default(), None)
+        .await
+        .expect("load");
     assert_eq!(g.total_faces(), 4);
-    assert_eq!(found(&g, &client, 2), std::slice::from_ref(&ann.id));
+    assert_eq!(found(&g, &client, 2).await, std::slice::from_ref(&ann.id));
     assert_eq!(g.face_count(&other), 1);
 
     // New faces replace the old ones once refreshed.
@@ -83,8 +88,8 @@ async fn gallery_follows_the_store() {
         .await
         .expect("update");
     g.refresh_person(&client, &ann.id).await.expect("refresh");
-    assert!(found(&g, &client, 2).is_empty());
-    assert_eq!(found(&g, &client, 4), std::slice::from_ref(&ann.id));
+    assert!(found(&g, &client, 2).await.is_empty());
+    assert_eq!(found(&g, &client, 4).await, std::slice::from_ref(&ann.id));
 
     // Inactive persons are not searchable.
     store
@@ -99,7 +104,7 @@ async fn gallery_follows_the_store() {
         .await
         .expect("deactivate");
     g.refresh_person(&client, &bob.id).await.expect("refresh");
-    assert!(found(&g, &client, 3).is_empty());
+    assert!(found(&g, &client, 3).await.is_empty());
 
     // Collection membership follows a collection update, and a deleted collection.
     let team = store
@@ -130,10 +135,18 @@ async fn gallery_follows_the_store() {
     let in_team = SearchRequest {
         probe: &probe,
         collection: Some(&team.id),
+        mode: Mode::Exact,
         min_cosine: 0.5,
         max_results: 10,
     };
-    assert_eq!(g.search(&client, &in_team).hits.len(), 1);
+    assert_eq!(
+        g.search(&client, &in_team)
+            .await
+            .expect("search")
+            .hits
+            .len(),
+        1
+    );
     store
         .delete_collection(&client, &team.id)
         .await
@@ -141,18 +154,124 @@ async fn gallery_follows_the_store() {
     g.refresh_collection(&client, &team.id, &[])
         .await
         .expect("refresh");
-    assert!(g.search(&client, &in_team).hits.is_empty());
-    assert_eq!(found(&g, &client, 4), std::slice::from_ref(&ann.id));
+    assert!(g
+        .search(&client, &in_team)
+        .await
+        .expect("search")
+        .hits
+        .is_empty());
+    assert_eq!(found(&g, &client, 4).await, std::slice::from_ref(&ann.id));
 
     // Erasure: gone at once, and a late refresh of the erased person does not revive it.
     assert!(store.erase_person(&client, &ann.id).await.expect("erase"));
     g.forget_person(&client, &ann.id).await;
-    assert!(found(&g, &client, 4).is_empty());
+    assert!(found(&g, &client, 4).await.is_empty());
     g.refresh_person(&client, &ann.id).await.expect("refresh");
-    assert!(found(&g, &client, 4).is_empty());
+    assert!(found(&g, &client, 4).await.is_empty());
 
     // A restart sees exactly what is stored.
-    let reloaded = SyncedGallery::load(store.clone()).await.expect("reload");
+    let (reloaded, _) = SyncedGallery::load(store.clone(), IndexParams::default(), None)
+        .await
+        .expect("reload");
     assert_eq!(reloaded.face_count(&client), 0);
     assert_eq!(reloaded.face_count(&other), 1);
+}
+
+fn spread(i: usize) -> Vec<f32> {
+    // Distinct directions: a unit vector mixing two axes.
+    let mut v = vec![0.0; EMBEDDING_DIM];
+    v[i % EMBEDDING_DIM] = 1.0;
+    v[(i * 7 + 3) % EMBEDDING_DIM] += 0.5 + (i % 11) as f32 / 10.0;
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+async fn results(g: &SyncedGallery, client: &ClientId, mode: Mode) -> Vec<Vec<(PersonId, f32)>> {
+    let mut out = Vec::new();
+    for i in (0..300).step_by(7) {
+        let probe = spread(i);
+        let request = SearchRequest {
+            probe: &probe,
+            collection: None,
+            mode,
+            min_cosine: -1.0,
+            max_results: 5,
+        };
+        let hits = g.search(client, &request).await.expect("search").hits;
+        out.push(hits.into_iter().map(|h| (h.person, h.cosine)).collect());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_from_the_snapshot_gives_identical_results() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).expect("open"));
+    let client = ClientId::parse("acme").expect("client");
+    let persons: Vec<NewPerson> = (0..300)
+        .map(|i| {
+            person(
+                &format!("P{i}"),
+                vec![NewFace {
+                    embedding: spread(i),
+                    thumbnail_jpeg: vec![0xFF, 0xD8, 0xFF],
+                }],
+            )
+        })
+        .collect();
+    store.seed_persons(&client, persons).await.expect("seed");
+    // A small graph threshold, so FAST answers from the graph and the graph is saved too.
+    let params = IndexParams {
+        graph_min_faces: 100,
+        ..IndexParams::default()
+    };
+    let path = dir.path().join("index.snapshot");
+    let (g, from) = SyncedGallery::load(store.clone(), params, Some(&path))
+        .await
+        .expect("load");
+    assert_eq!(from, LoadedFrom::Store);
+    while g.gallery().build_graphs(1000) {}
+    assert_eq!(g.gallery().graph_backlog(), 0);
+    let exact = results(&g, &client, Mode::Exact).await;
+    let fast = results(&g, &client, Mode::Fast).await;
+    assert!(g.save_snapshot(&path).await.expect("save"));
+    drop(g);
+
+    let (again, from) = SyncedGallery::load(store.clone(), params, Some(&path))
+        .await
+        .expect("reload");
+    assert_eq!(from, LoadedFrom::Snapshot);
+    assert!(!path.exists(), "the snapshot is erased once read");
+    assert_eq!(
+        again.gallery().graph_backlog(),
+        0,
+        "the graph came back too"
+    );
+    assert_eq!(results(&again, &client, Mode::Exact).await, exact);
+    assert_eq!(results(&again, &client, Mode::Fast).await, fast);
+
+    // A write after the snapshot makes it stale: the store wins.
+    assert!(again.save_snapshot(&path).await.expect("save"));
+    let erased = &exact[0][0].0;
+    assert!(store.erase_person(&client, erased).await.expect("erase"));
+    let (fresh, from) = SyncedGallery::load(store.clone(), params, Some(&path))
+        .await
+        .expect("reload");
+    assert_eq!(from, LoadedFrom::Store);
+    assert!(!path.exists());
+    assert_eq!(fresh.face_count(&client), 299);
+    let after = results(&fresh, &client, Mode::Exact).await;
+    assert!(after.iter().flatten().all(|(p, _)| p != erased));
+
+    // A damaged snapshot is not used.
+    assert!(fresh.save_snapshot(&path).await.expect("save"));
+    let mut bytes = std::fs::read(&path).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&path, &bytes).expect("write");
+    let (_, from) = SyncedGallery::load(store.clone(), params, Some(&path))
+        .await
+        .expect("reload");
+    assert_eq!(from, LoadedFrom::Store);
+    assert!(!path.exists());
 }

@@ -41,7 +41,12 @@ pub struct ServeConfig {
     pub cpu_queue: usize,
     /// `signature.message` of every envelope.
     pub signature_message: String,
+    /// When FAST search switches to the graph, and how wide the graph search is.
+    pub index: index::IndexParams,
 }
+
+/// The search index saved at a clean shutdown (see `index::snapshot`).
+const INDEX_SNAPSHOT: &str = "index.snapshot";
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -138,13 +143,25 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::warn!("liveness models not installed (scripts/fetch-liveness.sh): liveness endpoints answer 501");
     }
     let store: Arc<dyn Store> = Arc::new(store);
-    let gallery = SyncedGallery::load(store.clone())
+    let snapshot = config.data_dir.join(INDEX_SNAPSHOT);
+    let started = std::time::Instant::now();
+    let (gallery, from) = SyncedGallery::load(store.clone(), config.index, Some(&snapshot))
         .await
         .context("loading faces into the search index")?;
-    tracing::info!(faces = gallery.total_faces(), "search index loaded");
+    tracing::info!(
+        faces = gallery.total_faces(),
+        from = ?from,
+        seconds = started.elapsed().as_secs_f64(),
+        bytes = gallery.gallery().memory_bytes(),
+        "search index loaded"
+    );
+    gallery
+        .spawn_graph_builder()
+        .context("starting the graph builder")?;
+    let gallery = Arc::new(gallery);
     let state = AppState {
         store,
-        gallery: Arc::new(gallery),
+        gallery: gallery.clone(),
         pipeline: Arc::new(pipeline),
         cpu: CpuPool::new(config.cpu_workers, config.cpu_queue),
         secret: Arc::new(secret),
@@ -159,6 +176,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;
+    // Every request has finished: the gallery mirrors the store, and can be saved for a
+    // fast next start.
+    match gallery.save_snapshot(&snapshot).await {
+        Ok(true) => tracing::info!("search index saved for the next start"),
+        Ok(false) => tracing::warn!("search index not saved: it may differ from the store"),
+        Err(e) => tracing::warn!(error = %e, "search index not saved"),
+    }
     tracing::info!("visage stopped");
     Ok(())
 }

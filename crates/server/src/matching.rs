@@ -1,7 +1,7 @@
 //! 1:N and 1:1 matching on top of the gallery and the store: thresholds in API scores,
 //! answers as persons with scores.
 
-use index::SearchRequest;
+use index::{Mode, SearchRequest};
 use store::{ClientId, CollectionId, Person, PersonId, PersonStatus};
 use vision::{Embedding, Score};
 
@@ -12,6 +12,7 @@ use crate::AppState;
 pub struct SearchQuery<'a> {
     pub probe: &'a Embedding,
     pub collection: Option<&'a CollectionId>,
+    pub mode: Mode,
     pub min_score: Score,
     pub max_results: usize,
 }
@@ -22,7 +23,8 @@ pub struct Found {
     pub faces_searched: usize,
 }
 
-/// Exact 1:N search over the client's active persons (in one collection, if given).
+/// 1:N search over the client's active persons (in one collection, if given): candidates
+/// from the index on the CPU pool, then exact re-scoring on the stored embeddings.
 pub async fn search(st: &AppState, client: &ClientId, q: SearchQuery<'_>) -> ApiResult<Found> {
     let gallery = st.gallery.clone();
     let client_owned = client.clone();
@@ -32,20 +34,31 @@ pub async fn search(st: &AppState, client: &ClientId, q: SearchQuery<'_>) -> Api
     // margin keeps faces whose score rounds to exactly `min_score`, which are then checked
     // on the score itself.
     let min_cosine = q.min_score.to_cosine() - 1e-6;
-    let max_results = q.max_results;
-    let outcome = st
+    let (mode, max_results) = (q.mode, q.max_results);
+    let candidates = st
         .cpu
         .run(move || {
-            Ok(gallery.search(
+            Ok(gallery.candidates(
                 &client_owned,
                 &SearchRequest {
                     probe: probe.as_slice(),
                     collection: collection.as_ref(),
+                    mode,
                     min_cosine,
                     max_results,
                 },
             ))
         })
+        .await?;
+    let outcome = st
+        .gallery
+        .rescore(
+            client,
+            &candidates,
+            q.probe.as_slice(),
+            min_cosine,
+            max_results,
+        )
         .await?;
     let mut matches = Vec::with_capacity(outcome.hits.len());
     for hit in outcome.hits {

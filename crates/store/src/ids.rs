@@ -130,6 +130,18 @@ macro_rules! object_id {
                 Self(hex::encode(random_bytes::<12>()))
             }
 
+            /// The 12 bytes the hex digits spell (a compact key for in-memory indexes).
+            pub fn to_bytes(&self) -> [u8; 12] {
+                let mut out = [0u8; 12];
+                // Always valid: `parse` and `new_random` only make 24 hex digits.
+                let _ = hex::decode_to_slice(&self.0, &mut out);
+                out
+            }
+
+            pub fn from_bytes(bytes: [u8; 12]) -> Self {
+                Self(hex::encode(bytes))
+            }
+
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -174,6 +186,16 @@ macro_rules! uuid_id {
             pub fn new_random() -> Self {
                 let u = uuid::Builder::from_random_bytes(random_bytes::<16>()).into_uuid();
                 Self(u.hyphenated().to_string())
+            }
+
+            /// The UUID as one number (a compact key for in-memory indexes).
+            pub fn to_u128(&self) -> u128 {
+                // Always valid: `parse` and `new_random` only make hyphenated UUIDs.
+                Uuid::try_parse(&self.0).map_or(0, |u| u.as_u128())
+            }
+
+            pub fn from_u128(v: u128) -> Self {
+                Self(Uuid::from_u128(v).hyphenated().to_string())
             }
 
             pub fn as_str(&self) -> &str {
@@ -231,6 +253,16 @@ mod tests {
         );
         assert!(FaceId::parse("3f2504e04f8941d39a0c0305e82c3301").is_err());
         assert!(FaceId::parse("not-a-uuid").is_err());
+    }
+
+    #[test]
+    fn compact_forms_round_trip() {
+        let p = PersonId::parse("65A1B2C3D4E5F60718293A4B").expect("id");
+        assert_eq!(p.to_bytes()[0], 0x65);
+        assert_eq!(PersonId::from_bytes(p.to_bytes()), p);
+        let f = FaceId::new_random();
+        assert_eq!(FaceId::from_u128(f.to_u128()), f);
+        assert_ne!(f.to_u128(), FaceId::new_random().to_u128());
     }
 
     #[test]

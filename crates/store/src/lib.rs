@@ -158,6 +158,18 @@ pub trait Store: Send + Sync {
     /// Every face of every client (to build the in-memory search index at start-up).
     async fn faces_for_index(&self) -> Result<Vec<FaceRecord>>;
 
+    /// The embeddings of those of `faces` that belong to the client's active persons (the
+    /// others are left out, in no particular order): to re-score search candidates exactly.
+    async fn face_embeddings(
+        &self,
+        client: &ClientId,
+        faces: &[FaceId],
+    ) -> Result<Vec<(FaceId, Vec<f32>)>>;
+
+    /// A number that changes with every committed write, so that a search index saved at
+    /// shutdown can tell at the next start whether it still matches the store.
+    async fn generation(&self) -> Result<u64>;
+
     /// The faces of one person; empty when there is no such person for this client.
     async fn faces_of_person(&self, client: &ClientId, id: &PersonId) -> Result<Vec<FaceRecord>>;
 

@@ -88,6 +88,7 @@ mod sqlite {
         resolve_by_id_and_code,
         persons_crud,
         faces_for_index,
+        face_embeddings_and_generation,
         tenancy,
         person_already_set,
         create_is_all_or_nothing,

@@ -41,6 +41,10 @@ pub struct BenchIndexArgs {
     /// Skip the FAISS comparison (it needs the Python environment).
     #[arg(long)]
     pub no_faiss: bool,
+    /// Only write the gallery of the first `--n` (raw little-endian f32 rows, for
+    /// `visage import --embeddings`) and its queries (to FILE.queries), then stop.
+    #[arg(long)]
+    pub export: Option<std::path::PathBuf>,
 }
 
 /// Deterministic generator: xorshift64* with Box-Muller normals.
@@ -181,6 +185,18 @@ fn faiss(args: &BenchIndexArgs, base: &[f32], q: &[f32]) -> anyhow::Result<Value
 }
 
 pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.export {
+        let n = args.n.first().copied().unwrap_or(0);
+        let (base, q) = dataset(n, args.queries, args.per_identity);
+        write_f32(path, &base)?;
+        write_f32(&path.with_extension("queries"), &q)?;
+        println!(
+            "wrote {n} faces to {} and {} queries",
+            path.display(),
+            args.queries
+        );
+        return Ok(());
+    }
     println!(
         "bench index: dim {EMBEDDING_DIM}, {} faces/identity, {} queries, k {}, {} threads",
         args.per_identity,

@@ -7,6 +7,7 @@ mod calibration;
 mod eval_lfw;
 mod eval_lfw_search;
 mod eval_liveness;
+mod import_cmd;
 mod seed_cmd;
 mod serve_cmd;
 mod stats;
@@ -44,6 +45,8 @@ enum Command {
     },
     /// Fill a store with synthetic persons (for load benchmarks).
     Seed(seed_cmd::SeedArgs),
+    /// Bulk-load embeddings as persons (one face each), e.g. a 10^6-face benchmark gallery.
+    Import(import_cmd::ImportArgs),
     /// Accuracy evaluations.
     Eval {
         #[command(subcommand)]
@@ -186,6 +189,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Seed(args) => seed_cmd::run(&args),
+        Command::Import(args) => import_cmd::run(&args),
         Command::Eval {
             command: EvalCommand::Lfw(args),
         } => eval_lfw::run(&args),

@@ -33,6 +33,12 @@ pub struct ServeArgs {
     /// Text of `signature.message` in every response.
     #[arg(long, env = "VISAGE_SIGNATURE", default_value = "Signed by visage")]
     pub signature: String,
+    /// FAST search uses the approximate graph from this many faces in scope (exact below).
+    #[arg(long, env = "VISAGE_GRAPH_MIN_FACES", default_value_t = index::IndexParams::default().graph_min_faces)]
+    pub graph_min_faces: usize,
+    /// Candidates the graph collects per FAST search (HNSW ef).
+    #[arg(long, env = "VISAGE_EF_SEARCH", default_value_t = index::IndexParams::default().ef_search)]
+    pub ef_search: usize,
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -47,6 +53,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cpu_workers: workers,
         cpu_queue: args.cpu_queue,
         signature_message: args.signature,
+        index: index::IndexParams {
+            graph_min_faces: args.graph_min_faces,
+            ef_search: args.ef_search.max(1),
+            ..index::IndexParams::default()
+        },
     };
     runtime()?.block_on(server::serve(config))
 }

@@ -258,3 +258,63 @@ fn acknowledged_writes_survive_kill_9() {
         s.stop();
     }
 }
+
+/// Search answers (who, with what score, over how many faces) for a few probes, in both modes.
+fn search_answers(s: &TestServer, t: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for probe in ["obama2.jpg", "obama3.jpg", "biden.jpg", "astronaut.png"] {
+        for mode in ["FAST", "ACCURATE"] {
+            let body = json!({"images": [fixture_b64(probe)], "min_score": 0.2, "search_mode": mode, "max_results": 5});
+            let (status, b) = s.post(&format!("{BASE}/search"), t, body);
+            assert_eq!(status, 200, "{probe} {mode}: {b}");
+            let who: Vec<(Value, Value)> = b["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|m| (m["id"].clone(), m["score"].clone()))
+                .collect();
+            out.push(
+                json!({"probe": probe, "mode": mode, "found": who, "faces": b["faces_searched"]}),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn search_results_are_identical_after_a_clean_restart_and_after_a_crash() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let snapshot = dir.join("index.snapshot");
+    // A tiny graph threshold, so that FAST answers from the graph (and the graph is saved).
+    let flags = ["--graph-min-faces", "2"];
+    let s = TestServer::start_in(&dir, &flags);
+    let t = s.token("acme");
+    for (name, image) in [
+        ("Barack Obama", "obama.jpg"),
+        ("Joe Biden", "biden.jpg"),
+        ("Eileen Collins", "astronaut.png"),
+        ("Tom Hanks", "Tom_Hanks_54745.png"),
+        ("Someone", "32bit.png"),
+    ] {
+        let (status, b) = s.post(&format!("{BASE}/persons"), &t, person_body(name, image));
+        assert_eq!(status, 200, "{name}: {b}");
+    }
+    let before = search_answers(&s, &t);
+    // obama2 finds the same person first in both modes (pairs serialise as [id, score]).
+    assert!(before[0]["found"][0][0].is_string());
+    assert_eq!(before[0]["found"][0][0], before[1]["found"][0][0]);
+    assert_eq!(before[0]["faces"], 5);
+    assert!(!snapshot.exists(), "no snapshot while serving");
+    s.stop();
+    assert!(snapshot.exists(), "a clean stop saves the index");
+
+    let s = TestServer::start_in(&dir, &flags);
+    assert!(!snapshot.exists(), "the snapshot is erased once loaded");
+    assert_eq!(search_answers(&s, &t), before, "after a clean restart");
+    s.kill9();
+    assert!(!snapshot.exists(), "a crash leaves no snapshot");
+
+    let s = TestServer::start_in(&dir, &flags);
+    assert_eq!(search_answers(&s, &t), before, "rebuilt from the store");
+}

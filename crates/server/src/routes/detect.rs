@@ -69,7 +69,7 @@ pub async fn detect(
     let min_score = params::opt_score(&f, "min_score", floor, ceiling)?
         .or_else(|| Score::new(DEFAULT_MIN_SCORE))
         .ok_or_else(|| ApiError::internal("default min_score out of range"))?;
-    f.opt_enum("search_mode", &SEARCH_MODES)?;
+    let mode = params::search_mode(f.opt_enum("search_mode", &SEARCH_MODES)?.unwrap_or("FAST"));
     f.opt_str("collection_id")?;
     let max_results = f
         .opt_integer("max_results", 1, params::MAX_RESULTS)?
@@ -89,6 +89,7 @@ pub async fn detect(
             let query = matching::SearchQuery {
                 probe: embedding,
                 collection: Some(collection),
+                mode,
                 min_score,
                 max_results,
             };

@@ -9,6 +9,16 @@ use crate::AppState;
 
 pub const MAX_PROBE_IMAGES: usize = 3;
 pub const SEARCH_MODES: [&str; 2] = ["FAST", "ACCURATE"];
+
+/// The engine behind a validated `search_mode`: ACCURATE compares every face; FAST uses the
+/// approximate graph on large galleries.
+pub fn search_mode(mode: &str) -> index::Mode {
+    if mode == "ACCURATE" {
+        index::Mode::Exact
+    } else {
+        index::Mode::Fast
+    }
+}
 pub const OPERATING_SYSTEMS: [&str; 3] = ["DESKTOP", "IOS", "ANDROID"];
 pub const DEFAULT_MAX_RESULTS: u32 = 10;
 pub const MAX_RESULTS: u32 = 100;

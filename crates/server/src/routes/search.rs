@@ -59,6 +59,7 @@ impl<'a> Search<'a> {
         let query = matching::SearchQuery {
             probe,
             collection: self.collection.as_ref(),
+            mode: params::search_mode(self.mode),
             min_score: self.min_score,
             max_results: self.max_results,
         };

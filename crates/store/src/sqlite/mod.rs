@@ -18,7 +18,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
-use crate::ids::{ClientId, CollectionCode, CollectionId, PersonId};
+use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
     check_collection_update, check_new_collection, check_new_person, check_person_update,
     AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
@@ -292,6 +292,21 @@ impl Store for SqliteStore {
 
     async fn faces_for_index(&self) -> Result<Vec<FaceRecord>> {
         self.readers.run(queries::faces_for_index).await
+    }
+
+    async fn face_embeddings(
+        &self,
+        client: &ClientId,
+        faces: &[FaceId],
+    ) -> Result<Vec<(FaceId, Vec<f32>)>> {
+        let (client, faces) = (client.clone(), faces.to_vec());
+        self.readers
+            .run(move |c| queries::face_embeddings(c, &client, &faces))
+            .await
+    }
+
+    async fn generation(&self) -> Result<u64> {
+        self.readers.run(queries::generation).await
     }
 
     async fn faces_of_person(&self, client: &ClientId, id: &PersonId) -> Result<Vec<FaceRecord>> {

@@ -317,6 +317,37 @@ pub(crate) fn faces_for_index(conn: &Connection) -> Result<Vec<FaceRecord>> {
     Ok(out)
 }
 
+pub(crate) fn face_embeddings(
+    conn: &Connection,
+    client: &ClientId,
+    faces: &[FaceId],
+) -> Result<Vec<(FaceId, Vec<f32>)>> {
+    let mut out = Vec::with_capacity(faces.len());
+    // SQLite allows 32,766 parameters; a search asks for a few hundred at most.
+    for chunk in faces.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let sql = format!(
+            "SELECT f.id, f.embedding FROM faces f JOIN persons p ON p.pk = f.person_pk \
+             WHERE p.client = ? AND p.status = 'active' AND f.id IN ({marks})"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let params = std::iter::once(client.as_str()).chain(chunk.iter().map(FaceId::as_str));
+        let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
+            Ok((r.get::<_, FaceId>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        for row in rows {
+            let (id, blob) = row?;
+            out.push((id, decode_embedding(&blob)?));
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn generation(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn.query_row("SELECT n FROM generation WHERE id = 1", [], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
 pub(crate) fn faces_of_person(
     conn: &Connection,
     client: &ClientId,

@@ -353,6 +353,15 @@ fn run_batch(conn: &Connection, jobs: Vec<Box<dyn Job>>, wal: &mut WalState) {
     if !in_tx {
         return;
     }
+    // Every committed batch moves the generation on (see `Store::generation`).
+    if let Err(e) = conn.execute_batch("UPDATE generation SET n = n + 1") {
+        let _ = conn.execute_batch("ROLLBACK");
+        let why = format!("could not advance the generation: {e}");
+        for r in pending {
+            (r.reply)(BatchOutcome::Failed(why.clone()));
+        }
+        return;
+    }
     if let Err(e) = conn.execute_batch("COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");
         let why = format!("commit failed: {e}");

@@ -445,6 +445,50 @@ pub async fn faces_for_index(s: &dyn Store) -> TestResult {
     Ok(())
 }
 
+pub async fn face_embeddings_and_generation(s: &dyn Store) -> TestResult {
+    let c1 = client("rescore1");
+    let c2 = client("rescore2");
+    let g0 = s.generation().await?;
+    let n1 = person("Rescore One", &[], 2);
+    let p1 = s.create_person(&c1, n1.clone()).await?;
+    let p2 = s.create_person(&c2, person("Rescore Two", &[], 1)).await?;
+    let g1 = s.generation().await?;
+    assert!(g1 > g0, "a write moves the generation on: {g0} -> {g1}");
+    assert_eq!(s.generation().await?, g1, "a read does not");
+    let f1: Vec<_> = s.faces_of_person(&c1, &p1.id).await?;
+    let f2: Vec<_> = s.faces_of_person(&c2, &p2.id).await?;
+    let mut asked: Vec<_> = f1.iter().map(|f| f.face_id.clone()).collect();
+    asked.push(f2[0].face_id.clone());
+    asked.push(store::FaceId::new_random());
+    let mut got = s.face_embeddings(&c1, &asked).await?;
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut want: Vec<_> = f1
+        .iter()
+        .map(|f| (f.face_id.clone(), f.embedding.clone()))
+        .collect();
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got, want,
+        "only the client's own faces, with their embeddings"
+    );
+    assert!(want.iter().any(|(_, e)| *e == n1.faces[0].embedding));
+    // Inactive and erased persons' faces are not returned.
+    s.update_person(
+        &c1,
+        &p1.id,
+        PersonUpdate {
+            status: Some(PersonStatus::Inactive),
+            ..PersonUpdate::default()
+        },
+    )
+    .await?;
+    assert!(s.face_embeddings(&c1, &asked).await?.is_empty());
+    s.erase_person(&c2, &p2.id).await?;
+    assert!(s.face_embeddings(&c2, &asked).await?.is_empty());
+    assert!(s.generation().await? > g1);
+    Ok(())
+}
+
 // ---------------------------------------------------------------- tenancy
 
 pub async fn tenancy(s: &dyn Store) -> TestResult {

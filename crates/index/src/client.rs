@@ -1,0 +1,423 @@
+//! One client's faces: int8 codes for every row, who owns each row, and (for large
+//! galleries) an HNSW graph over a prefix of the rows. Rows are append-only: a removed face
+//! leaves a tombstone (never returned) until enough of them pile up to compact.
+
+use std::collections::HashMap;
+
+use store::{CollectionId, EMBEDDING_DIM};
+
+use crate::hnsw::{Hnsw, HnswParams};
+use crate::quantized::{dot_codes, CodeMatrix, Codes, TopK};
+
+/// `owner` of a removed row; `next` at the end of a person's rows.
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// How a client's gallery is searched and when its graph is built.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IndexParams {
+    pub hnsw: HnswParams,
+    /// FAST search uses the graph once this many live faces are in scope; below it, FAST is
+    /// the exact scan too (a graph buys nothing on a small gallery).
+    pub graph_min_faces: usize,
+    /// Candidates the graph collects per search (HNSW's `ef`), at least the candidates asked.
+    pub ef_search: usize,
+}
+
+impl Default for IndexParams {
+    fn default() -> Self {
+        IndexParams {
+            hnsw: HnswParams::default(),
+            graph_min_faces: 20_000,
+            ef_search: 256,
+        }
+    }
+}
+
+/// Which engine answers a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every face in scope is compared (int8 scan; the caller re-scores exactly).
+    Exact,
+    /// The graph, where it is built and the scope is large; exact otherwise.
+    Fast,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PersonSlot {
+    pub key: [u8; 12],
+    /// First row of this person's faces; the rest follow through `next`.
+    pub first: u32,
+    /// Interned collection numbers.
+    pub collections: Box<[u32]>,
+}
+
+pub struct ClientIndex {
+    pub(crate) params: IndexParams,
+    pub(crate) codes: CodeMatrix,
+    pub(crate) faces: Vec<u128>,
+    pub(crate) owner: Vec<u32>,
+    pub(crate) next: Vec<u32>,
+    pub(crate) live: usize,
+    pub(crate) slots: Vec<Option<PersonSlot>>,
+    pub(crate) free_slots: Vec<u32>,
+    pub(crate) by_person: HashMap<[u8; 12], u32>,
+    pub(crate) collections: Vec<CollectionId>,
+    pub(crate) collection_number: HashMap<CollectionId, u32>,
+    /// Live faces per interned collection.
+    pub(crate) collection_faces: Vec<usize>,
+    pub(crate) graph: Hnsw,
+}
+
+/// Candidates for re-scoring: `(int8 cosine estimate, row)`, best first.
+pub struct Candidates {
+    pub rows: Vec<(f32, u32)>,
+    /// Live faces in scope (what a full scan compares).
+    pub faces_in_scope: usize,
+    pub used_graph: bool,
+}
+
+impl ClientIndex {
+    pub fn new(params: IndexParams) -> Self {
+        ClientIndex {
+            params,
+            codes: CodeMatrix::default(),
+            faces: Vec::new(),
+            owner: Vec::new(),
+            next: Vec::new(),
+            live: 0,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            by_person: HashMap::new(),
+            collections: Vec::new(),
+            collection_number: HashMap::new(),
+            collection_faces: Vec::new(),
+            graph: Hnsw::new(params.hnsw),
+        }
+    }
+
+    pub fn live_faces(&self) -> usize {
+        self.live
+    }
+
+    pub fn rows(&self) -> usize {
+        self.owner.len()
+    }
+
+    pub fn face_of(&self, row: u32) -> u128 {
+        self.faces[row as usize]
+    }
+
+    pub fn person_of(&self, row: u32) -> Option<[u8; 12]> {
+        let slot = *self.owner.get(row as usize)?;
+        Some(self.slots.get(slot as usize)?.as_ref()?.key)
+    }
+
+    /// Adds a person's faces (`(face id, unit embedding)`), replacing what they had.
+    pub fn put(&mut self, key: [u8; 12], collections: &[CollectionId], faces: &[(u128, &[f32])]) {
+        self.remove(&key);
+        if faces.is_empty() {
+            return;
+        }
+        let numbers: Box<[u32]> = collections.iter().map(|c| self.intern(c)).collect();
+        let slot = match self.free_slots.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let mut first = NONE;
+        for (face, v) in faces.iter().rev() {
+            self.codes.push(v);
+            self.faces.push(*face);
+            self.owner.push(slot);
+            self.next.push(first);
+            first = (self.owner.len() - 1) as u32;
+        }
+        for &c in numbers.iter() {
+            self.collection_faces[c as usize] += faces.len();
+        }
+        self.live += faces.len();
+        self.by_person.insert(key, slot);
+        self.slots[slot as usize] = Some(PersonSlot {
+            key,
+            first,
+            collections: numbers,
+        });
+    }
+
+    /// Tombstones a person's faces; `false` when they were not indexed.
+    pub fn remove(&mut self, key: &[u8; 12]) -> bool {
+        let Some(slot) = self.by_person.remove(key) else {
+            return false;
+        };
+        let Some(person) = self.slots[slot as usize].take() else {
+            return false;
+        };
+        self.free_slots.push(slot);
+        let mut row = person.first;
+        let mut count = 0;
+        while row != NONE {
+            self.owner[row as usize] = NONE;
+            if (row as usize) < self.graph.len() {
+                self.graph.delete(row);
+            }
+            count += 1;
+            row = self.next[row as usize];
+        }
+        for &c in person.collections.iter() {
+            self.collection_faces[c as usize] -= count;
+        }
+        self.live -= count;
+        let dead = self.rows() - self.live;
+        if dead > 1024 && dead > self.rows() / 4 {
+            self.compact();
+        }
+        true
+    }
+
+    /// Persons indexed in `collection`.
+    pub fn members(&self, collection: &CollectionId) -> Vec<[u8; 12]> {
+        let Some(&c) = self.collection_number.get(collection) else {
+            return Vec::new();
+        };
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| s.collections.contains(&c))
+            .map(|s| s.key)
+            .collect()
+    }
+
+    /// Rows not yet in the graph, when the gallery is large enough to want one.
+    pub fn graph_backlog(&self) -> usize {
+        if self.live < self.params.graph_min_faces {
+            0
+        } else {
+            self.rows() - self.graph.len()
+        }
+    }
+
+    /// Adds up to `max_rows` pending rows to the graph (removed rows go in as tombstones so
+    /// that graph rows stay equal to gallery rows).
+    pub fn extend_graph(&mut self, max_rows: usize) {
+        let end = self.rows().min(self.graph.len() + max_rows);
+        for row in self.graph.len()..end {
+            let row = row as u32;
+            self.graph.insert(&self.codes, row);
+            if self.owner[row as usize] == NONE {
+                self.graph.delete(row);
+            }
+        }
+    }
+
+    /// Up to `limit` candidate rows for `probe`, in `collection` when given, with an int8
+    /// estimate of at least `min_estimate`.
+    pub fn candidates(
+        &self,
+        probe: &[f32],
+        collection: Option<&CollectionId>,
+        mode: Mode,
+        limit: usize,
+        min_estimate: f32,
+    ) -> Candidates {
+        let scope = match collection {
+            None => None,
+            Some(c) => match self.collection_number.get(c) {
+                Some(&n) => Some(n),
+                None => {
+                    return Candidates {
+                        rows: Vec::new(),
+                        faces_in_scope: 0,
+                        used_graph: false,
+                    }
+                }
+            },
+        };
+        let faces_in_scope = scope.map_or(self.live, |c| self.collection_faces[c as usize]);
+        let keep = |row: u32| {
+            let slot = self.owner[row as usize];
+            if slot == NONE {
+                return false;
+            }
+            match scope {
+                None => true,
+                Some(c) => self.slots[slot as usize]
+                    .as_ref()
+                    .is_some_and(|p| p.collections.contains(&c)),
+            }
+        };
+        let q = Codes::quantise(probe);
+        // A filtered graph walk degrades when the filter keeps few nodes: only use the
+        // graph when the scope is large and a sizeable share of the client's faces.
+        let use_graph = mode == Mode::Fast
+            && faces_in_scope >= self.params.graph_min_faces
+            && faces_in_scope * 4 >= self.live
+            && !self.graph.is_empty();
+        let mut top = TopK::new(limit);
+        let scan_from = if use_graph {
+            let ef = self.params.ef_search.max(limit);
+            for (s, row) in self.graph.search(&self.codes, &q.codes, q.scale, ef, keep) {
+                top.push(s, row);
+            }
+            self.graph.len()
+        } else {
+            0
+        };
+        let all = self.codes.all_codes();
+        let scales = self.codes.all_scales();
+        for row in scan_from..self.rows() {
+            if !keep(row as u32) {
+                continue;
+            }
+            let c = &all[row * EMBEDDING_DIM..(row + 1) * EMBEDDING_DIM];
+            let s = dot_codes(c, &q.codes) as f32 * scales[row] * q.scale;
+            if s > top.floor() {
+                top.push(s, row as u32);
+            }
+        }
+        let mut rows = top.into_sorted();
+        rows.retain(|(s, _)| *s >= min_estimate);
+        Candidates {
+            rows,
+            faces_in_scope,
+            used_graph: use_graph,
+        }
+    }
+
+    fn intern(&mut self, c: &CollectionId) -> u32 {
+        if let Some(&n) = self.collection_number.get(c) {
+            return n;
+        }
+        let n = self.collections.len() as u32;
+        self.collections.push(c.clone());
+        self.collection_number.insert(c.clone(), n);
+        self.collection_faces.push(0);
+        n
+    }
+
+    /// Drops tombstoned rows. Row numbers change, so the graph is dropped too and rebuilt
+    /// by [`ClientIndex::extend_graph`] (FAST search is exact meanwhile).
+    fn compact(&mut self) {
+        let mut renumber = vec![NONE; self.rows()];
+        let mut codes = CodeMatrix::default();
+        let mut faces = Vec::with_capacity(self.live);
+        let mut owner = Vec::with_capacity(self.live);
+        for (row, &slot) in self.owner.iter().enumerate() {
+            if slot == NONE {
+                continue;
+            }
+            renumber[row] = owner.len() as u32;
+            codes.push_codes(self.codes.row(row as u32), self.codes.scale_of(row as u32));
+            faces.push(self.faces[row]);
+            owner.push(slot);
+        }
+        let next = self
+            .owner
+            .iter()
+            .zip(&self.next)
+            .filter(|(&slot, _)| slot != NONE)
+            .map(|(_, &n)| {
+                if n == NONE {
+                    NONE
+                } else {
+                    renumber[n as usize]
+                }
+            })
+            .collect();
+        for p in self.slots.iter_mut().flatten() {
+            p.first = renumber[p.first as usize];
+        }
+        self.codes = codes;
+        self.faces = faces;
+        self.owner = owner;
+        self.next = next;
+        self.graph = Hnsw::new(self.params.hnsw);
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        self.codes.shrink_to_fit();
+        self.faces.shrink_to_fit();
+        self.owner.shrink_to_fit();
+        self.next.shrink_to_fit();
+        self.slots.shrink_to_fit();
+        self.by_person.shrink_to_fit();
+    }
+
+    /// Bytes of RAM held per live face (codes, ids, links, person slots), for reports.
+    pub fn memory_bytes(&self) -> usize {
+        let rows = self.codes.memory_bytes()
+            + self.faces.capacity() * 16
+            + self.owner.capacity() * 4
+            + self.next.capacity() * 4;
+        let persons = self.slots.capacity() * std::mem::size_of::<Option<PersonSlot>>()
+            + self
+                .slots
+                .iter()
+                .flatten()
+                .map(|p| p.collections.len() * 4)
+                .sum::<usize>()
+            // hashbrown: key + value + one control byte per bucket, at most 7/8 full.
+            + self.by_person.capacity() * 8 / 7 * (12 + 4 + 1);
+        rows + persons + self.graph.memory_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn unit(seed: u64) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let v: Vec<f32> = (0..EMBEDDING_DIM)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 11) as f32 / (1u64 << 53) as f32 - 0.5
+            })
+            .collect();
+        let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+        v.into_iter().map(|a| a / n).collect()
+    }
+
+    #[test]
+    fn put_remove_and_compact_keep_rows_consistent() {
+        let mut idx = ClientIndex::new(IndexParams::default());
+        let coll = CollectionId::new_random();
+        for p in 0..3000u64 {
+            let (a, b) = (unit(p * 2), unit(p * 2 + 1));
+            let cols = if p % 3 == 0 {
+                vec![coll.clone()]
+            } else {
+                vec![]
+            };
+            idx.put(
+                key(p),
+                &cols,
+                &[(p as u128 * 2, &a), (p as u128 * 2 + 1, &b)],
+            );
+        }
+        assert_eq!(idx.live_faces(), 6000);
+        assert_eq!(idx.collection_faces[0], 2000);
+        // Remove two thirds: compaction runs on the way.
+        for p in (0..3000u64).filter(|p| p % 3 != 1) {
+            assert!(idx.remove(&key(p)));
+        }
+        assert!(idx.rows() < 6000, "compacted");
+        assert_eq!(idx.live_faces(), 2000);
+        assert_eq!(idx.collection_faces[0], 0);
+        for p in (0..3000u64).filter(|p| p % 3 == 1) {
+            let found = idx.candidates(&unit(p * 2 + 1), None, Mode::Exact, 1, -1.0);
+            let row = found.rows[0].1;
+            assert_eq!(idx.face_of(row), p as u128 * 2 + 1);
+            assert_eq!(idx.person_of(row), Some(key(p)));
+        }
+    }
+
+    pub(crate) fn key(p: u64) -> [u8; 12] {
+        let mut k = [0u8; 12];
+        k[..8].copy_from_slice(&p.to_le_bytes());
+        k
+    }
+}
