@@ -102,7 +102,16 @@ impl<'a> Reader<'a> {
 /// temporary file, fsynced, then renamed: a crash never leaves a half-written snapshot).
 pub fn save(gallery: &Gallery, generation: u64, path: &Path) -> Result<(), SnapshotError> {
     let tmp = path.with_extension("tmp");
-    let file = File::create(&tmp)?;
+    // Only the server's user may read it, like the database.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?
+    };
     let mut w = Writer {
         out: BufWriter::with_capacity(1 << 20, file),
         crc: crc32fast::Hasher::new(),
@@ -161,6 +170,8 @@ pub fn load_and_erase(
     path: &Path,
     params: IndexParams,
 ) -> Result<Option<(u64, Gallery)>, SnapshotError> {
+    // A save interrupted by a crash leaves its temporary file: never used, always erased.
+    erase(&path.with_extension("tmp"))?;
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -235,6 +235,11 @@ async fn a_restart_from_the_snapshot_gives_identical_results() {
     let exact = results(&g, &client, Mode::Exact).await;
     let fast = results(&g, &client, Mode::Fast).await;
     assert!(g.save_snapshot(&path).await.expect("save"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the snapshot is private: {mode:o}");
+    }
     drop(g);
 
     let (again, from) = SyncedGallery::load(store.clone(), params, Some(&path))
@@ -262,6 +267,14 @@ async fn a_restart_from_the_snapshot_gives_identical_results() {
     assert_eq!(fresh.face_count(&client), 299);
     let after = results(&fresh, &client, Mode::Exact).await;
     assert!(after.iter().flatten().all(|(p, _)| p != erased));
+
+    // A temporary file left by a save that crashed is erased at the next start.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, b"half a snapshot").expect("write");
+    let _ = SyncedGallery::load(store.clone(), params, Some(&path))
+        .await
+        .expect("reload");
+    assert!(!tmp.exists());
 
     // A damaged snapshot is not used.
     assert!(fresh.save_snapshot(&path).await.expect("save"));
