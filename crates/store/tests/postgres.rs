@@ -220,7 +220,12 @@ mod postgres {
         detach_as_last_erases_bytes,
     );
 
-    pg_concurrent_tests!(concurrent_erasures, concurrent_mixed_writes);
+    pg_concurrent_tests!(
+        concurrent_erasures,
+        concurrent_mixed_writes,
+        concurrent_duplicate_creates,
+        concurrent_detaches,
+    );
 }
 
 // ---------------------------------------------------------------- PostgreSQL only

@@ -140,6 +140,24 @@ mod sqlite {
         s.close().await?;
         Ok(())
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_duplicate_creates() -> TestResult {
+        let (_dir, s) = open();
+        let s = Arc::new(s);
+        suite::concurrent_duplicate_creates(s.clone()).await?;
+        s.close().await?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_detaches() -> TestResult {
+        let (_dir, s) = open();
+        let s = Arc::new(s);
+        suite::concurrent_detaches(s.clone()).await?;
+        s.close().await?;
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------- SQLite only

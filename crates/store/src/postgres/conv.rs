@@ -58,6 +58,9 @@ pub(crate) fn pool(e: PoolError) -> Error {
         PoolError::Backend(e) => Error::Unavailable(format!("cannot connect: {e}")),
         PoolError::Timeout(t) => Error::Unavailable(format!("no connection available ({t:?})")),
         PoolError::Closed => Error::Closed,
+        PoolError::PostCreateHook(e) => {
+            Error::Unavailable(format!("cannot set up a connection: {e}"))
+        }
         other => Error::Unavailable(other.to_string()),
     }
 }

@@ -7,7 +7,7 @@
 //!   waiting for a free connection both time out: a database that went away gives
 //!   [`Error::Unavailable`] in seconds, and calls succeed again once it is back.
 //! - Every method is one transaction and returns after its commit (`synchronous_commit=on`
-//!   is set for every connection). Writes run READ COMMITTED with explicit row locks (see
+//!   is set on every connection). Writes run READ COMMITTED with explicit row locks (see
 //!   [`queries`]) and are retried on a deadlock; reads run in a read-only REPEATABLE READ
 //!   transaction, one snapshot for all their statements.
 //! - Migrations run at connect, in one transaction under an advisory lock.
@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Hook, HookError, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
+};
 use tokio_postgres::{IsolationLevel, NoTls};
 
 use crate::error::{Error, Result};
@@ -162,16 +164,16 @@ impl PostgresStore {
             .parse()
             .map_err(|_| Error::invalid("database url", "not a PostgreSQL connection string"))?;
         cfg.connect_timeout(opts.connect_timeout);
+        // A peer that vanished without closing (host down, network cut) is noticed: idle
+        // connections by keepalives (~45 s), busy ones when sent data stays unacknowledged.
         cfg.keepalives(true);
         cfg.keepalives_idle(Duration::from_secs(30));
+        cfg.keepalives_interval(Duration::from_secs(5));
+        cfg.keepalives_retries(3);
+        cfg.tcp_user_timeout(Duration::from_secs(30));
         if cfg.get_application_name().is_none() {
             cfg.application_name("visage");
         }
-        // Commits are durable before they are acknowledged, whatever the server default; a
-        // session that hangs inside a transaction does not hold its locks forever.
-        let mut options = cfg.get_options().unwrap_or_default().to_owned();
-        options.push_str(" -c synchronous_commit=on -c idle_in_transaction_session_timeout=60000");
-        cfg.options(options.trim_start());
         let manager = Manager::from_config(
             cfg,
             NoTls,
@@ -185,6 +187,21 @@ impl PostgresStore {
             .wait_timeout(Some(opts.wait_timeout))
             .create_timeout(Some(opts.connect_timeout))
             .recycle_timeout(Some(opts.connect_timeout))
+            .post_create(Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    // Per session rather than as startup options (which poolers such as
+                    // PgBouncer refuse): commits are durable before they are acknowledged
+                    // whatever the server default, and a session stuck inside a transaction
+                    // does not hold its locks for ever.
+                    client
+                        .batch_execute(
+                            "SET synchronous_commit = on; \
+                             SET idle_in_transaction_session_timeout = '60s'",
+                        )
+                        .await
+                        .map_err(HookError::Backend)
+                })
+            }))
             .build()
             .map_err(|_| Error::invalid("pool options", "max_size must be at least 1"))?;
         let store = Self { pool };
