@@ -826,3 +826,63 @@ fn dbname_replacement() {
     assert_eq!(with_dbname("postgres://h:1", "x"), "postgres://h:1/x");
     assert_eq!(with_dbname("host=h user=u", "x"), "host=h user=u dbname=x");
 }
+
+/// The whole server stops and starts again (`scripts/postgres.sh stop` / `start`): calls fail
+/// fast with `Unavailable` while it is down and work again once it is back, on the same store.
+/// Stops the server under every other test, so it is ignored by default; run it alone with
+/// `VISAGE_TEST_PG_DIR` set to the cluster directory given to `scripts/postgres.sh start`:
+/// `cargo test -p store --features postgres-tests --test postgres -- --ignored server_restart`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn pool_survives_a_server_restart() -> TestResult {
+    let dir = std::env::var("VISAGE_TEST_PG_DIR")
+        .map_err(|_| "VISAGE_TEST_PG_DIR (the scripts/postgres.sh cluster directory) is not set")?;
+    let cfg: tokio_postgres::Config = admin_url()?.parse()?;
+    let port = cfg.get_ports().first().copied().unwrap_or(5432).to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/postgres.sh");
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(script).args(&args).output()?;
+            if !out.status.success() {
+                return Err(std::io::Error::other(format!(
+                    "postgres.sh {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )));
+            }
+            Ok(())
+        })
+    };
+
+    let db = TestDb::create().await?;
+    let s = Arc::new(
+        PostgresStore::connect(
+            &db.url,
+            PoolOptions {
+                max_size: 4,
+                connect_timeout: Duration::from_secs(2),
+                wait_timeout: Duration::from_secs(2),
+            },
+        )
+        .await?,
+    );
+    let c = suite::client("restart");
+    let a = s.create_collection(&c, suite::coll("A")).await?;
+
+    run(vec!["stop".into(), dir.clone()]).await??;
+    for _ in 0..3 {
+        let started = Instant::now();
+        match s.list_collections(&c).await {
+            Err(Error::Unavailable(_)) => {}
+            other => return Err(format!("expected Unavailable, got {other:?}").into()),
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    run(vec!["start".into(), dir, port]).await??;
+    assert_eq!(s.list_collections(&c).await?, vec![a.clone()]);
+    let p = s
+        .create_person(&c, suite::person("After Restart", &[&a], 1))
+        .await?;
+    assert!(s.erase_person(&c, &p.id).await?);
+    s.close();
+    Ok(())
+}
