@@ -8,7 +8,7 @@
 //!   [`Error::Unavailable`] in seconds, and calls succeed again once it is back.
 //! - Every method is one transaction and returns after its commit (`synchronous_commit=on`
 //!   is set on every connection). Writes run READ COMMITTED with explicit row locks (see
-//!   [`queries`]) and are retried on a deadlock; reads run in a read-only REPEATABLE READ
+//!   `queries.rs`) and are retried on a deadlock; reads run in a read-only REPEATABLE READ
 //!   transaction, one snapshot for all their statements.
 //! - Migrations run at connect, in one transaction under an advisory lock.
 //! - Erasure deletes the rows (person, faces, embeddings, thumbnails, memberships) in the same
