@@ -212,6 +212,7 @@ mod postgres {
         delete_collection_detaches,
         audit_rows,
         tokens,
+        nul_characters,
     );
 
     pg_erasure_tests!(

@@ -97,6 +97,7 @@ mod sqlite {
         delete_collection_detaches,
         audit_rows,
         tokens,
+        nul_characters,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,18 +34,16 @@ use tokio_postgres::{IsolationLevel, NoTls};
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, PersonId};
 use crate::model::{
-    check_collection_update, check_new_collection, check_new_person, check_person_update,
-    AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
-    Person, PersonFilter, PersonUpdate, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
+    check_collection_update, check_jti, check_new_collection, check_new_person,
+    check_person_update, AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord,
+    NewCollection, NewPerson, Person, PersonFilter, PersonUpdate, EMBEDDING_DIM,
+    MAX_FACES_PER_PERSON,
 };
 use crate::Store;
 
 use conv::{is_retryable, pg};
 
 pub use schema::SCHEMA_VERSION;
-
-/// Longest accepted token id (as in SQLite).
-const MAX_JTI_LEN: usize = 256;
 
 /// Attempts of a write transaction that hit a deadlock or serialization failure.
 const MAX_ATTEMPTS: u32 = 4;
@@ -522,17 +520,14 @@ impl Store for PostgresStore {
     }
 
     async fn is_token_revoked(&self, jti: &str) -> Result<bool> {
+        if jti.contains('\0') {
+            // Never revoked (revoke_token refuses it), and PostgreSQL text cannot hold it.
+            return Ok(false);
+        }
         read_tx!(self, |tx| queries::is_token_revoked(&tx, jti).await)
     }
 
     async fn audit_log(&self, client: &ClientId, limit: u32) -> Result<Vec<AuditEntry>> {
         read_tx!(self, |tx| queries::audit_log(&tx, client, limit).await)
     }
-}
-
-fn check_jti(jti: &str) -> Result<()> {
-    if jti.is_empty() || jti.len() > MAX_JTI_LEN {
-        return Err(Error::invalid("jti", "must be 1-256 bytes"));
-    }
-    Ok(())
 }

@@ -359,6 +359,10 @@ pub(crate) async fn lookup_persons(
     limit: u32,
 ) -> Result<(Vec<Person>, u64)> {
     let needle = name_key(name_contains);
+    if needle.contains('\0') {
+        // No name holds one (names refuse control characters), and PostgreSQL text cannot.
+        return Ok((Vec::new(), 0));
+    }
     page_of_persons(
         tx,
         "p.client = $1 AND strpos(p.name_key, $2) > 0 \

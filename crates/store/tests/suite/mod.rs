@@ -1095,6 +1095,58 @@ pub async fn tokens(s: &dyn Store) -> TestResult {
     Ok(())
 }
 
+/// NUL characters (which PostgreSQL text cannot hold) are refused or match nothing, alike in
+/// every back-end.
+pub async fn nul_characters(s: &dyn Store) -> TestResult {
+    let c = client("nul");
+    let r = s
+        .create_collection(
+            &c,
+            NewCollection {
+                description: Some("a\0b".into()),
+                ..coll("Nul")
+            },
+        )
+        .await;
+    assert!(matches!(r, Err(Error::Invalid { .. })), "{r:?}");
+    let r = s
+        .create_person(
+            &c,
+            NewPerson {
+                notes: Some("x\0".into()),
+                ..person("Nul Notes", &[], 1)
+            },
+        )
+        .await;
+    assert!(matches!(r, Err(Error::Invalid { .. })), "{r:?}");
+    assert!(s
+        .create_person(&c, person("Nul\0Name", &[], 1))
+        .await
+        .is_err());
+    let p = s.create_person(&c, person("Nul Person", &[], 1)).await?;
+    let r = s
+        .update_person(
+            &c,
+            &p.id,
+            PersonUpdate {
+                nationality: Some("\0".into()),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(matches!(r, Err(Error::Invalid { .. })), "{r:?}");
+    assert_eq!(s.lookup_persons(&c, "nul\0", None, 1, 10).await?.1, 0);
+    assert_eq!(s.lookup_persons(&c, "nul", None, 1, 10).await?.1, 1);
+    assert_eq!(s.resolve_collection(&c, "\0").await?, None);
+    assert!(matches!(
+        s.revoke_token("jti\0", Utc::now() + Duration::days(1))
+            .await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(!s.is_token_revoked("jti\0").await?);
+    Ok(())
+}
+
 // ---------------------------------------------------------------- concurrency
 
 pub async fn concurrent_erasures(s: Arc<dyn Store>) -> TestResult {
