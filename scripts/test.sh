@@ -30,3 +30,15 @@ ORT_DYLIB_PATH="$(scripts/onnxruntime.sh | tail -n 1)"
 export ORT_DYLIB_PATH
 cargo clippy --release --locked -p vision --all-targets --features ort -- -D warnings
 cargo nextest run --release --locked -p vision --features ort --no-fail-fast
+
+# ---- PostgreSQL back-end (cargo feature postgres-tests; see docs/postgres.md) ----
+# Against VISAGE_TEST_DATABASE_URL when set, else a throw-away PostgreSQL 16 + pgvector from
+# scripts/postgres.sh. A missing database fails these tests, never skips them.
+if [[ -z "${VISAGE_TEST_DATABASE_URL:-}" ]]; then
+    pg_dir="${VISAGE_TEST_PG_DIR:-${TMPDIR:-/tmp}/visage-test-pg}"
+    VISAGE_TEST_DATABASE_URL="$(scripts/postgres.sh start "$pg_dir" "${VISAGE_TEST_PG_PORT:-55439}" | tail -n 1)"
+    trap 'scripts/postgres.sh stop "$pg_dir" || true' EXIT
+fi
+export VISAGE_TEST_DATABASE_URL
+cargo clippy --release --locked -p store --all-targets --features postgres-tests -- -D warnings
+cargo nextest run --release --locked -p store --features postgres-tests --test postgres --no-fail-fast

@@ -87,6 +87,13 @@ impl Gallery {
         self.params
     }
 
+    /// Changes how wide FAST searches are (benchmarks sweep it).
+    pub fn set_ef_search(&self, ef: usize) {
+        for (_, index) in self.all() {
+            write(&index).params.ef_search = ef.max(1);
+        }
+    }
+
     /// Sets a person's faces and collections, replacing whatever was indexed for them. An
     /// empty `faces` removes the person. Embeddings of the wrong length are skipped.
     pub fn put_person(

@@ -154,6 +154,7 @@ impl From<store::Error> for ApiError {
             store::Error::PersonAlreadySet(person) => {
                 ApiError::PersonAlreadySet(crate::present::person(&person, None))
             }
+            store::Error::Unavailable(_) => ApiError::Busy,
             other => ApiError::internal(other),
         }
     }

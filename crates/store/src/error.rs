@@ -25,6 +25,18 @@ pub enum Error {
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
 
+    /// PostgreSQL refused or failed an operation (not a connection problem: those are
+    /// [`Error::Unavailable`]).
+    #[cfg(feature = "postgres")]
+    #[error("database error: {0}")]
+    Postgres(tokio_postgres::Error),
+
+    /// The database server cannot be reached right now (refused or lost connection, no free
+    /// connection within the pool's wait timeout, server shutting down). Nothing was written,
+    /// or for a lost commit, the write may or may not have happened. Worth retrying later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+
     /// The transaction holding this write (and others grouped with it) failed to commit, or
     /// (very rarely) committed but could not be made durable: the write must be taken as
     /// not done, and may or may not survive a crash.

@@ -7,9 +7,11 @@
 //!   lists never include another client's objects.
 //! - A method returns only after its write is durable.
 //! - Erasing a person (or replacing its faces, or detaching it from its last collection)
-//!   removes the rows, embeddings and thumbnails; before the method returns, the bytes are
-//!   gone from every file of the store (SQLite: `secure_delete` plus a truncating WAL
-//!   checkpoint).
+//!   removes the rows, embeddings and thumbnails in the same transaction as its audit row.
+//!   SQLite: before the method returns, the bytes are gone from every file of the store
+//!   (`secure_delete` plus a truncating WAL checkpoint). PostgreSQL: the rows are gone for
+//!   every reader at commit; their bytes stay in dead tuples until `VACUUM`
+//!   (`PostgresStore::vacuum`, or autovacuum), see `docs/postgres.md`.
 //! - Every mutation appends an audit row in the same transaction: who, what, which object,
 //!   when; never face data, names or images.
 //! - Lists are ordered by creation, oldest first (so pages stay stable while new objects
@@ -18,6 +20,8 @@
 pub mod error;
 pub mod ids;
 pub mod model;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -30,6 +34,8 @@ pub use model::{
     NewFace, NewPerson, Person, PersonFilter, PersonStatus, PersonUpdate, Thumbnail,
     EMBEDDING_BYTES, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
 };
+#[cfg(feature = "postgres")]
+pub use postgres::{PoolOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// Audit actions written by the store.

@@ -18,6 +18,8 @@ pub const MAX_FACES_PER_PERSON: usize = 3;
 pub const MAX_THUMBNAIL_BYTES: usize = 1 << 20;
 /// Longest person or collection name, in characters.
 pub const MAX_NAME_CHARS: usize = 256;
+/// Longest accepted token id, in bytes.
+pub const MAX_JTI_LEN: usize = 256;
 /// Longest free-text field (notes, description, nationality, project), in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
 
@@ -277,6 +279,18 @@ pub(crate) fn check_text(field: &'static str, text: Option<&str>) -> Result<(), 
         if t.chars().count() > MAX_TEXT_CHARS {
             return Err(Error::invalid(field, "too long"));
         }
+        // PostgreSQL text cannot hold NUL; refused by every back-end alike.
+        if t.contains('\0') {
+            return Err(Error::invalid(field, "contains a NUL character"));
+        }
+    }
+    Ok(())
+}
+
+/// A revoked token's id: 1-256 bytes, no NUL.
+pub(crate) fn check_jti(jti: &str) -> Result<(), Error> {
+    if jti.is_empty() || jti.len() > MAX_JTI_LEN || jti.contains('\0') {
+        return Err(Error::invalid("jti", "must be 1-256 bytes without NUL"));
     }
     Ok(())
 }

@@ -98,6 +98,7 @@ mod sqlite {
         delete_collection_detaches,
         audit_rows,
         tokens,
+        nul_characters,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,6 +139,24 @@ mod sqlite {
         let (_dir, s) = open();
         let s = Arc::new(s);
         suite::concurrent_mixed_writes(s.clone()).await?;
+        s.close().await?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_duplicate_creates() -> TestResult {
+        let (_dir, s) = open();
+        let s = Arc::new(s);
+        suite::concurrent_duplicate_creates(s.clone()).await?;
+        s.close().await?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_detaches() -> TestResult {
+        let (_dir, s) = open();
+        let s = Arc::new(s);
+        suite::concurrent_detaches(s.clone()).await?;
         s.close().await?;
         Ok(())
     }

@@ -20,9 +20,9 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    check_collection_update, check_new_collection, check_new_person, check_person_update,
-    AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
-    Person, PersonFilter, PersonUpdate,
+    check_collection_update, check_jti, check_new_collection, check_new_person,
+    check_person_update, AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord,
+    NewCollection, NewPerson, Person, PersonFilter, PersonUpdate,
 };
 use crate::Store;
 
@@ -36,9 +36,6 @@ pub const DB_FILE: &str = "visage.db";
 
 /// Reading connections kept open.
 const READERS: usize = 4;
-
-/// Longest accepted token id.
-const MAX_JTI_LEN: usize = 256;
 
 /// The SQLite store. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct SqliteStore {
@@ -337,11 +334,4 @@ impl Store for SqliteStore {
             .run(move |c| queries::audit_log(c, &client, limit))
             .await
     }
-}
-
-fn check_jti(jti: &str) -> Result<()> {
-    if jti.is_empty() || jti.len() > MAX_JTI_LEN {
-        return Err(Error::invalid("jti", "must be 1-256 bytes"));
-    }
-    Ok(())
 }

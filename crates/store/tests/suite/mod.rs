@@ -1139,6 +1139,58 @@ pub async fn tokens(s: &dyn Store) -> TestResult {
     Ok(())
 }
 
+/// NUL characters (which PostgreSQL text cannot hold) are refused or match nothing, alike in
+/// every back-end.
+pub async fn nul_characters(s: &dyn Store) -> TestResult {
+    let c = client("nul");
+    let r = s
+        .create_collection(
+            &c,
+            NewCollection {
+                description: Some("a\0b".into()),
+                ..coll("Nul")
+            },
+        )
+        .await;
+    assert!(matches!(r, Err(Error::Invalid { .. })), "{r:?}");
+    let r = s
+        .create_person(
+            &c,
+            NewPerson {
+                notes: Some("x\0".into()),
+                ..person("Nul Notes", &[], 1)
+            },
+        )
+        .await;
+    assert!(matches!(r, Err(Error::Invalid { .. })), "{r:?}");
+    assert!(s
+        .create_person(&c, person("Nul\0Name", &[], 1))
+        .await
+        .is_err());
+    let p = s.create_person(&c, person("Nul Person", &[], 1)).await?;
+    let r = s
+        .update_person(
+            &c,
+            &p.id,
+            PersonUpdate {
+                nationality: Some("\0".into()),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(matches!(r, Err(Error::Invalid { .. })), "{r:?}");
+    assert_eq!(s.lookup_persons(&c, "nul\0", None, 1, 10).await?.1, 0);
+    assert_eq!(s.lookup_persons(&c, "nul", None, 1, 10).await?.1, 1);
+    assert_eq!(s.resolve_collection(&c, "\0").await?, None);
+    assert!(matches!(
+        s.revoke_token("jti\0", Utc::now() + Duration::days(1))
+            .await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(!s.is_token_revoked("jti\0").await?);
+    Ok(())
+}
+
 // ---------------------------------------------------------------- concurrency
 
 pub async fn concurrent_erasures(s: Arc<dyn Store>) -> TestResult {
@@ -1236,5 +1288,82 @@ pub async fn concurrent_mixed_writes(s: Arc<dyn Store>) -> TestResult {
     listed.sort();
     created.sort();
     assert_eq!(listed, created);
+    Ok(())
+}
+
+/// Concurrent creations of the same person in the same collection: exactly one is created,
+/// every other caller gets `PersonAlreadySet` with that person.
+pub async fn concurrent_duplicate_creates(s: Arc<dyn Store>) -> TestResult {
+    let c = client("dup-race");
+    let a = s.create_collection(&c, coll("A")).await?;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (s, c, a) = (Arc::clone(&s), c.clone(), a.id.clone());
+        // Same name in other cases: the check is case-insensitive.
+        let name = if i % 2 == 0 {
+            "Raced Name"
+        } else {
+            "RACED name"
+        };
+        let new = person(name, &[&a], 1);
+        tasks.push(tokio::spawn(async move { s.create_person(&c, new).await }));
+    }
+    let mut created = Vec::new();
+    let mut refused = Vec::new();
+    for t in tasks {
+        match t.await? {
+            Ok(p) => created.push(p),
+            Err(Error::PersonAlreadySet(existing)) => refused.push(existing.id),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    assert_eq!(created.len(), 1, "exactly one creation wins");
+    assert!(refused.iter().all(|id| *id == created[0].id));
+    assert_eq!(
+        ids_of(&*s, &c, PersonFilter::default()).await,
+        vec![created[0].id.clone()]
+    );
+    Ok(())
+}
+
+/// Concurrent detaches of one person from each of its collections: whichever runs last finds
+/// no collection left and erases the person; the others detach.
+pub async fn concurrent_detaches(s: Arc<dyn Store>) -> TestResult {
+    let c = client("detach-race");
+    let cols = [
+        s.create_collection(&c, coll("A")).await?,
+        s.create_collection(&c, coll("B")).await?,
+        s.create_collection(&c, coll("C")).await?,
+    ];
+    for round in 0..10 {
+        let p = s
+            .create_person(
+                &c,
+                person(
+                    &format!("Detached {round}"),
+                    &[&cols[0], &cols[1], &cols[2]],
+                    1,
+                ),
+            )
+            .await?;
+        let mut tasks = Vec::new();
+        for col in &cols {
+            let (s, c, id, col) = (Arc::clone(&s), c.clone(), p.id.clone(), col.id.clone());
+            tasks.push(tokio::spawn(
+                async move { s.detach_person(&c, &id, &col).await },
+            ));
+        }
+        let mut erased = 0;
+        let mut detached = 0;
+        for t in tasks {
+            match t.await?? {
+                DetachOutcome::Erased => erased += 1,
+                DetachOutcome::Detached { .. } => detached += 1,
+                other => return Err(format!("round {round}: unexpected {other:?}").into()),
+            }
+        }
+        assert_eq!((erased, detached), (1, 2), "round {round}");
+        assert_eq!(s.get_person(&c, &p.id).await?, None);
+    }
     Ok(())
 }

@@ -1,0 +1,546 @@
+//! The shared back-end: PostgreSQL (13 or newer) with pgvector (0.5 or newer), for several
+//! stateless visage nodes on one database. Same behaviour as [`SqliteStore`](crate::SqliteStore)
+//! behind the same trait, plus 1:N search in the database ([`PostgresStore::nearest_persons`]).
+//!
+//! - A bounded pool of connections (deadpool), each checked with an empty query before use,
+//!   so connections broken by a server restart are replaced on their own. Connecting and
+//!   waiting for a free connection both time out: a database that went away gives
+//!   [`Error::Unavailable`] in seconds, and calls succeed again once it is back.
+//! - Every method is one transaction and returns after its commit (`synchronous_commit=on`
+//!   is set on every connection). Writes run READ COMMITTED with explicit row locks (see
+//!   `queries.rs`) and are retried on a deadlock; reads run in a read-only REPEATABLE READ
+//!   transaction, one snapshot for all their statements.
+//! - Migrations run at connect, in one transaction under an advisory lock.
+//! - Erasure deletes the rows (person, faces, embeddings, thumbnails, memberships) in the same
+//!   transaction as the audit row. PostgreSQL keeps the bytes of deleted rows in the table
+//!   files until `VACUUM` ([`PostgresStore::vacuum`], or autovacuum) reclaims them; see
+//!   `docs/postgres.md` for what remains in free space and the write-ahead log.
+//!
+//! No TLS: connect over loopback, a unix socket or a private network.
+
+mod conv;
+mod queries;
+mod schema;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::{
+    Hook, HookError, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
+};
+use tokio_postgres::{IsolationLevel, NoTls};
+
+use crate::error::{Error, Result};
+use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
+use crate::model::{
+    check_collection_update, check_jti, check_new_collection, check_new_person,
+    check_person_update, AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord,
+    NewCollection, NewPerson, Person, PersonFilter, PersonUpdate, EMBEDDING_DIM,
+    MAX_FACES_PER_PERSON,
+};
+use crate::Store;
+
+use conv::{is_retryable, pg};
+
+pub use schema::SCHEMA_VERSION;
+
+/// Attempts of a write transaction that hit a deadlock or serialization failure.
+const MAX_ATTEMPTS: u32 = 4;
+
+/// Largest `hnsw.ef_search` pgvector accepts.
+const MAX_EF_SEARCH: usize = 1000;
+
+/// Settings of the connection pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Most connections open at once (default 16).
+    pub max_size: usize,
+    /// Longest wait to open one connection (default 5 s).
+    pub connect_timeout: Duration,
+    /// Longest wait for a free connection when all are busy (default 5 s).
+    pub wait_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_size: 16,
+            connect_timeout: Duration::from_secs(5),
+            wait_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The PostgreSQL store. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the URL: it may carry a password.
+        f.debug_struct("PostgresStore")
+            .field("pool", &self.pool.status())
+            .finish()
+    }
+}
+
+/// Runs `$body` (an expression using `$tx`, of type `Result<T>`) in a read-write transaction
+/// and commits; runs it again from the start after a deadlock or serialization failure.
+macro_rules! write_tx {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let mut attempt = 1u32;
+        loop {
+            let mut conn = $store.conn().await?;
+            let $tx = conn.transaction().await.map_err(pg)?;
+            let result = async { $body }.await;
+            let result = match result {
+                Ok(v) => $tx.commit().await.map(|()| v).map_err(commit_error),
+                Err(e) => {
+                    let _ = $tx.rollback().await;
+                    Err(e)
+                }
+            };
+            match result {
+                Err(e) if attempt < MAX_ATTEMPTS && is_retryable(&e) => attempt += 1,
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// Runs `$body` in a read-only REPEATABLE READ transaction (one snapshot).
+macro_rules! read_tx {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let mut conn = $store.conn().await?;
+        let $tx = conn
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg)?;
+        let result = async { $body }.await;
+        match result {
+            Ok(v) => {
+                $tx.commit().await.map_err(pg)?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = $tx.rollback().await;
+                Err(e)
+            }
+        }
+    }};
+}
+
+/// A failed COMMIT: lost connection (the write may or may not have happened), or refused.
+fn commit_error(e: tokio_postgres::Error) -> Error {
+    match pg(e) {
+        Error::Unavailable(why) => Error::Unavailable(format!(
+            "connection lost during commit, the write may or may not have been committed: {why}"
+        )),
+        e if is_retryable(&e) => e,
+        e => Error::Commit(e.to_string()),
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`, or the key=value
+    /// form), creates the `vector` extension if needed, upgrades an older schema and refuses
+    /// a newer one ([`Error::SchemaTooNew`]). An unreachable server is
+    /// [`Error::Unavailable`] after at most `opts.connect_timeout`.
+    pub async fn connect(url: &str, opts: PoolOptions) -> Result<Self> {
+        if opts.max_size == 0 {
+            return Err(Error::invalid(
+                "pool options",
+                "max_size must be at least 1",
+            ));
+        }
+        let mut cfg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|_| Error::invalid("database url", "not a PostgreSQL connection string"))?;
+        cfg.connect_timeout(opts.connect_timeout);
+        // A peer that vanished without closing (host down, network cut) is noticed: idle
+        // connections by keepalives (~45 s), busy ones when sent data stays unacknowledged.
+        cfg.keepalives(true);
+        cfg.keepalives_idle(Duration::from_secs(30));
+        cfg.keepalives_interval(Duration::from_secs(5));
+        cfg.keepalives_retries(3);
+        cfg.tcp_user_timeout(Duration::from_secs(30));
+        if cfg.get_application_name().is_none() {
+            cfg.application_name("visage");
+        }
+        let manager = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Verified,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(opts.max_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(opts.wait_timeout))
+            .create_timeout(Some(opts.connect_timeout))
+            .recycle_timeout(Some(opts.connect_timeout))
+            .post_create(Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    // Per session rather than as startup options (which poolers such as
+                    // PgBouncer refuse): commits are durable before they are acknowledged
+                    // whatever the server default, and a session stuck inside a transaction
+                    // does not hold its locks for ever.
+                    client
+                        .batch_execute(
+                            "SET synchronous_commit = on; \
+                             SET idle_in_transaction_session_timeout = '60s'",
+                        )
+                        .await
+                        .map_err(HookError::Backend)
+                })
+            }))
+            .build()
+            .map_err(|_| Error::invalid("pool options", "max_size must be at least 1"))?;
+        let store = Self { pool };
+        let mut conn = store.conn().await?;
+        schema::migrate(&mut conn).await?;
+        Ok(store)
+    }
+
+    async fn conn(&self) -> Result<Object> {
+        self.pool.get().await.map_err(conv::pool)
+    }
+
+    /// Closes the pool: idle connections are closed at once, busy ones when returned. Later
+    /// calls fail with [`Error::Closed`].
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
+    /// Runs `VACUUM` on the tables that hold face data and persons, so that the space of
+    /// erased rows is reclaimed now rather than when autovacuum gets to it. Takes a while on a
+    /// large database; does not block reads or writes.
+    pub async fn vacuum(&self) -> Result<()> {
+        let conn = self.conn().await?;
+        conn.batch_execute("VACUUM thumbnails, faces, memberships, persons")
+            .await
+            .map_err(pg)
+    }
+
+    /// 1:N search in the database: the `k` persons of `client` whose best face is most
+    /// similar (cosine) to `probe`, best first (ties: oldest person first), with that
+    /// similarity. Only active persons, as in the in-memory index; with `collections`, only
+    /// persons in at least one of them (an empty list finds nobody).
+    ///
+    /// `exact = true` compares every face of the client. `exact = false` takes the
+    /// `max(100, k x 3 x 2)` faces nearest to the probe from the HNSW index (at most 1000;
+    /// `hnsw.ef_search` set to match), then applies the client, status and collection filters
+    /// and keeps each person's best face. When fewer than `k` persons remain (a small client
+    /// in a large shared table, a narrow collection), the exact search answers instead: it
+    /// then only reads that client's faces. (pgvector 0.8's iterative index scans would serve
+    /// filtered searches better; this works from 0.5 on.)
+    pub async fn nearest_persons(
+        &self,
+        client: &ClientId,
+        collections: Option<&[CollectionId]>,
+        probe: &[f32],
+        k: usize,
+        exact: bool,
+    ) -> Result<Vec<(PersonId, f32)>> {
+        self.nearest_persons_inner(client, collections, probe, k, exact, false)
+            .await
+            .map(|(found, _)| found)
+    }
+
+    /// The query plans `nearest_persons` runs (for tests and diagnostics): `-- approximate`
+    /// then the HNSW plan, `-- exact` then the exact plan (both when the first fell short).
+    #[doc(hidden)]
+    pub async fn explain_nearest_persons(
+        &self,
+        client: &ClientId,
+        collections: Option<&[CollectionId]>,
+        probe: &[f32],
+        k: usize,
+        exact: bool,
+    ) -> Result<String> {
+        self.nearest_persons_inner(client, collections, probe, k, exact, true)
+            .await
+            .map(|(_, plan)| plan)
+    }
+
+    async fn nearest_persons_inner(
+        &self,
+        client: &ClientId,
+        collections: Option<&[CollectionId]>,
+        probe: &[f32],
+        k: usize,
+        exact: bool,
+        explain: bool,
+    ) -> Result<(Vec<(PersonId, f32)>, String)> {
+        if probe.len() != EMBEDDING_DIM {
+            return Err(Error::invalid("probe", "must have 128 values"));
+        }
+        if !probe.iter().all(|v| v.is_finite()) {
+            return Err(Error::invalid("probe", "has a non-finite value"));
+        }
+        if probe.iter().all(|v| *v == 0.0) {
+            return Err(Error::invalid("probe", "is all zeros"));
+        }
+        if k == 0 || collections.is_some_and(|c| c.is_empty()) {
+            return Ok((Vec::new(), String::new()));
+        }
+        let probe = probe.to_vec();
+        let collections: Option<Vec<String>> =
+            collections.map(|c| c.iter().map(|id| id.as_str().to_owned()).collect());
+        let limit = i64::try_from(k).unwrap_or(i64::MAX);
+        let fetch = k
+            .saturating_mul(MAX_FACES_PER_PERSON)
+            .saturating_mul(2)
+            .max(100);
+        let approx = !exact && fetch <= MAX_EF_SEARCH;
+        read_tx!(self, |tx| {
+            let mut plan = String::new();
+            if approx {
+                // The index returns at most ef_search rows: ask for as many as are fetched.
+                // Seq scans off: the planner would otherwise sort a small table itself.
+                let ef = fetch.to_string();
+                tx.execute(
+                    "SELECT set_config('hnsw.ef_search', $1, true), \
+                            set_config('enable_seqscan', 'off', true)",
+                    &[&ef],
+                )
+                .await
+                .map_err(pg)?;
+                let sql = queries::nearest_approx_sql();
+                let fetch = i64::try_from(fetch).unwrap_or(i64::MAX);
+                if explain {
+                    plan.push_str("-- approximate\n");
+                    plan.push_str(
+                        &explain_plan(&tx, &sql, &probe, client, &collections, limit, Some(fetch))
+                            .await?,
+                    );
+                }
+                let found =
+                    queries::nearest(&tx, &sql, &probe, client, &collections, limit, Some(fetch))
+                        .await?;
+                if found.len() >= k {
+                    return Ok((found, plan));
+                }
+                tx.execute("SELECT set_config('enable_seqscan', 'on', true)", &[])
+                    .await
+                    .map_err(pg)?;
+            }
+            let sql = queries::nearest_exact_sql();
+            if explain {
+                plan.push_str("-- exact\n");
+                plan.push_str(
+                    &explain_plan(&tx, &sql, &probe, client, &collections, limit, None).await?,
+                );
+            }
+            let found =
+                queries::nearest(&tx, &sql, &probe, client, &collections, limit, None).await?;
+            Ok((found, plan))
+        })
+    }
+}
+
+async fn explain_plan(
+    tx: &queries::Tx<'_>,
+    sql: &str,
+    probe: &Vec<f32>,
+    client: &ClientId,
+    collections: &Option<Vec<String>>,
+    limit: i64,
+    fetch: Option<i64>,
+) -> Result<String> {
+    let sql = format!("EXPLAIN {sql}");
+    let c = client.as_str();
+    let rows = match &fetch {
+        Some(f) => tx.query(&sql, &[probe, &c, collections, &limit, f]).await,
+        None => tx.query(&sql, &[probe, &c, collections, &limit]).await,
+    }
+    .map_err(pg)?;
+    let mut out = String::new();
+    for r in rows {
+        let line: &str = conv::get(&r, 0)?;
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_collection(&self, client: &ClientId, new: NewCollection) -> Result<Collection> {
+        check_new_collection(&new)?;
+        write_tx!(self, |tx| queries::create_collection(&tx, client, &new)
+            .await)
+    }
+
+    async fn list_collections(&self, client: &ClientId) -> Result<Vec<Collection>> {
+        read_tx!(self, |tx| queries::list_collections(&tx, client).await)
+    }
+
+    async fn get_collection(
+        &self,
+        client: &ClientId,
+        id: &CollectionId,
+    ) -> Result<Option<Collection>> {
+        read_tx!(self, |tx| queries::get_collection(&tx, client, id).await)
+    }
+
+    async fn resolve_collection(
+        &self,
+        client: &ClientId,
+        reference: &str,
+    ) -> Result<Option<Collection>> {
+        if let Ok(id) = CollectionId::parse(reference) {
+            return self.get_collection(client, &id).await;
+        }
+        if let Ok(code) = CollectionCode::parse(reference) {
+            return read_tx!(self, |tx| queries::collection_by_code(&tx, client, &code)
+                .await);
+        }
+        Ok(None)
+    }
+
+    async fn update_collection(
+        &self,
+        client: &ClientId,
+        id: &CollectionId,
+        update: CollectionUpdate,
+    ) -> Result<Option<Collection>> {
+        check_collection_update(&update)?;
+        write_tx!(self, |tx| queries::update_collection(
+            &tx, client, id, &update
+        )
+        .await)
+    }
+
+    async fn delete_collection(
+        &self,
+        client: &ClientId,
+        id: &CollectionId,
+    ) -> Result<Option<Collection>> {
+        write_tx!(self, |tx| queries::delete_collection(&tx, client, id).await)
+    }
+
+    async fn create_person(&self, client: &ClientId, new: NewPerson) -> Result<Person> {
+        check_new_person(&new)?;
+        write_tx!(self, |tx| queries::create_person(&tx, client, &new).await)
+    }
+
+    async fn list_persons(
+        &self,
+        client: &ClientId,
+        filter: PersonFilter,
+        page: u32,
+        limit: u32,
+    ) -> Result<(Vec<Person>, u64)> {
+        read_tx!(self, |tx| queries::list_persons(
+            &tx, client, &filter, page, limit
+        )
+        .await)
+    }
+
+    async fn lookup_persons(
+        &self,
+        client: &ClientId,
+        name_contains: &str,
+        date_of_birth: Option<NaiveDate>,
+        page: u32,
+        limit: u32,
+    ) -> Result<(Vec<Person>, u64)> {
+        read_tx!(self, |tx| queries::lookup_persons(
+            &tx,
+            client,
+            name_contains,
+            date_of_birth,
+            page,
+            limit
+        )
+        .await)
+    }
+
+    async fn get_person(&self, client: &ClientId, id: &PersonId) -> Result<Option<Person>> {
+        read_tx!(self, |tx| queries::get_person(&tx, client, id).await)
+    }
+
+    async fn update_person(
+        &self,
+        client: &ClientId,
+        id: &PersonId,
+        update: PersonUpdate,
+    ) -> Result<Option<Person>> {
+        check_person_update(&update)?;
+        write_tx!(self, |tx| queries::update_person(&tx, client, id, &update)
+            .await)
+    }
+
+    async fn erase_person(&self, client: &ClientId, id: &PersonId) -> Result<bool> {
+        write_tx!(self, |tx| queries::erase_person(&tx, client, id).await)
+    }
+
+    async fn detach_person(
+        &self,
+        client: &ClientId,
+        id: &PersonId,
+        collection: &CollectionId,
+    ) -> Result<DetachOutcome> {
+        write_tx!(self, |tx| queries::detach_person(
+            &tx, client, id, collection
+        )
+        .await)
+    }
+
+    async fn seed_persons(
+        &self,
+        client: &ClientId,
+        persons: Vec<NewPerson>,
+    ) -> Result<Vec<PersonId>> {
+        for p in &persons {
+            check_new_person(p)?;
+        }
+        write_tx!(self, |tx| queries::seed_persons(&tx, client, &persons)
+            .await)
+    }
+
+    async fn faces_for_index(&self) -> Result<Vec<FaceRecord>> {
+        read_tx!(self, |tx| queries::faces_for_index(&tx).await)
+    }
+
+    async fn faces_of_person(&self, client: &ClientId, id: &PersonId) -> Result<Vec<FaceRecord>> {
+        read_tx!(self, |tx| queries::faces_of_person(&tx, client, id).await)
+    }
+
+    async fn face_embeddings(
+        &self,
+        client: &ClientId,
+        faces: &[FaceId],
+    ) -> Result<Vec<(FaceId, Vec<f32>)>> {
+        read_tx!(self, |tx| queries::face_embeddings(&tx, client, faces)
+            .await)
+    }
+
+    async fn generation(&self) -> Result<u64> {
+        read_tx!(self, |tx| queries::generation(&tx).await)
+    }
+
+    async fn revoke_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<()> {
+        check_jti(jti)?;
+        write_tx!(self, |tx| queries::revoke_token(&tx, jti, expires_at).await)
+    }
+
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool> {
+        if jti.contains('\0') {
+            // Never revoked (revoke_token refuses it), and PostgreSQL text cannot hold it.
+            return Ok(false);
+        }
+        read_tx!(self, |tx| queries::is_token_revoked(&tx, jti).await)
+    }
+
+    async fn audit_log(&self, client: &ClientId, limit: u32) -> Result<Vec<AuditEntry>> {
+        read_tx!(self, |tx| queries::audit_log(&tx, client, limit).await)
+    }
+}

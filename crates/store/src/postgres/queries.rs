@@ -1,0 +1,1024 @@
+//! The SQL, as plain async functions over an open transaction. Reads run in a read-only
+//! REPEATABLE READ transaction (one snapshot for all the statements of a method); writes run
+//! in a READ COMMITTED transaction that locks the rows it decides on:
+//! - a person being changed, erased or detached: `FOR UPDATE` (two changes of one person
+//!   never interleave, so "detached from its last collection" is decided on current data);
+//! - collections and persons a new membership points at: `FOR KEY SHARE` (they cannot be
+//!   deleted before the membership commits, yet other writers are not blocked);
+//! - a collection being updated or deleted: `FOR UPDATE`;
+//! - the duplicate check of `create_person`: an advisory lock on (client, name), so that two
+//!   creations of the same person cannot both pass it.
+//!
+//! Every query that takes a client filters by it.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::conv::{count, embedding, get, parsed, parsed_opt, pg};
+use crate::audit;
+use crate::error::{Error, Result};
+use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
+use crate::model::{
+    dedup, name_key, now_millis, AuditEntry, Collection, CollectionUpdate, DetachOutcome,
+    FaceRecord, NewCollection, NewFace, NewPerson, Person, PersonFilter, PersonUpdate, Thumbnail,
+};
+
+pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+// ---------------------------------------------------------------- statement helpers
+
+async fn rows(tx: &Tx<'_>, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+    let stmt = tx.prepare_cached(sql).await.map_err(pg)?;
+    tx.query(&stmt, params).await.map_err(pg)
+}
+
+async fn row_opt(tx: &Tx<'_>, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
+    Ok(rows(tx, sql, params).await?.into_iter().next())
+}
+
+async fn row_one(tx: &Tx<'_>, sql: &str, params: &[Param<'_>]) -> Result<Row> {
+    row_opt(tx, sql, params)
+        .await?
+        .ok_or_else(|| Error::Corrupt("a query that returns one row returned none".to_owned()))
+}
+
+async fn exec(tx: &Tx<'_>, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+    let stmt = tx.prepare_cached(sql).await.map_err(pg)?;
+    tx.execute(&stmt, params).await.map_err(pg)
+}
+
+// ---------------------------------------------------------------- collections (read)
+
+const COLLECTION_COLS: &str =
+    "pk, id, code, client, name, description, project, created_at, updated_at";
+
+fn collection_row(r: &Row) -> Result<(i64, Collection)> {
+    Ok((
+        get(r, 0)?,
+        Collection {
+            id: parsed(r, 1)?,
+            code: parsed(r, 2)?,
+            client: parsed(r, 3)?,
+            name: get(r, 4)?,
+            description: get(r, 5)?,
+            project: get(r, 6)?,
+            created_at: get(r, 7)?,
+            updated_at: get(r, 8)?,
+        },
+    ))
+}
+
+/// The collection and its key; `lock` adds a row lock (`FOR UPDATE`) for a write.
+async fn collection_with_pk(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    id: &CollectionId,
+    lock: bool,
+) -> Result<Option<(i64, Collection)>> {
+    let sql = if lock {
+        format!(
+            "SELECT {COLLECTION_COLS} FROM collections WHERE client = $1 AND id = $2 FOR UPDATE"
+        )
+    } else {
+        format!("SELECT {COLLECTION_COLS} FROM collections WHERE client = $1 AND id = $2")
+    };
+    match row_opt(tx, &sql, &[&client.as_str(), &id.as_str()]).await? {
+        Some(r) => Ok(Some(collection_row(&r)?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) async fn get_collection(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    id: &CollectionId,
+) -> Result<Option<Collection>> {
+    Ok(collection_with_pk(tx, client, id, false)
+        .await?
+        .map(|(_, c)| c))
+}
+
+pub(crate) async fn collection_by_code(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    code: &CollectionCode,
+) -> Result<Option<Collection>> {
+    let sql = format!("SELECT {COLLECTION_COLS} FROM collections WHERE client = $1 AND code = $2");
+    match row_opt(tx, &sql, &[&client.as_str(), &code.as_str()]).await? {
+        Some(r) => Ok(Some(collection_row(&r)?.1)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) async fn list_collections(tx: &Tx<'_>, client: &ClientId) -> Result<Vec<Collection>> {
+    let sql = format!("SELECT {COLLECTION_COLS} FROM collections WHERE client = $1 ORDER BY pk");
+    rows(tx, &sql, &[&client.as_str()])
+        .await?
+        .iter()
+        .map(|r| collection_row(r).map(|(_, c)| c))
+        .collect()
+}
+
+// ---------------------------------------------------------------- persons (read)
+
+const PERSON_COLS: &str = "p.pk, p.id, p.client, p.name, p.gender, p.date_of_birth, \
+                           p.nationality, p.notes, p.status, p.created_at, p.updated_at";
+
+fn person_row(r: &Row) -> Result<(i64, Person)> {
+    Ok((
+        get(r, 0)?,
+        Person {
+            id: parsed(r, 1)?,
+            client: parsed(r, 2)?,
+            name: get(r, 3)?,
+            gender: parsed_opt(r, 4)?,
+            date_of_birth: get(r, 5)?,
+            nationality: get(r, 6)?,
+            notes: get(r, 7)?,
+            status: parsed(r, 8)?,
+            collections: Vec::new(),
+            thumbnails: Vec::new(),
+            created_at: get(r, 9)?,
+            updated_at: get(r, 10)?,
+        },
+    ))
+}
+
+async fn person_collections(tx: &Tx<'_>, person_pk: i64) -> Result<Vec<CollectionId>> {
+    rows(
+        tx,
+        "SELECT c.id FROM memberships m JOIN collections c ON c.pk = m.collection_pk \
+         WHERE m.person_pk = $1 ORDER BY m.seq",
+        &[&person_pk],
+    )
+    .await?
+    .iter()
+    .map(|r| parsed(r, 0))
+    .collect()
+}
+
+/// Fills in collections and thumbnails of persons read with [`person_row`] (two queries
+/// for the whole page).
+async fn complete(tx: &Tx<'_>, persons: Vec<(i64, Person)>) -> Result<Vec<Person>> {
+    if persons.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pks: Vec<i64> = persons.iter().map(|(pk, _)| *pk).collect();
+    let mut collections: HashMap<i64, Vec<CollectionId>> = HashMap::new();
+    for r in rows(
+        tx,
+        "SELECT m.person_pk, c.id FROM memberships m JOIN collections c ON c.pk = m.collection_pk \
+         WHERE m.person_pk = ANY($1) ORDER BY m.seq",
+        &[&pks],
+    )
+    .await?
+    {
+        collections
+            .entry(get(&r, 0)?)
+            .or_default()
+            .push(parsed(&r, 1)?);
+    }
+    let mut thumbnails: HashMap<i64, Vec<Thumbnail>> = HashMap::new();
+    for r in rows(
+        tx,
+        "SELECT f.person_pk, f.id, t.jpeg FROM faces f JOIN thumbnails t ON t.face_pk = f.pk \
+         WHERE f.person_pk = ANY($1) ORDER BY f.pk",
+        &[&pks],
+    )
+    .await?
+    {
+        thumbnails.entry(get(&r, 0)?).or_default().push(Thumbnail {
+            id: parsed(&r, 1)?,
+            jpeg: get(&r, 2)?,
+        });
+    }
+    Ok(persons
+        .into_iter()
+        .map(|(pk, mut p)| {
+            p.collections = collections.remove(&pk).unwrap_or_default();
+            p.thumbnails = thumbnails.remove(&pk).unwrap_or_default();
+            p
+        })
+        .collect())
+}
+
+async fn person_by_pk(tx: &Tx<'_>, pk: i64) -> Result<Person> {
+    let sql = format!("SELECT {PERSON_COLS} FROM persons p WHERE p.pk = $1");
+    let r = row_one(tx, &sql, &[&pk]).await?;
+    complete(tx, vec![person_row(&r)?])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Corrupt("person vanished while read".to_owned()))
+}
+
+/// The person's key, without a lock (reads).
+async fn person_pk(tx: &Tx<'_>, client: &ClientId, id: &PersonId) -> Result<Option<i64>> {
+    match row_opt(
+        tx,
+        "SELECT pk FROM persons WHERE client = $1 AND id = $2",
+        &[&client.as_str(), &id.as_str()],
+    )
+    .await?
+    {
+        Some(r) => Ok(Some(get(&r, 0)?)),
+        None => Ok(None),
+    }
+}
+
+/// The person's key, locked for a change of that person.
+async fn lock_person(tx: &Tx<'_>, client: &ClientId, id: &PersonId) -> Result<Option<i64>> {
+    match row_opt(
+        tx,
+        "SELECT pk FROM persons WHERE client = $1 AND id = $2 FOR UPDATE",
+        &[&client.as_str(), &id.as_str()],
+    )
+    .await?
+    {
+        Some(r) => Ok(Some(get(&r, 0)?)),
+        None => Ok(None),
+    }
+}
+
+/// The collection's key, without a lock (reads).
+async fn collection_pk(tx: &Tx<'_>, client: &ClientId, id: &CollectionId) -> Result<Option<i64>> {
+    match row_opt(
+        tx,
+        "SELECT pk FROM collections WHERE client = $1 AND id = $2",
+        &[&client.as_str(), &id.as_str()],
+    )
+    .await?
+    {
+        Some(r) => Ok(Some(get(&r, 0)?)),
+        None => Ok(None),
+    }
+}
+
+/// The collection's key, kept from being deleted until the transaction ends (a membership
+/// is about to point at it).
+async fn share_collection(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    id: &CollectionId,
+) -> Result<Option<i64>> {
+    match row_opt(
+        tx,
+        "SELECT pk FROM collections WHERE client = $1 AND id = $2 FOR KEY SHARE",
+        &[&client.as_str(), &id.as_str()],
+    )
+    .await?
+    {
+        Some(r) => Ok(Some(get(&r, 0)?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) async fn get_person(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    id: &PersonId,
+) -> Result<Option<Person>> {
+    let sql = format!("SELECT {PERSON_COLS} FROM persons p WHERE p.client = $1 AND p.id = $2");
+    match row_opt(tx, &sql, &[&client.as_str(), &id.as_str()]).await? {
+        Some(r) => Ok(complete(tx, vec![person_row(&r)?]).await?.pop()),
+        None => Ok(None),
+    }
+}
+
+fn page_bounds(page: u32, limit: u32) -> (i64, i64) {
+    let page = i64::from(page.max(1));
+    let limit = i64::from(limit);
+    (limit, (page - 1).saturating_mul(limit))
+}
+
+/// A page of persons matching `filter_sql` (over `persons p`, with `args` as $1..$n), oldest
+/// first, with the total.
+async fn page_of_persons(
+    tx: &Tx<'_>,
+    filter_sql: &str,
+    args: &[Param<'_>],
+    page: u32,
+    limit: u32,
+) -> Result<(Vec<Person>, u64)> {
+    let count_sql = format!("SELECT count(*) FROM persons p WHERE {filter_sql}");
+    let total = count(&row_one(tx, &count_sql, args).await?, 0)?;
+    let (limit, offset) = page_bounds(page, limit);
+    let n = args.len();
+    let sql = format!(
+        "SELECT {PERSON_COLS} FROM persons p WHERE {filter_sql} ORDER BY p.pk LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    let mut all: Vec<Param<'_>> = args.to_vec();
+    all.push(&limit);
+    all.push(&offset);
+    let found = rows(tx, &sql, &all)
+        .await?
+        .iter()
+        .map(person_row)
+        .collect::<Result<Vec<_>>>()?;
+    Ok((complete(tx, found).await?, total))
+}
+
+pub(crate) async fn list_persons(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    filter: &PersonFilter,
+    page: u32,
+    limit: u32,
+) -> Result<(Vec<Person>, u64)> {
+    let collection = match &filter.collection {
+        None => None,
+        Some(c) => match collection_pk(tx, client, c).await? {
+            Some(pk) => Some(pk),
+            // Not this client's collection: nothing is in it.
+            None => return Ok((Vec::new(), 0)),
+        },
+    };
+    let status = filter.status.map(|s| s.as_str());
+    page_of_persons(
+        tx,
+        "p.client = $1 AND ($2::text IS NULL OR p.status = $2) AND ($3::bigint IS NULL OR EXISTS \
+         (SELECT 1 FROM memberships m WHERE m.person_pk = p.pk AND m.collection_pk = $3))",
+        &[&client.as_str(), &status, &collection],
+        page,
+        limit,
+    )
+    .await
+}
+
+pub(crate) async fn lookup_persons(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    name_contains: &str,
+    date_of_birth: Option<NaiveDate>,
+    page: u32,
+    limit: u32,
+) -> Result<(Vec<Person>, u64)> {
+    let needle = name_key(name_contains);
+    if needle.contains('\0') {
+        // No name holds one (names refuse control characters), and PostgreSQL text cannot.
+        return Ok((Vec::new(), 0));
+    }
+    page_of_persons(
+        tx,
+        "p.client = $1 AND strpos(p.name_key, $2) > 0 \
+         AND ($3::date IS NULL OR p.date_of_birth = $3)",
+        &[&client.as_str(), &needle, &date_of_birth],
+        page,
+        limit,
+    )
+    .await
+}
+
+// ---------------------------------------------------------------- faces (read)
+
+fn face_record(r: &Row, collections: Vec<CollectionId>) -> Result<FaceRecord> {
+    Ok(FaceRecord {
+        face_id: parsed(r, 0)?,
+        person_id: parsed(r, 1)?,
+        client: parsed(r, 2)?,
+        status: parsed(r, 3)?,
+        embedding: embedding(r, 4)?,
+        collections,
+    })
+}
+
+const FACE_SELECT: &str = "SELECT f.id, p.id, p.client, p.status, f.embedding::real[], p.pk \
+                           FROM faces f JOIN persons p ON p.pk = f.person_pk";
+
+pub(crate) async fn faces_for_index(tx: &Tx<'_>) -> Result<Vec<FaceRecord>> {
+    let mut members: HashMap<i64, Vec<CollectionId>> = HashMap::new();
+    for r in rows(
+        tx,
+        "SELECT m.person_pk, c.id FROM memberships m JOIN collections c ON c.pk = m.collection_pk \
+         ORDER BY m.seq",
+        &[],
+    )
+    .await?
+    {
+        members.entry(get(&r, 0)?).or_default().push(parsed(&r, 1)?);
+    }
+    let sql = format!("{FACE_SELECT} ORDER BY f.pk");
+    rows(tx, &sql, &[])
+        .await?
+        .iter()
+        .map(|r| {
+            let pk: i64 = get(r, 5)?;
+            face_record(r, members.get(&pk).cloned().unwrap_or_default())
+        })
+        .collect()
+}
+
+pub(crate) async fn faces_of_person(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    id: &PersonId,
+) -> Result<Vec<FaceRecord>> {
+    let Some(pk) = person_pk(tx, client, id).await? else {
+        return Ok(Vec::new());
+    };
+    let collections = person_collections(tx, pk).await?;
+    let sql = format!("{FACE_SELECT} WHERE f.person_pk = $1 ORDER BY f.pk");
+    rows(tx, &sql, &[&pk])
+        .await?
+        .iter()
+        .map(|r| face_record(r, collections.clone()))
+        .collect()
+}
+
+pub(crate) async fn face_embeddings(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    faces: &[FaceId],
+) -> Result<Vec<(FaceId, Vec<f32>)>> {
+    let ids: Vec<&str> = faces.iter().map(FaceId::as_str).collect();
+    rows(
+        tx,
+        "SELECT f.id, f.embedding::real[] FROM faces f JOIN persons p ON p.pk = f.person_pk \
+         WHERE p.client = $1 AND p.status = 'active' AND f.id = ANY($2)",
+        &[&client.as_str(), &ids],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((parsed(r, 0)?, embedding(r, 1)?)))
+    .collect()
+}
+
+/// Every write appends an audit row in its own transaction and audit rows are never
+/// deleted, so their count moves on with every committed write.
+pub(crate) async fn generation(tx: &Tx<'_>) -> Result<u64> {
+    let r = rows(tx, "SELECT count(*) FROM audit", &[]).await?;
+    r.first().map_or(Ok(0), |r| count(r, 0))
+}
+
+// ---------------------------------------------------------------- tokens, audit (read)
+
+pub(crate) async fn is_token_revoked(tx: &Tx<'_>, jti: &str) -> Result<bool> {
+    Ok(
+        row_opt(tx, "SELECT 1 FROM revoked_tokens WHERE jti = $1", &[&jti])
+            .await?
+            .is_some(),
+    )
+}
+
+pub(crate) async fn audit_log(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    limit: u32,
+) -> Result<Vec<AuditEntry>> {
+    rows(
+        tx,
+        "SELECT seq, at, client, action, object_id FROM audit WHERE client = $1 \
+         ORDER BY seq DESC LIMIT $2",
+        &[&client.as_str(), &i64::from(limit)],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        let client: &str = get(r, 2)?;
+        Ok(AuditEntry {
+            seq: get(r, 0)?,
+            at: get(r, 1)?,
+            client: ClientId::parse(client).ok(),
+            action: get(r, 3)?,
+            object_id: get(r, 4)?,
+        })
+    })
+    .collect()
+}
+
+// ---------------------------------------------------------------- writes
+
+async fn write_audit(
+    tx: &Tx<'_>,
+    at: DateTime<Utc>,
+    client: &str,
+    action: &str,
+    object_id: &str,
+) -> Result<()> {
+    exec(
+        tx,
+        "INSERT INTO audit (at, client, action, object_id) VALUES ($1, $2, $3, $4)",
+        &[&at, &client, &action, &object_id],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn create_collection(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    new: &NewCollection,
+) -> Result<Collection> {
+    let now = now_millis();
+    let c = Collection {
+        id: CollectionId::new_random(),
+        code: CollectionCode::new_random(),
+        client: client.clone(),
+        name: new.name.trim().to_owned(),
+        description: new.description.clone(),
+        project: new.project.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    exec(
+        tx,
+        "INSERT INTO collections (id, code, client, name, description, project, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        &[
+            &c.id.as_str(),
+            &c.code.as_str(),
+            &c.client.as_str(),
+            &c.name,
+            &c.description,
+            &c.project,
+            &now,
+        ],
+    )
+    .await?;
+    write_audit(
+        tx,
+        now,
+        client.as_str(),
+        audit::COLLECTION_CREATE,
+        c.id.as_str(),
+    )
+    .await?;
+    Ok(c)
+}
+
+async fn touch_person(tx: &Tx<'_>, person_pk: i64, now: DateTime<Utc>) -> Result<()> {
+    exec(
+        tx,
+        "UPDATE persons SET updated_at = $2 WHERE pk = $1",
+        &[&person_pk, &now],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn update_collection(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    id: &CollectionId,
+    update: &CollectionUpdate,
+) -> Result<Option<Collection>> {
+    let Some((pk, mut c)) = collection_with_pk(tx, client, id, true).await? else {
+        return Ok(None);
+    };
+    let now = now_millis();
+    if let Some(n) = &update.name {
+        c.name = n.trim().to_owned();
+    }
+    if let Some(d) = &update.description {
+        c.description = Some(d.clone());
+    }
+    if let Some(p) = &update.project {
+        c.project = Some(p.clone());
+    }
+    c.updated_at = now;
+    exec(
+        tx,
+        "UPDATE collections SET name = $2, description = $3, project = $4, updated_at = $5 \
+         WHERE pk = $1",
+        &[&pk, &c.name, &c.description, &c.project, &now],
+    )
+    .await?;
+    write_audit(
+        tx,
+        now,
+        client.as_str(),
+        audit::COLLECTION_UPDATE,
+        id.as_str(),
+    )
+    .await?;
+
+    if let Some(people) = &update.people {
+        // Wanted members: listed persons that exist for this client (others are ignored),
+        // kept from being erased until this commits.
+        let listed = dedup(people);
+        let ids: Vec<&str> = listed.iter().map(|p| p.as_str()).collect();
+        let mut found: HashMap<String, i64> = HashMap::new();
+        for r in rows(
+            tx,
+            "SELECT pk, id FROM persons WHERE client = $1 AND id = ANY($2) ORDER BY pk \
+             FOR KEY SHARE",
+            &[&client.as_str(), &ids],
+        )
+        .await?
+        {
+            found.insert(get(&r, 1)?, get(&r, 0)?);
+        }
+        let wanted: Vec<(i64, &PersonId)> = listed
+            .iter()
+            .filter_map(|p| found.get(p.as_str()).map(|pk| (*pk, p)))
+            .collect();
+        let current: Vec<(i64, PersonId)> = rows(
+            tx,
+            "SELECT m.person_pk, p.id FROM memberships m JOIN persons p ON p.pk = m.person_pk \
+             WHERE m.collection_pk = $1 ORDER BY m.seq",
+            &[&pk],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((get(r, 0)?, parsed(r, 1)?)))
+        .collect::<Result<_>>()?;
+        for (ppk, pid) in &current {
+            if !wanted.iter().any(|(w, _)| w == ppk) {
+                exec(
+                    tx,
+                    "DELETE FROM memberships WHERE person_pk = $1 AND collection_pk = $2",
+                    &[ppk, &pk],
+                )
+                .await?;
+                touch_person(tx, *ppk, now).await?;
+                write_audit(tx, now, client.as_str(), audit::PERSON_DETACH, pid.as_str()).await?;
+            }
+        }
+        for (ppk, pid) in &wanted {
+            if !current.iter().any(|(c, _)| c == ppk) {
+                exec(
+                    tx,
+                    "INSERT INTO memberships (person_pk, collection_pk) VALUES ($1, $2)",
+                    &[ppk, &pk],
+                )
+                .await?;
+                touch_person(tx, *ppk, now).await?;
+                write_audit(tx, now, client.as_str(), audit::PERSON_ATTACH, pid.as_str()).await?;
+            }
+        }
+    }
+    Ok(Some(c))
+}
+
+pub(crate) async fn delete_collection(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    id: &CollectionId,
+) -> Result<Option<Collection>> {
+    let Some((pk, c)) = collection_with_pk(tx, client, id, true).await? else {
+        return Ok(None);
+    };
+    // Memberships go with it (ON DELETE CASCADE); persons stay.
+    exec(tx, "DELETE FROM collections WHERE pk = $1", &[&pk]).await?;
+    write_audit(
+        tx,
+        now_millis(),
+        client.as_str(),
+        audit::COLLECTION_DELETE,
+        id.as_str(),
+    )
+    .await?;
+    Ok(Some(c))
+}
+
+/// Collection keys for `ids` (deduplicated, order kept), kept from deletion until commit;
+/// fails on one that is not the client's.
+async fn collection_pks(tx: &Tx<'_>, client: &ClientId, ids: &[CollectionId]) -> Result<Vec<i64>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in dedup(ids) {
+        match share_collection(tx, client, &id).await? {
+            Some(pk) => out.push(pk),
+            None => return Err(Error::UnknownCollection(id.to_string())),
+        }
+    }
+    Ok(out)
+}
+
+async fn insert_faces(tx: &Tx<'_>, person_pk: i64, faces: &[NewFace]) -> Result<()> {
+    for f in faces {
+        let face_id = FaceId::new_random();
+        // One round trip per face: the face row, then its thumbnail keyed by the new face.
+        exec(
+            tx,
+            "WITH f AS (INSERT INTO faces (id, person_pk, embedding) \
+                        VALUES ($1, $2, $3::real[]::vector) RETURNING pk) \
+             INSERT INTO thumbnails (face_pk, jpeg) SELECT pk, $4 FROM f",
+            &[
+                &face_id.as_str(),
+                &person_pk,
+                &f.embedding,
+                &f.thumbnail_jpeg,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_memberships(tx: &Tx<'_>, person_pk: i64, collection_pks: &[i64]) -> Result<()> {
+    for c in collection_pks {
+        exec(
+            tx,
+            "INSERT INTO memberships (person_pk, collection_pk) VALUES ($1, $2)",
+            &[&person_pk, c],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_person(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    new: &NewPerson,
+    collection_pks: &[i64],
+    now: DateTime<Utc>,
+) -> Result<(i64, PersonId)> {
+    let id = PersonId::new_random();
+    let name = new.name.trim();
+    let r = row_one(
+        tx,
+        "INSERT INTO persons (id, client, name, name_key, gender, date_of_birth, nationality, \
+         notes, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING pk",
+        &[
+            &id.as_str(),
+            &client.as_str(),
+            &name,
+            &name_key(name),
+            &new.gender.map(|g| g.as_str()),
+            &new.date_of_birth,
+            &new.nationality,
+            &new.notes,
+            &new.status.as_str(),
+            &now,
+        ],
+    )
+    .await?;
+    let pk: i64 = get(&r, 0)?;
+    insert_faces(tx, pk, &new.faces).await?;
+    insert_memberships(tx, pk, collection_pks).await?;
+    write_audit(tx, now, client.as_str(), audit::PERSON_CREATE, id.as_str()).await?;
+    Ok((pk, id))
+}
+
+pub(crate) async fn create_person(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    new: &NewPerson,
+) -> Result<Person> {
+    let pks = collection_pks(tx, client, &new.collections).await?;
+    let key = name_key(&new.name);
+    if !pks.is_empty() {
+        // Whoever creates this name for this client first decides; the other then sees it.
+        let lock_key = format!("person-name\u{1f}{}\u{1f}{key}", client.as_str());
+        exec(
+            tx,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&lock_key],
+        )
+        .await?;
+    }
+    for c in &pks {
+        let existing = row_opt(
+            tx,
+            "SELECT p.pk FROM persons p JOIN memberships m ON m.person_pk = p.pk \
+             WHERE p.client = $1 AND p.name_key = $2 \
+             AND p.date_of_birth IS NOT DISTINCT FROM $3 \
+             AND m.collection_pk = $4 ORDER BY p.pk LIMIT 1",
+            &[&client.as_str(), &key, &new.date_of_birth, c],
+        )
+        .await?;
+        if let Some(r) = existing {
+            let pk: i64 = get(&r, 0)?;
+            return Err(Error::PersonAlreadySet(Box::new(
+                person_by_pk(tx, pk).await?,
+            )));
+        }
+    }
+    let (pk, _) = insert_person(tx, client, new, &pks, now_millis()).await?;
+    person_by_pk(tx, pk).await
+}
+
+pub(crate) async fn seed_persons(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    persons: &[NewPerson],
+) -> Result<Vec<PersonId>> {
+    let now = now_millis();
+    let mut ids = Vec::with_capacity(persons.len());
+    let mut known: HashMap<CollectionId, i64> = HashMap::new();
+    for p in persons {
+        let mut pks = Vec::with_capacity(p.collections.len());
+        for c in dedup(&p.collections) {
+            let pk = match known.get(&c) {
+                Some(pk) => *pk,
+                None => {
+                    let pk = share_collection(tx, client, &c)
+                        .await?
+                        .ok_or_else(|| Error::UnknownCollection(c.to_string()))?;
+                    known.insert(c, pk);
+                    pk
+                }
+            };
+            pks.push(pk);
+        }
+        ids.push(insert_person(tx, client, p, &pks, now).await?.1);
+    }
+    Ok(ids)
+}
+
+pub(crate) async fn update_person(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    id: &PersonId,
+    u: &PersonUpdate,
+) -> Result<Option<Person>> {
+    let Some(pk) = lock_person(tx, client, id).await? else {
+        return Ok(None);
+    };
+    // Resolved first: an unknown collection fails before anything is written.
+    let collection_pks = match &u.collections {
+        Some(c) => Some(collection_pks(tx, client, c).await?),
+        None => None,
+    };
+    let now = now_millis();
+    let mut p = person_by_pk(tx, pk).await?;
+    if let Some(n) = &u.name {
+        p.name = n.trim().to_owned();
+    }
+    if u.gender.is_some() {
+        p.gender = u.gender;
+    }
+    if u.date_of_birth.is_some() {
+        p.date_of_birth = u.date_of_birth;
+    }
+    if let Some(n) = &u.nationality {
+        p.nationality = Some(n.clone());
+    }
+    if let Some(n) = &u.notes {
+        p.notes = Some(n.clone());
+    }
+    if let Some(s) = u.status {
+        p.status = s;
+    }
+    exec(
+        tx,
+        "UPDATE persons SET name = $2, name_key = $3, gender = $4, date_of_birth = $5, \
+         nationality = $6, notes = $7, status = $8, updated_at = $9 WHERE pk = $1",
+        &[
+            &pk,
+            &p.name,
+            &name_key(&p.name),
+            &p.gender.map(|g| g.as_str()),
+            &p.date_of_birth,
+            &p.nationality,
+            &p.notes,
+            &p.status.as_str(),
+            &now,
+        ],
+    )
+    .await?;
+    if let Some(faces) = &u.faces {
+        // Thumbnails go with their faces (ON DELETE CASCADE).
+        exec(tx, "DELETE FROM faces WHERE person_pk = $1", &[&pk]).await?;
+        insert_faces(tx, pk, faces).await?;
+        write_audit(
+            tx,
+            now,
+            client.as_str(),
+            audit::PERSON_FACES_REPLACE,
+            id.as_str(),
+        )
+        .await?;
+    }
+    if let Some(pks) = &collection_pks {
+        exec(tx, "DELETE FROM memberships WHERE person_pk = $1", &[&pk]).await?;
+        insert_memberships(tx, pk, pks).await?;
+    }
+    write_audit(tx, now, client.as_str(), audit::PERSON_UPDATE, id.as_str()).await?;
+    Ok(Some(person_by_pk(tx, pk).await?))
+}
+
+async fn erase_pk(tx: &Tx<'_>, client: &ClientId, pk: i64, id: &PersonId) -> Result<()> {
+    // Faces, thumbnails and memberships go by ON DELETE CASCADE, in this transaction.
+    exec(tx, "DELETE FROM persons WHERE pk = $1", &[&pk]).await?;
+    write_audit(
+        tx,
+        now_millis(),
+        client.as_str(),
+        audit::PERSON_ERASE,
+        id.as_str(),
+    )
+    .await
+}
+
+pub(crate) async fn erase_person(tx: &Tx<'_>, client: &ClientId, id: &PersonId) -> Result<bool> {
+    match lock_person(tx, client, id).await? {
+        Some(pk) => {
+            erase_pk(tx, client, pk, id).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+pub(crate) async fn detach_person(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    id: &PersonId,
+    collection: &CollectionId,
+) -> Result<DetachOutcome> {
+    let Some(pk) = lock_person(tx, client, id).await? else {
+        return Ok(DetachOutcome::PersonNotFound);
+    };
+    let Some(cpk) = collection_pk(tx, client, collection).await? else {
+        return Ok(DetachOutcome::NotAMember);
+    };
+    let removed = exec(
+        tx,
+        "DELETE FROM memberships WHERE person_pk = $1 AND collection_pk = $2",
+        &[&pk, &cpk],
+    )
+    .await?;
+    if removed == 0 {
+        return Ok(DetachOutcome::NotAMember);
+    }
+    let now = now_millis();
+    write_audit(tx, now, client.as_str(), audit::PERSON_DETACH, id.as_str()).await?;
+    let remaining = person_collections(tx, pk).await?;
+    if remaining.is_empty() {
+        erase_pk(tx, client, pk, id).await?;
+        return Ok(DetachOutcome::Erased);
+    }
+    touch_person(tx, pk, now).await?;
+    Ok(DetachOutcome::Detached { remaining })
+}
+
+pub(crate) async fn revoke_token(tx: &Tx<'_>, jti: &str, expires_at: DateTime<Utc>) -> Result<()> {
+    let now = now_millis();
+    exec(
+        tx,
+        "DELETE FROM revoked_tokens WHERE expires_at < $1",
+        &[&now],
+    )
+    .await?;
+    exec(
+        tx,
+        "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) \
+         ON CONFLICT (jti) DO UPDATE \
+         SET expires_at = greatest(revoked_tokens.expires_at, excluded.expires_at)",
+        &[&jti, &expires_at],
+    )
+    .await?;
+    write_audit(tx, now, "", audit::TOKEN_REVOKE, jti).await
+}
+
+// ---------------------------------------------------------------- 1:N search
+
+/// Persons of the client that search may return: active, and (when given) in one of the
+/// collections. Parameters: $2 client, $3 collection ids (text[] or NULL).
+const SEARCHABLE: &str = "p.client = $2 AND p.status = 'active' AND ($3::text[] IS NULL OR EXISTS \
+     (SELECT 1 FROM memberships m JOIN collections c ON c.pk = m.collection_pk \
+      WHERE m.person_pk = p.pk AND c.client = $2 AND c.id = ANY($3)))";
+
+/// Exact: every searchable face is compared ($1 probe as real[], $4 k). The per-person
+/// aggregate cannot be answered from the HNSW index (which only serves `ORDER BY distance
+/// LIMIT`), so this is always a full scan of the client's faces.
+pub(crate) fn nearest_exact_sql() -> String {
+    format!(
+        "SELECT p.id, (1 - min(f.embedding <=> $1::real[]::vector))::real AS score \
+         FROM faces f JOIN persons p ON p.pk = f.person_pk \
+         WHERE {SEARCHABLE} \
+         GROUP BY p.pk, p.id ORDER BY score DESC, p.pk LIMIT $4"
+    )
+}
+
+/// Approximate: the `$5` faces nearest to the probe by the HNSW index (the subquery with its
+/// own LIMIT is planned alone, as a plain index scan), then the same filters and per-person
+/// grouping as the exact search. pgvector before 0.8 applies filters after its index scan of
+/// `ef_search` rows anyway, so filtering outside the subquery loses nothing.
+pub(crate) fn nearest_approx_sql() -> String {
+    format!(
+        "SELECT p.id, (1 - min(candidates.distance))::real AS score FROM ( \
+           SELECT f.person_pk, f.embedding <=> $1::real[]::vector AS distance FROM faces f \
+           ORDER BY f.embedding <=> $1::real[]::vector LIMIT $5 \
+         ) candidates JOIN persons p ON p.pk = candidates.person_pk \
+         WHERE {SEARCHABLE} \
+         GROUP BY p.pk, p.id ORDER BY score DESC, p.pk LIMIT $4"
+    )
+}
+
+pub(crate) async fn nearest(
+    tx: &Tx<'_>,
+    sql: &str,
+    probe: &Vec<f32>,
+    client: &ClientId,
+    collections: &Option<Vec<String>>,
+    k: i64,
+    fetch: Option<i64>,
+) -> Result<Vec<(PersonId, f32)>> {
+    let found = match fetch {
+        Some(fetch) => rows(tx, sql, &[probe, &client.as_str(), collections, &k, &fetch]).await?,
+        None => rows(tx, sql, &[probe, &client.as_str(), collections, &k]).await?,
+    };
+    found
+        .iter()
+        .map(|r| Ok((parsed(r, 0)?, get(r, 1)?)))
+        .collect()
+}
