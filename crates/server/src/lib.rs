@@ -11,6 +11,7 @@ mod matching;
 mod present;
 mod query;
 mod routes;
+pub mod search_index;
 mod validate;
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use index::SyncedGallery;
+use search_index::SearchIndex;
 use store::{ClientId, CollectionId, PersonId, Store};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -43,6 +45,11 @@ pub struct ServeConfig {
     pub signature_message: String,
     /// When FAST search switches to the graph, and how wide the graph search is.
     pub index: index::IndexParams,
+    /// PostgreSQL instead of the embedded store (`postgres://...`): persons, faces and search
+    /// live in the database, and any number of nodes may share it.
+    pub database: Option<String>,
+    /// On PostgreSQL, the shortest time between two `VACUUM`s after erasures.
+    pub vacuum_every: std::time::Duration,
 }
 
 /// The search index saved at a clean shutdown (see `index::snapshot`).
@@ -52,8 +59,8 @@ const INDEX_SNAPSHOT: &str = "index.snapshot";
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    /// Every active person's faces, for 1:N search; refreshed after each committed change.
-    pub gallery: Arc<SyncedGallery>,
+    /// Where 1:N search runs; kept in step with each committed change.
+    pub search: SearchIndex,
     pub pipeline: Arc<Pipeline>,
     pub cpu: CpuPool,
     pub secret: Arc<auth::Secret>,
@@ -70,7 +77,7 @@ impl AppState {
     /// stands whatever happens here; if the store cannot be read, the persons are out of
     /// search (never stale in it) until their next change or a restart.
     pub async fn reindex_persons(&self, client: &ClientId, ids: &[PersonId]) {
-        if let Err(e) = self.gallery.refresh_persons(client, ids).await {
+        if let Err(e) = self.search.refresh_persons(client, ids).await {
             tracing::error!(error = %e, "search index refresh failed");
         }
     }
@@ -83,7 +90,7 @@ impl AppState {
         now_listed: &[PersonId],
     ) {
         if let Err(e) = self
-            .gallery
+            .search
             .refresh_collection(client, collection, now_listed)
             .await
         {
@@ -135,33 +142,48 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     use anyhow::Context;
     let secret = auth::Secret::load_or_create(&config.data_dir)
         .with_context(|| format!("JWT secret in {}", config.data_dir.display()))?;
-    let store = store::SqliteStore::open(&config.data_dir)
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let pipeline = Pipeline::load(&config.models_dir, vision::PipelineConfig::default())
         .context("loading the face models")?;
     if pipeline.liveness().is_none() {
         tracing::warn!("liveness models not installed (scripts/fetch-liveness.sh): liveness endpoints answer 501");
     }
-    let store: Arc<dyn Store> = Arc::new(store);
     let snapshot = config.data_dir.join(INDEX_SNAPSHOT);
-    let started = std::time::Instant::now();
-    let (gallery, from) = SyncedGallery::load(store.clone(), config.index, Some(&snapshot))
-        .await
-        .context("loading faces into the search index")?;
-    tracing::info!(
-        faces = gallery.total_faces(),
-        from = ?from,
-        seconds = started.elapsed().as_secs_f64(),
-        bytes = gallery.gallery().memory_bytes(),
-        "search index loaded"
-    );
-    gallery
-        .spawn_graph_builder()
-        .context("starting the graph builder")?;
-    let gallery = Arc::new(gallery);
+    let (store, search): (Arc<dyn Store>, SearchIndex) = match &config.database {
+        Some(url) => {
+            let pg = store::PostgresStore::connect(url, store::PoolOptions::default())
+                .await
+                .context("connecting to PostgreSQL")?;
+            let pg = Arc::new(pg);
+            let db = search_index::Database::new(pg.clone());
+            db.spawn_vacuum(config.vacuum_every);
+            tracing::info!("store and search: PostgreSQL + pgvector");
+            (pg, SearchIndex::Database(db))
+        }
+        None => {
+            let store: Arc<dyn Store> =
+                Arc::new(store::SqliteStore::open(&config.data_dir).with_context(|| {
+                    format!("opening the store in {}", config.data_dir.display())
+                })?);
+            let started = std::time::Instant::now();
+            let (gallery, from) = SyncedGallery::load(store.clone(), config.index, Some(&snapshot))
+                .await
+                .context("loading faces into the search index")?;
+            tracing::info!(
+                faces = gallery.total_faces(),
+                from = ?from,
+                seconds = started.elapsed().as_secs_f64(),
+                bytes = gallery.gallery().memory_bytes(),
+                "search index loaded"
+            );
+            gallery
+                .spawn_graph_builder()
+                .context("starting the graph builder")?;
+            (store, SearchIndex::Memory(Arc::new(gallery)))
+        }
+    };
     let state = AppState {
         store,
-        gallery: gallery.clone(),
+        search: search.clone(),
         pipeline: Arc::new(pipeline),
         cpu: CpuPool::new(config.cpu_workers, config.cpu_queue),
         secret: Arc::new(secret),
@@ -176,12 +198,15 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;
-    // Every request has finished: the gallery mirrors the store, and can be saved for a
-    // fast next start.
-    match gallery.save_snapshot(&snapshot).await {
-        Ok(true) => tracing::info!("search index saved for the next start"),
-        Ok(false) => tracing::warn!("search index not saved: it may differ from the store"),
-        Err(e) => tracing::warn!(error = %e, "search index not saved"),
+    match &search {
+        // Every request has finished: the gallery mirrors the store, and can be saved for a
+        // fast next start.
+        SearchIndex::Memory(gallery) => match gallery.save_snapshot(&snapshot).await {
+            Ok(true) => tracing::info!("search index saved for the next start"),
+            Ok(false) => tracing::warn!("search index not saved: it may differ from the store"),
+            Err(e) => tracing::warn!(error = %e, "search index not saved"),
+        },
+        SearchIndex::Database(db) => db.store.close(),
     }
     tracing::info!("visage stopped");
     Ok(())

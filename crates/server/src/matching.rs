@@ -1,11 +1,12 @@
 //! 1:N and 1:1 matching on top of the gallery and the store: thresholds in API scores,
 //! answers as persons with scores.
 
-use index::{Mode, SearchRequest};
+use index::Mode;
 use store::{ClientId, CollectionId, Person, PersonId, PersonStatus};
 use vision::{Embedding, Score};
 
 use crate::error::{ApiError, ApiResult};
+use crate::search_index::Query;
 use crate::AppState;
 
 /// What a 1:N search is asked.
@@ -23,43 +24,19 @@ pub struct Found {
     pub faces_searched: usize,
 }
 
-/// 1:N search over the client's active persons (in one collection, if given): candidates
-/// from the index on the CPU pool, then exact re-scoring on the stored embeddings.
+/// 1:N search over the client's active persons (in one collection, if given).
 pub async fn search(st: &AppState, client: &ClientId, q: SearchQuery<'_>) -> ApiResult<Found> {
-    let gallery = st.gallery.clone();
-    let client_owned = client.clone();
-    let probe = q.probe.clone();
-    let collection = q.collection.cloned();
     // The score map is monotone, so the score threshold is a cosine threshold; the small
     // margin keeps faces whose score rounds to exactly `min_score`, which are then checked
     // on the score itself.
-    let min_cosine = q.min_score.to_cosine() - 1e-6;
-    let (mode, max_results) = (q.mode, q.max_results);
-    let candidates = st
-        .cpu
-        .run(move || {
-            Ok(gallery.candidates(
-                &client_owned,
-                &SearchRequest {
-                    probe: probe.as_slice(),
-                    collection: collection.as_ref(),
-                    mode,
-                    min_cosine,
-                    max_results,
-                },
-            ))
-        })
-        .await?;
-    let outcome = st
-        .gallery
-        .rescore(
-            client,
-            &candidates,
-            q.probe.as_slice(),
-            min_cosine,
-            max_results,
-        )
-        .await?;
+    let query = Query {
+        probe: q.probe.as_slice().to_vec(),
+        collection: q.collection.cloned(),
+        mode: q.mode,
+        min_cosine: q.min_score.to_cosine() - 1e-6,
+        max_results: q.max_results,
+    };
+    let outcome = st.search.search(&st.cpu, client, query).await?;
     let mut matches = Vec::with_capacity(outcome.hits.len());
     for hit in outcome.hits {
         let score = Score::from_cosine(hit.cosine);

@@ -492,6 +492,26 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
         }
     }
 
+    // faces_searched: every active face of mine in scope, none of the other client's.
+    let faces_in = |filter: Option<&store::CollectionId>| -> u64 {
+        gallery
+            .iter()
+            .filter(|p| p.active && filter.is_none_or(|c| p.collections.contains(c)))
+            .map(|p| p.faces.len() as u64)
+            .sum()
+    };
+    assert_eq!(s.searchable_faces(&me, None).await?, faces_in(None));
+    assert_eq!(
+        s.searchable_faces(&me, Some(std::slice::from_ref(&a.id)))
+            .await?,
+        faces_in(Some(&a.id))
+    );
+    assert_eq!(
+        s.searchable_faces(&me, Some(std::slice::from_ref(&theirs.id)))
+            .await?,
+        0
+    );
+
     // The approximate search goes through the HNSW index (and, unfiltered, needs no exact
     // fallback), the exact one does not.
     let probe = near(&seeds[0], 0.5);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use store::{ClientId, CollectionId, NewFace, NewPerson, PersonStatus, SqliteStore, Store};
+use store::{ClientId, CollectionId, NewFace, NewPerson, PersonStatus};
 
 #[derive(Args)]
 pub struct ImportArgs {
@@ -25,6 +25,8 @@ pub struct ImportArgs {
     /// Persons per transaction.
     #[arg(long, default_value_t = 20_000)]
     pub batch: usize,
+    #[command(flatten)]
+    pub database: crate::serve_cmd::DatabaseArgs,
 }
 
 /// A 16x16 mid-grey JPEG: imported faces come without a picture, and the store keeps one
@@ -64,11 +66,10 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
         );
     }
     let rows = len / row_bytes;
-    let store = SqliteStore::open(&args.data_dir)
-        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let store = runtime.block_on(args.database.open(&args.data_dir))?;
     let thumbnail = placeholder_thumbnail()?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let started = std::time::Instant::now();
@@ -99,7 +100,6 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
             done as f64 / started.elapsed().as_secs_f64()
         );
     }
-    runtime.block_on(store.close())?;
     println!(
         "imported {rows} persons in {:.1} s",
         started.elapsed().as_secs_f64()

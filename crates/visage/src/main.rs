@@ -88,6 +88,8 @@ enum TokenCommand {
     Revoke {
         #[arg(long, env = "VISAGE_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        database: serve_cmd::DatabaseArgs,
         jti: String,
     },
 }
@@ -176,8 +178,13 @@ fn main() -> anyhow::Result<()> {
                 },
         } => serve_cmd::create_token(&data_dir, &client, &ttl),
         Command::Token {
-            command: TokenCommand::Revoke { data_dir, jti },
-        } => serve_cmd::revoke_token(&data_dir, &jti),
+            command:
+                TokenCommand::Revoke {
+                    data_dir,
+                    database,
+                    jti,
+                },
+        } => serve_cmd::revoke_token(&data_dir, &database, &jti),
         Command::Models {
             command: ModelsCommand::Fetch { models, from },
         } => {

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -39,6 +40,36 @@ pub struct ServeArgs {
     /// Candidates the graph collects per FAST search (HNSW ef).
     #[arg(long, env = "VISAGE_EF_SEARCH", default_value_t = index::IndexParams::default().ef_search)]
     pub ef_search: usize,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// On PostgreSQL: at most one VACUUM per this many seconds, and only after erasures.
+    #[arg(long, env = "VISAGE_VACUUM_SECS", default_value_t = 60)]
+    pub vacuum_secs: u64,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct DatabaseArgs {
+    /// PostgreSQL (with pgvector) instead of the embedded SQLite store in --data-dir, e.g.
+    /// postgres://visage@db.internal:5432/visage. Several nodes may share one database.
+    #[arg(long = "database", env = "VISAGE_DATABASE_URL")]
+    pub url: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// The store these arguments name: PostgreSQL when a URL is given, else SQLite in `data_dir`.
+    pub async fn open(&self, data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(match &self.url {
+            Some(url) => Arc::new(
+                store::PostgresStore::connect(url, store::PoolOptions::default())
+                    .await
+                    .context("connecting to PostgreSQL")?,
+            ),
+            None => Arc::new(
+                SqliteStore::open(data_dir)
+                    .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+            ),
+        })
+    }
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -58,6 +89,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ef_search: args.ef_search.max(1),
             ..index::IndexParams::default()
         },
+        database: args.database.url,
+        vacuum_every: std::time::Duration::from_secs(args.vacuum_secs.max(1)),
     };
     runtime()?.block_on(server::serve(config))
 }
@@ -101,7 +134,11 @@ pub fn create_token(data_dir: &std::path::Path, client: &str, ttl: &str) -> anyh
 }
 
 /// Revokes by `jti`, or by the token itself (whose `jti` and expiry are read from it).
-pub fn revoke_token(data_dir: &std::path::Path, jti_or_token: &str) -> anyhow::Result<()> {
+pub fn revoke_token(
+    data_dir: &std::path::Path,
+    database: &DatabaseArgs,
+    jti_or_token: &str,
+) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp();
     let (jti, exp) = if jti_or_token.contains('.') {
         let claims = auth::decode_unverified(jti_or_token)
@@ -111,9 +148,11 @@ pub fn revoke_token(data_dir: &std::path::Path, jti_or_token: &str) -> anyhow::R
         (jti_or_token.to_owned(), now + MAX_TTL_SECS)
     };
     let expires = chrono::DateTime::from_timestamp(exp, 0).context("bad expiry")?;
-    let store = SqliteStore::open(data_dir)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    runtime()?.block_on(store.revoke_token(&jti, expires))?;
+    runtime()?.block_on(async {
+        let store = database.open(data_dir).await?;
+        store.revoke_token(&jti, expires).await?;
+        anyhow::Ok(())
+    })?;
     println!("revoked {jti}");
     Ok(())
 }

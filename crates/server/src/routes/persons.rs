@@ -267,7 +267,7 @@ pub async fn delete(
             if !st.store.erase_person(&client, &id).await? {
                 return Err(ApiError::PersonNotFound);
             }
-            st.gallery.forget_person(&client, &id).await;
+            st.search.forget_person(&client, &id).await;
             (true, Vec::new())
         }
         Some(reference) => {
@@ -285,7 +285,7 @@ pub async fn delete(
                     (false, remaining)
                 }
                 DetachOutcome::Erased => {
-                    st.gallery.forget_person(&client, &id).await;
+                    st.search.forget_person(&client, &id).await;
                     (true, Vec::new())
                 }
             }

@@ -253,6 +253,22 @@ impl PostgresStore {
             .map(|(found, _)| found)
     }
 
+    /// How many faces a search of the client (in any of `collections`, when given) compares.
+    pub async fn searchable_faces(
+        &self,
+        client: &ClientId,
+        collections: Option<&[CollectionId]>,
+    ) -> Result<u64> {
+        let collections: Option<Vec<String>> =
+            collections.map(|c| c.iter().map(|id| id.as_str().to_owned()).collect());
+        read_tx!(self, |tx| queries::searchable_faces(
+            &tx,
+            client,
+            &collections
+        )
+        .await)
+    }
+
     /// The query plans `nearest_persons` runs (for tests and diagnostics): `-- approximate`
     /// then the HNSW plan, `-- exact` then the exact plan (both when the first fell short).
     #[doc(hidden)]

@@ -1004,6 +1004,20 @@ pub(crate) fn nearest_approx_sql() -> String {
     )
 }
 
+/// Faces a search over the client (and collections) compares: `faces_searched`.
+pub(crate) async fn searchable_faces(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    collections: &Option<Vec<String>>,
+) -> Result<u64> {
+    // SEARCHABLE numbers its parameters from $2; here they are the only ones.
+    let filter = SEARCHABLE.replace("$2", "$1").replace("$3", "$2");
+    let sql =
+        format!("SELECT count(*) FROM faces f JOIN persons p ON p.pk = f.person_pk WHERE {filter}");
+    let r = row_one(tx, &sql, &[&client.as_str(), collections]).await?;
+    count(&r, 0)
+}
+
 pub(crate) async fn nearest(
     tx: &Tx<'_>,
     sql: &str,

@@ -326,8 +326,10 @@ pub(crate) fn face_embeddings(
     // SQLite allows 32,766 parameters; a search asks for a few hundred at most.
     for chunk in faces.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(",");
+        // CROSS JOIN keeps `faces` as the outer loop (looked up by id): with a long IN list
+        // the planner would otherwise walk every person of the client (0.7 s at 10^6).
         let sql = format!(
-            "SELECT f.id, f.embedding FROM faces f JOIN persons p ON p.pk = f.person_pk \
+            "SELECT f.id, f.embedding FROM faces f CROSS JOIN persons p ON p.pk = f.person_pk \
              WHERE p.client = ? AND p.status = 'active' AND f.id IN ({marks})"
         );
         let mut stmt = conn.prepare(&sql)?;
