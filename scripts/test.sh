@@ -21,24 +21,29 @@ if [[ -n "$mirror" ]]; then
     scripts/test-liveness-convert.sh "$mirror" --fixtures fixtures/liveness
 fi
 
+# A throw-away PostgreSQL 16 + pgvector (scripts/postgres.sh) on loopback for the PostgreSQL
+# back-end's tests, unless VISAGE_TEST_DATABASE_URL names one. Without a database those
+# tests fail, never skip.
+if [[ -z "${VISAGE_TEST_DATABASE_URL:-}" ]]; then
+    pg_dir="${VISAGE_TEST_PG_DIR:-${TMPDIR:-/tmp}/visage-test-pg}"
+    scripts/postgres.sh stop "$pg_dir" 2>/dev/null || true
+    rm -rf "$pg_dir"
+    VISAGE_TEST_DATABASE_URL="$(scripts/postgres.sh start "$pg_dir" "${VISAGE_TEST_PG_PORT:-55439}" | tail -n 1)"
+    trap 'scripts/postgres.sh stop "$pg_dir" || true; rm -rf "$pg_dir"' EXIT
+fi
+export VISAGE_TEST_DATABASE_URL
+
 cargo fmt --all --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
+cargo clippy --release --locked -p store --all-targets --features postgres-tests -- -D warnings
+# Everything on the embedded SQLite store (tests/nodes.rs runs two servers on PostgreSQL).
 cargo nextest run --release --locked --workspace --no-fail-fast
+# The store suite, then the whole HTTP suite, on PostgreSQL.
+cargo nextest run --release --locked -p store --features postgres-tests --test postgres --no-fail-fast
+VISAGE_TEST_BACKEND=postgres cargo nextest run --release --locked -p visage --no-fail-fast
 
 # The optional ONNX Runtime back-end (cargo feature `ort`), with the runtime from PyPI.
 ORT_DYLIB_PATH="$(scripts/onnxruntime.sh | tail -n 1)"
 export ORT_DYLIB_PATH
 cargo clippy --release --locked -p vision --all-targets --features ort -- -D warnings
 cargo nextest run --release --locked -p vision --features ort --no-fail-fast
-
-# ---- PostgreSQL back-end (cargo feature postgres-tests; see docs/postgres.md) ----
-# Against VISAGE_TEST_DATABASE_URL when set, else a throw-away PostgreSQL 16 + pgvector from
-# scripts/postgres.sh. A missing database fails these tests, never skips them.
-if [[ -z "${VISAGE_TEST_DATABASE_URL:-}" ]]; then
-    pg_dir="${VISAGE_TEST_PG_DIR:-${TMPDIR:-/tmp}/visage-test-pg}"
-    VISAGE_TEST_DATABASE_URL="$(scripts/postgres.sh start "$pg_dir" "${VISAGE_TEST_PG_PORT:-55439}" | tail -n 1)"
-    trap 'scripts/postgres.sh stop "$pg_dir" || true' EXIT
-fi
-export VISAGE_TEST_DATABASE_URL
-cargo clippy --release --locked -p store --all-targets --features postgres-tests -- -D warnings
-cargo nextest run --release --locked -p store --features postgres-tests --test postgres --no-fail-fast

@@ -109,12 +109,37 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
                 refuse_declared_oversize(req, next, body_limit)
             },
         ))
+        .layer(axum::middleware::from_fn(close_after_unread_body))
         .layer(CatchPanicLayer::custom(|_| {
             use axum::response::IntoResponse;
             error::ApiError::internal("handler panicked").into_response()
         }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// An error answered before the request body was read (a refused token, an unavailable
+/// database, a body too large) leaves unread bytes on the connection, which the server then
+/// closes; saying so in `Connection: close` stops the client from sending its next request
+/// on a connection that is going away.
+async fn close_after_unread_body(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+    let has_body = req.headers().contains_key(TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let mut response = next.run(req).await;
+    let status = response.status();
+    if has_body && (status.is_client_error() || status.is_server_error()) {
+        response
+            .headers_mut()
+            .insert(CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Answers 413 at once when `Content-Length` already says the body is too large, without

@@ -45,13 +45,10 @@ fn expired_and_revoked_tokens_are_403() {
 
     let token = s.token("acme");
     assert_eq!(s.get(&path, &token).0, 200);
-    visage(&[
-        "token",
-        "revoke",
-        "--data-dir",
-        s.data_dir.to_str().expect("utf-8"),
-        &token,
-    ]);
+    let mut args = vec!["token".to_owned(), "revoke".to_owned()];
+    args.extend(s.store_args());
+    args.push(token.clone());
+    visage(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let (status, b) = s.get(&path, &token);
     assert_eq!((status, body(&b).as_str()), (403, FORBIDDEN));
 }

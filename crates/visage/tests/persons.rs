@@ -451,6 +451,7 @@ fn enrolment_queue_overflow_is_503_and_cheap_calls_still_answer() {
 
 #[test]
 fn an_unexpected_failure_is_a_bare_500() {
+    crate::sqlite_only!();
     let s = TestServer::start();
     let t = s.token("acme");
     let p = create(&s, &t, person_body("Barack Obama", "obama.jpg"));

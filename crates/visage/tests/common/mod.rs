@@ -12,6 +12,102 @@ use serde_json::Value;
 
 pub const BASE: &str = "/v2/face-recognition";
 
+/// `VISAGE_TEST_BACKEND=postgres` runs every server of the HTTP suite on PostgreSQL (a fresh
+/// database per data directory, on the server of `VISAGE_TEST_DATABASE_URL`) instead of the
+/// embedded SQLite store.
+pub fn on_postgres() -> bool {
+    std::env::var("VISAGE_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// The admin URL of the test PostgreSQL server; a clear failure when it is not set.
+pub fn postgres_admin_url() -> String {
+    match std::env::var("VISAGE_TEST_DATABASE_URL") {
+        Ok(u) if !u.trim().is_empty() => u,
+        _ => panic!(
+            "VISAGE_TEST_DATABASE_URL is not set: start PostgreSQL with `scripts/postgres.sh \
+             start /tmp/visage-pg 55432` and set it to the URL printed (docs/postgres.md)"
+        ),
+    }
+}
+
+/// A new, empty database on the test server; its URL.
+pub fn new_database() -> String {
+    let admin = postgres_admin_url();
+    let mut id = [0u8; 8];
+    getrandom_fill(&mut id);
+    let name = format!(
+        "visage_http_{}",
+        id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test PostgreSQL");
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+    });
+    with_dbname(&admin, &name)
+}
+
+fn getrandom_fill(buf: &mut [u8]) {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut x = (t as u64) ^ (u64::from(std::process::id()) << 32) ^ 0x9E37_79B9_7F4A_7C15;
+    for b in buf {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+}
+
+/// `url` with its database name replaced.
+pub fn with_dbname(url: &str, name: &str) -> String {
+    for scheme in ["postgres://", "postgresql://"] {
+        if let Some(rest) = url.strip_prefix(scheme) {
+            let query_at = rest.find('?').unwrap_or(rest.len());
+            let (main, query) = rest.split_at(query_at);
+            let authority = main.split('/').next().unwrap_or(main);
+            return format!("{scheme}{authority}/{name}{query}");
+        }
+    }
+    format!("{url} dbname={name}")
+}
+
+/// On PostgreSQL, the database of a data directory: made on first use and remembered beside
+/// it, so that a restart on the same directory finds the same persons.
+fn database_of(data_dir: &Path) -> Option<String> {
+    if !on_postgres() {
+        return None;
+    }
+    let remembered = data_dir.with_extension("pg-url");
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return Some(url);
+    }
+    let url = new_database();
+    std::fs::write(&remembered, &url).expect("remember the test database");
+    Some(url)
+}
+
+/// Ends a test that checks something only the embedded store has (its files, its snapshot).
+#[macro_export]
+macro_rules! sqlite_only {
+    () => {
+        if common::on_postgres() {
+            eprintln!("checks the embedded SQLite store's files: run in the SQLite pass");
+            return;
+        }
+    };
+}
+
 pub fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -65,6 +161,8 @@ pub fn token(data_dir: &Path, client: &str, ttl: &str) -> String {
 
 pub struct TestServer {
     pub data_dir: PathBuf,
+    /// The PostgreSQL database, when the server runs on one.
+    pub database: Option<String>,
     _tmp: Option<tempfile::TempDir>,
     child: Child,
     pub url: String,
@@ -91,14 +189,35 @@ impl TestServer {
 
     /// Starts with the models of `models` (e.g. a directory without the optional ones).
     pub fn start_with_models(data_dir: &Path, models: &Path, extra: &[&str]) -> TestServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_visage"))
-            .args(["serve", "--port", "0", "--data-dir"])
+        Self::spawn(database_of(data_dir), data_dir, models, extra)
+    }
+
+    /// One of several nodes sharing the PostgreSQL database `url` (and `data_dir`, which
+    /// then only holds the JWT secret they all sign with).
+    pub fn start_node(data_dir: &Path, url: &str) -> TestServer {
+        Self::spawn(Some(url.to_owned()), data_dir, &models_dir(), &[])
+    }
+
+    fn spawn(
+        database: Option<String>,
+        data_dir: &Path,
+        models: &Path,
+        extra: &[&str],
+    ) -> TestServer {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_visage"));
+        command.args(["serve", "--port", "0"]);
+        if let Some(url) = &database {
+            command.arg("--database").arg(url);
+        }
+        let mut child = command
+            .arg("--data-dir")
             .arg(data_dir)
             .arg("--models-dir")
             .arg(models)
             .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("VISAGE_JWT_SECRET")
+            .env_remove("VISAGE_DATABASE_URL")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -119,6 +238,7 @@ impl TestServer {
         std::thread::spawn(move || for _ in lines {});
         TestServer {
             data_dir: data_dir.to_owned(),
+            database,
             _tmp: None,
             child,
             url,
@@ -131,6 +251,18 @@ impl TestServer {
 
     pub fn token(&self, client: &str) -> String {
         token(&self.data_dir, client, "1d")
+    }
+
+    /// `--data-dir DIR [--database URL]`: the store this server uses, for other commands.
+    pub fn store_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--data-dir".to_owned(),
+            self.data_dir.to_str().expect("utf-8 path").to_owned(),
+        ];
+        if let Some(url) = &self.database {
+            args.extend(["--database".to_owned(), url.clone()]);
+        }
+        args
     }
 
     pub fn call(
