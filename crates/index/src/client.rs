@@ -4,10 +4,14 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
 use store::{CollectionId, EMBEDDING_DIM};
 
 use crate::hnsw::{Hnsw, HnswParams};
 use crate::quantized::{dot_codes, CodeMatrix, Codes, TopK};
+
+/// Exact scans at least this long are split over all cores.
+const PARALLEL_SCAN_MIN_ROWS: usize = 65_536;
 
 /// `owner` of a removed row; `next` at the end of a person's rows.
 pub(crate) const NONE: u32 = u32::MAX;
@@ -266,15 +270,36 @@ impl ClientIndex {
         };
         let all = self.codes.all_codes();
         let scales = self.codes.all_scales();
-        for row in scan_from..self.rows() {
-            if !keep(row as u32) {
-                continue;
+        let scan = |rows: std::ops::Range<usize>| {
+            let mut top = TopK::new(limit);
+            for row in rows {
+                if !keep(row as u32) {
+                    continue;
+                }
+                let c = &all[row * EMBEDDING_DIM..(row + 1) * EMBEDDING_DIM];
+                let s = dot_codes(c, &q.codes) as f32 * scales[row] * q.scale;
+                if s > top.floor() {
+                    top.push(s, row as u32);
+                }
             }
-            let c = &all[row * EMBEDDING_DIM..(row + 1) * EMBEDDING_DIM];
-            let s = dot_codes(c, &q.codes) as f32 * scales[row] * q.scale;
-            if s > top.floor() {
-                top.push(s, row as u32);
-            }
+            top
+        };
+        let tail = scan_from..self.rows();
+        if tail.len() >= PARALLEL_SCAN_MIN_ROWS {
+            // One query's scan on every core: a 10^6-face ACCURATE search in ~1/cores of
+            // the time (the total work is the same, so throughput under load is too).
+            let parts = rayon::current_num_threads() * 4;
+            let step = tail.len().div_ceil(parts);
+            let found = (0..parts)
+                .into_par_iter()
+                .map(|i| {
+                    let start = tail.start + i * step;
+                    scan(start.min(tail.end)..(start + step).min(tail.end))
+                })
+                .reduce(|| TopK::new(limit), TopK::merge);
+            top = top.merge(found);
+        } else {
+            top = top.merge(scan(tail));
         }
         let mut rows = top.into_sorted();
         rows.retain(|(s, _)| *s >= min_estimate);
@@ -342,6 +367,7 @@ impl ClientIndex {
         self.next.shrink_to_fit();
         self.slots.shrink_to_fit();
         self.by_person.shrink_to_fit();
+        self.graph.shrink_to_fit();
     }
 
     /// Bytes of RAM held per live face (codes, ids, links, person slots), for reports.
@@ -412,6 +438,31 @@ mod tests {
             let row = found.rows[0].1;
             assert_eq!(idx.face_of(row), p as u128 * 2 + 1);
             assert_eq!(idx.person_of(row), Some(key(p)));
+        }
+    }
+
+    #[test]
+    fn a_long_exact_scan_split_over_cores_equals_one_pass() {
+        let mut idx = ClientIndex::new(IndexParams::default());
+        let n = PARALLEL_SCAN_MIN_ROWS as u64 + 5000;
+        let vectors: Vec<Vec<f32>> = (0..n).map(unit).collect();
+        for (p, v) in vectors.iter().enumerate() {
+            idx.put(key(p as u64), &[], &[(p as u128, v)]);
+        }
+        for probe in [3u64, 70_001, 123_456_789] {
+            let probe = unit(probe);
+            let q = Codes::quantise(&probe);
+            let mut want: Vec<(f32, u32)> = (0..n as usize)
+                .map(|r| {
+                    let c = &idx.codes.all_codes()[r * EMBEDDING_DIM..(r + 1) * EMBEDDING_DIM];
+                    let s = dot_codes(c, &q.codes) as f32 * idx.codes.scale_of(r as u32) * q.scale;
+                    (s, r as u32)
+                })
+                .collect();
+            want.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let got = idx.candidates(&probe, None, Mode::Exact, 64, -1.0).rows;
+            let scores = |v: &[(f32, u32)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
+            assert_eq!(scores(&got), scores(&want[..64]));
         }
     }
 

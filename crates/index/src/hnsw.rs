@@ -95,10 +95,16 @@ impl Hnsw {
         self.deleted.is_empty()
     }
 
-    /// Bytes held by links and flags (not the vectors).
+    /// Returns spare capacity (after a bulk build).
+    pub fn shrink_to_fit(&mut self) {
+        self.base_links.shrink_to_fit();
+        self.deleted.shrink_to_fit();
+    }
+
+    /// Bytes held by links and flags (not the vectors), spare capacity included.
     pub fn memory_bytes(&self) -> usize {
-        self.base_links.len() * 4
-            + self.deleted.len()
+        self.base_links.capacity() * 4
+            + self.deleted.capacity()
             + self
                 .upper
                 .values()

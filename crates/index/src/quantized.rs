@@ -139,6 +139,14 @@ impl TopK {
     pub fn into_sorted(self) -> Vec<(f32, u32)> {
         self.items
     }
+
+    /// The best `k` of both.
+    pub fn merge(mut self, other: TopK) -> TopK {
+        for (score, row) in other.items {
+            self.push(score, row);
+        }
+        self
+    }
 }
 
 /// Rows whose int8 score is among the best `candidates` (rows where `keep(row)` is false are
@@ -256,6 +264,12 @@ mod tests {
             t.push(s, r);
         }
         assert_eq!(t.into_sorted(), vec![(0.9, 2), (0.7, 4), (0.5, 3)]);
+        let mut a = TopK::new(2);
+        a.push(0.5, 1);
+        let mut b = TopK::new(2);
+        b.push(0.7, 2);
+        b.push(0.1, 3);
+        assert_eq!(a.merge(b).into_sorted(), vec![(0.7, 2), (0.5, 1)]);
         let mut none = TopK::new(0);
         none.push(1.0, 1);
         assert!(none.into_sorted().is_empty());

@@ -103,6 +103,7 @@ impl SyncedGallery {
                         continue;
                     }
                     if let Some(t) = busy_since.take() {
+                        gallery.shrink_to_fit();
                         tracing::info!(
                             seconds = t.elapsed().as_secs_f64(),
                             bytes = gallery.memory_bytes(),

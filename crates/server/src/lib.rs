@@ -55,6 +55,31 @@ pub struct ServeConfig {
 /// The search index saved at a clean shutdown (see `index::snapshot`).
 const INDEX_SNAPSHOT: &str = "index.snapshot";
 
+/// Takes the data directory for this process alone, for as long as the returned file is
+/// open: a second server on the same SQLite store would keep its own search index and miss
+/// the first one's writes, and a bulk import under a running server would leave the server's
+/// index without the imported persons.
+pub fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use anyhow::Context;
+    let path = dir.join("visage.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another visage process (a running server?) is using {}: stop it first",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -173,6 +198,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::warn!("liveness models not installed (scripts/fetch-liveness.sh): liveness endpoints answer 501");
     }
     let snapshot = config.data_dir.join(INDEX_SNAPSHOT);
+    let mut data_dir_lock = None;
     let (store, search): (Arc<dyn Store>, SearchIndex) = match &config.database {
         Some(url) => {
             let pg = store::PostgresStore::connect(url, store::PoolOptions::default())
@@ -189,6 +215,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 Arc::new(store::SqliteStore::open(&config.data_dir).with_context(|| {
                     format!("opening the store in {}", config.data_dir.display())
                 })?);
+            data_dir_lock = Some(lock_data_dir(&config.data_dir)?);
             let started = std::time::Instant::now();
             let (gallery, from) = SyncedGallery::load(store.clone(), config.index, Some(&snapshot))
                 .await
@@ -233,6 +260,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         },
         SearchIndex::Database(db) => db.store.close(),
     }
+    drop(data_dir_lock);
     tracing::info!("visage stopped");
     Ok(())
 }

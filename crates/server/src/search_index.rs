@@ -69,6 +69,7 @@ impl SearchIndex {
     ) -> ApiResult<SearchOutcome> {
         match self {
             SearchIndex::Memory(gallery) => {
+                let started = std::time::Instant::now();
                 let (g, c) = (gallery.clone(), client.clone());
                 let found = {
                     let q = (
@@ -92,9 +93,19 @@ impl SearchIndex {
                     })
                     .await?
                 };
-                Ok(gallery
+                let scanned = started.elapsed();
+                let outcome = gallery
                     .rescore(client, &found, &q.probe, q.min_cosine, q.max_results)
-                    .await?)
+                    .await?;
+                tracing::debug!(
+                    faces = found.faces_searched,
+                    graph = found.used_graph,
+                    candidates = found.candidates.len(),
+                    scan_ms = scanned.as_secs_f64() * 1e3,
+                    rescore_ms = (started.elapsed() - scanned).as_secs_f64() * 1e3,
+                    "search"
+                );
+                Ok(outcome)
             }
             SearchIndex::Database(db) => {
                 let db = &db.store;

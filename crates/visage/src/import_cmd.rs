@@ -69,7 +69,8 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let store = runtime.block_on(args.database.open(&args.data_dir))?;
+    let open = runtime.block_on(args.database.open(&args.data_dir, true))?;
+    let store = &open.store;
     let thumbnail = placeholder_thumbnail()?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let started = std::time::Instant::now();

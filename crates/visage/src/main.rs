@@ -2,6 +2,7 @@
 //! library crates.
 
 mod bench_index;
+mod bench_search;
 mod bench_vision;
 mod calibration;
 mod eval_lfw;
@@ -110,6 +111,8 @@ enum BenchCommand {
     Vision(bench_vision::BenchArgs),
     /// The search engines (exact f32, exact int8 + re-score, HNSW) beside FAISS.
     Index(bench_index::BenchIndexArgs),
+    /// 1:N search on a stored gallery, embedded index and pgvector, without the pipeline.
+    Search(bench_search::BenchSearchArgs),
 }
 
 #[derive(Args, Clone)]
@@ -212,5 +215,8 @@ fn main() -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Vision(args),
         } => bench_vision::run(&args),
+        Command::Bench {
+            command: BenchCommand::Search(args),
+        } => bench_search::run_cmd(&args),
     }
 }

@@ -4,10 +4,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use image::RgbImage;
-use store::{ClientId, NewFace, NewPerson, PersonStatus, SqliteStore, Store};
+use store::{ClientId, NewFace, NewPerson, PersonStatus};
 
 #[derive(Args)]
 pub struct SeedArgs {
@@ -20,6 +19,8 @@ pub struct SeedArgs {
     /// Write the new person ids here, one per line.
     #[arg(long)]
     pub ids_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: crate::serve_cmd::DatabaseArgs,
 }
 
 /// A small xorshift generator: synthetic data needs no cryptographic randomness.
@@ -68,11 +69,11 @@ pub fn run(args: &SeedArgs) -> anyhow::Result<()> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let store = SqliteStore::open(&args.data_dir)
-        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let open = runtime.block_on(args.database.open(&args.data_dir, true))?;
+    let store = &open.store;
     let started = std::time::Instant::now();
     let ids = runtime.block_on(store.seed_persons(&client, persons))?;
     eprintln!(

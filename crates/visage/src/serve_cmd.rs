@@ -55,19 +55,42 @@ pub struct DatabaseArgs {
     pub url: Option<String>,
 }
 
+/// An open store, and (for SQLite) the lock that keeps a server off it meanwhile.
+pub struct OpenStore {
+    pub store: Arc<dyn Store>,
+    _lock: Option<std::fs::File>,
+}
+
 impl DatabaseArgs {
-    /// The store these arguments name: PostgreSQL when a URL is given, else SQLite in `data_dir`.
-    pub async fn open(&self, data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {
+    /// The store these arguments name: PostgreSQL when a URL is given, else SQLite in
+    /// `data_dir`. With `exclusive`, an SQLite store is refused while a server runs on it.
+    pub async fn open(
+        &self,
+        data_dir: &std::path::Path,
+        exclusive: bool,
+    ) -> anyhow::Result<OpenStore> {
         Ok(match &self.url {
-            Some(url) => Arc::new(
-                store::PostgresStore::connect(url, store::PoolOptions::default())
-                    .await
-                    .context("connecting to PostgreSQL")?,
-            ),
-            None => Arc::new(
-                SqliteStore::open(data_dir)
-                    .with_context(|| format!("opening the store in {}", data_dir.display()))?,
-            ),
+            Some(url) => OpenStore {
+                store: Arc::new(
+                    store::PostgresStore::connect(url, store::PoolOptions::default())
+                        .await
+                        .context("connecting to PostgreSQL")?,
+                ),
+                _lock: None,
+            },
+            None => {
+                let store = SqliteStore::open(data_dir)
+                    .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+                let lock = if exclusive {
+                    Some(server::lock_data_dir(data_dir)?)
+                } else {
+                    None
+                };
+                OpenStore {
+                    store: Arc::new(store),
+                    _lock: lock,
+                }
+            }
         })
     }
 }
@@ -149,8 +172,9 @@ pub fn revoke_token(
     };
     let expires = chrono::DateTime::from_timestamp(exp, 0).context("bad expiry")?;
     runtime()?.block_on(async {
-        let store = database.open(data_dir).await?;
-        store.revoke_token(&jti, expires).await?;
+        // Revoking under a running server is what this command is for: no lock.
+        let open = database.open(data_dir, false).await?;
+        open.store.revoke_token(&jti, expires).await?;
         anyhow::Ok(())
     })?;
     println!("revoked {jti}");

@@ -323,3 +323,63 @@ fn search_results_are_identical_after_a_clean_restart_and_after_a_crash() {
     let s = TestServer::start_in(&dir, &flags);
     assert_eq!(search_answers(&s, &t), before, "rebuilt from the store");
 }
+
+#[test]
+fn a_data_directory_serves_one_process_at_a_time() {
+    crate::sqlite_only!();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let s = TestServer::start_in(&data, &[]);
+    let dir = data.to_str().expect("utf-8").to_owned();
+    // A bulk import under the running server would leave its search index behind the store.
+    let rows = s.data_dir.with_extension("f32");
+    std::fs::write(&rows, 1.0f32.to_le_bytes().repeat(128)).expect("rows");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_visage"))
+        .args([
+            "import",
+            "--data-dir",
+            &dir,
+            "--client",
+            "acme",
+            "--embeddings",
+        ])
+        .arg(&rows)
+        .output()
+        .expect("run import");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stop it first"), "{err}");
+    // So would a second server.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_visage"))
+        .args(["serve", "--port", "0", "--data-dir", &dir, "--models-dir"])
+        .arg(common::models_dir())
+        .output()
+        .expect("run serve");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stop it first"));
+    let t = s.token("acme");
+    let (_, list) = s.get(&format!("{BASE}/persons"), &t);
+    assert_eq!(list["pagination"]["total"], 0, "nothing was imported");
+    s.stop();
+    // Once the server is gone, the import runs.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_visage"))
+        .args([
+            "import",
+            "--data-dir",
+            &dir,
+            "--client",
+            "acme",
+            "--embeddings",
+        ])
+        .arg(&rows)
+        .output()
+        .expect("run import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = TestServer::start_in(&data, &[]);
+    let (_, list) = s.get(&format!("{BASE}/persons"), &t);
+    assert_eq!(list["pagination"]["total"], 1);
+}

@@ -370,3 +370,50 @@ fn a_database_outage_gives_503s_and_the_node_recovers_by_itself() {
     assert_eq!(status, 200, "{b}");
     assert_eq!(b["data"][0]["id"], json!(pid));
 }
+
+#[test]
+fn an_erasure_is_followed_by_a_vacuum_of_the_face_tables() {
+    let url = new_database();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let node = TestServer::start_node_with(tmp.path(), &url, &["--vacuum-secs", "1"]);
+    let t = node.token("acme");
+    let last_vacuum = || -> Option<String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(conn);
+            let row = client
+                .query_one(
+                    "SELECT last_vacuum::text FROM pg_stat_user_tables WHERE relname = 'faces'",
+                    &[],
+                )
+                .await
+                .expect("stats");
+            row.get(0)
+        })
+    };
+    let (status, p) = node.post(
+        &format!("{BASE}/persons"),
+        &t,
+        common::person_body("Barack Obama", "obama.jpg"),
+    );
+    assert_eq!(status, 200, "{p}");
+    // No erasure yet: nothing to vacuum.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(last_vacuum(), None);
+    let pid = p["data"]["_id"].as_str().expect("_id");
+    assert_eq!(node.delete(&format!("{BASE}/persons/{pid}"), &t).0, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while last_vacuum().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no VACUUM after the erasure"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}

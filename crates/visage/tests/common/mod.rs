@@ -195,7 +195,11 @@ impl TestServer {
     /// One of several nodes sharing the PostgreSQL database `url` (and `data_dir`, which
     /// then only holds the JWT secret they all sign with).
     pub fn start_node(data_dir: &Path, url: &str) -> TestServer {
-        Self::spawn(Some(url.to_owned()), data_dir, &models_dir(), &[])
+        Self::start_node_with(data_dir, url, &[])
+    }
+
+    pub fn start_node_with(data_dir: &Path, url: &str, extra: &[&str]) -> TestServer {
+        Self::spawn(Some(url.to_owned()), data_dir, &models_dir(), extra)
     }
 
     fn spawn(
