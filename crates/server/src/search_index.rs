@@ -60,6 +60,18 @@ pub struct Query {
     pub max_results: usize,
 }
 
+impl Query {
+    fn request(&self) -> SearchRequest<'_> {
+        SearchRequest {
+            probe: &self.probe,
+            collection: self.collection.as_ref(),
+            mode: self.mode,
+            min_cosine: self.min_cosine,
+            max_results: self.max_results,
+        }
+    }
+}
+
 impl SearchIndex {
     pub async fn search(
         &self,
@@ -70,29 +82,11 @@ impl SearchIndex {
         match self {
             SearchIndex::Memory(gallery) => {
                 let started = std::time::Instant::now();
-                let (g, c) = (gallery.clone(), client.clone());
-                let found = {
-                    let q = (
-                        q.probe.clone(),
-                        q.collection.clone(),
-                        q.mode,
-                        q.min_cosine,
-                        q.max_results,
-                    );
-                    cpu.run(move || {
-                        Ok(g.candidates(
-                            &c,
-                            &SearchRequest {
-                                probe: &q.0,
-                                collection: q.1.as_ref(),
-                                mode: q.2,
-                                min_cosine: q.3,
-                                max_results: q.4,
-                            },
-                        ))
-                    })
-                    .await?
-                };
+                let q = Arc::new(q);
+                let (g, c, job) = (gallery.clone(), client.clone(), q.clone());
+                let found = cpu
+                    .run(move || Ok(g.candidates(&c, &job.request())))
+                    .await?;
                 let scanned = started.elapsed();
                 let outcome = gallery
                     .rescore(client, &found, &q.probe, q.min_cosine, q.max_results)
