@@ -50,7 +50,23 @@ impl SyncedGallery {
             None => None,
         };
         let (gallery, from) = match saved {
-            Some((g, gallery)) if g == generation => (gallery, LoadedFrom::Snapshot),
+            Some((g, gallery)) if g == generation => {
+                // Loading from the store would have read the embeddings; from a snapshot,
+                // read them in the background so that the first searches' re-scoring does
+                // not wait on the disk.
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    match store.warm_up().await {
+                        Ok(()) => tracing::info!(
+                            seconds = started.elapsed().as_secs_f64(),
+                            "stored embeddings read into the page cache"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "warming up the store failed"),
+                    }
+                });
+                (gallery, LoadedFrom::Snapshot)
+            }
             _ => (from_store(&*store, params).await?, LoadedFrom::Store),
         };
         let synced = SyncedGallery {

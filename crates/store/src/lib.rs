@@ -172,6 +172,12 @@ pub trait Store: Send + Sync {
         faces: &[FaceId],
     ) -> Result<Vec<(FaceId, Vec<f32>)>>;
 
+    /// Reads every stored embedding once and discards it, so that the operating system caches
+    /// the pages that search re-scoring reads (a no-op where that does not help).
+    async fn warm_up(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// A number that changes with every committed write, so that a search index saved at
     /// shutdown can tell at the next start whether it still matches the store.
     async fn generation(&self) -> Result<u64>;

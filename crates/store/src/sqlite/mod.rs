@@ -302,6 +302,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn warm_up(&self) -> Result<()> {
+        self.readers.run(queries::warm_up).await
+    }
+
     async fn generation(&self) -> Result<u64> {
         self.readers.run(queries::generation).await
     }

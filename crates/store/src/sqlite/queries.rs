@@ -345,6 +345,14 @@ pub(crate) fn face_embeddings(
     Ok(out)
 }
 
+/// Reads the faces table from end to end (each row's embedding is inline in its page).
+pub(crate) fn warm_up(conn: &Connection) -> Result<()> {
+    conn.query_row("SELECT sum(length(embedding)) FROM faces", [], |r| {
+        r.get::<_, Option<i64>>(0)
+    })?;
+    Ok(())
+}
+
 pub(crate) fn generation(conn: &Connection) -> Result<u64> {
     let n: i64 = conn.query_row("SELECT n FROM generation WHERE id = 1", [], |r| r.get(0))?;
     Ok(n as u64)

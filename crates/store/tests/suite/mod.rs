@@ -454,6 +454,7 @@ pub async fn face_embeddings_and_generation(s: &dyn Store) -> TestResult {
     let p2 = s.create_person(&c2, person("Rescore Two", &[], 1)).await?;
     let g1 = s.generation().await?;
     assert!(g1 > g0, "a write moves the generation on: {g0} -> {g1}");
+    s.warm_up().await?;
     assert_eq!(s.generation().await?, g1, "a read does not");
     let f1: Vec<_> = s.faces_of_person(&c1, &p1.id).await?;
     let f2: Vec<_> = s.faces_of_person(&c2, &p2.id).await?;
