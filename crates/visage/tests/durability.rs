@@ -324,37 +324,49 @@ fn search_results_are_identical_after_a_clean_restart_and_after_a_crash() {
     assert_eq!(search_answers(&s, &t), before, "rebuilt from the store");
 }
 
+/// `visage ARGS...`, however it ends.
+fn run_visage(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_visage"))
+        .args(args)
+        .output()
+        .expect("run visage")
+}
+
 #[test]
 fn a_data_directory_serves_one_process_at_a_time() {
     crate::sqlite_only!();
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
     let s = TestServer::start_in(&data, &[]);
-    let dir = data.to_str().expect("utf-8").to_owned();
-    // A bulk import under the running server would leave its search index behind the store.
-    let rows = s.data_dir.with_extension("f32");
+    let rows = data.with_extension("f32");
     std::fs::write(&rows, 1.0f32.to_le_bytes().repeat(128)).expect("rows");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_visage"))
-        .args([
-            "import",
-            "--data-dir",
-            &dir,
-            "--client",
-            "acme",
-            "--embeddings",
+    let import = || {
+        run_visage(&[
+            "import".as_ref(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--client".as_ref(),
+            "acme".as_ref(),
+            "--embeddings".as_ref(),
+            rows.as_os_str(),
         ])
-        .arg(&rows)
-        .output()
-        .expect("run import");
+    };
+    // A bulk import under the running server would leave its search index behind the store.
+    let out = import();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("stop it first"), "{err}");
     // So would a second server.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_visage"))
-        .args(["serve", "--port", "0", "--data-dir", &dir, "--models-dir"])
-        .arg(common::models_dir())
-        .output()
-        .expect("run serve");
+    let models = common::models_dir();
+    let out = run_visage(&[
+        "serve".as_ref(),
+        "--port".as_ref(),
+        "0".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--models-dir".as_ref(),
+        models.as_os_str(),
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("stop it first"));
     let t = s.token("acme");
@@ -362,18 +374,7 @@ fn a_data_directory_serves_one_process_at_a_time() {
     assert_eq!(list["pagination"]["total"], 0, "nothing was imported");
     s.stop();
     // Once the server is gone, the import runs.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_visage"))
-        .args([
-            "import",
-            "--data-dir",
-            &dir,
-            "--client",
-            "acme",
-            "--embeddings",
-        ])
-        .arg(&rows)
-        .output()
-        .expect("run import");
+    let out = import();
     assert!(
         out.status.success(),
         "{}",
