@@ -217,28 +217,20 @@ fn a_thousand_mixed_operations_over_two_nodes_leave_the_database_as_acknowledged
 
     // In the database: no orphan faces or thumbnails, every person has a face, memberships
     // only of live persons and live collections.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let counts: Vec<i64> = rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-        tokio::spawn(conn);
-        let mut out = Vec::new();
-        for sql in [
-            "SELECT count(*) FROM faces f LEFT JOIN persons p ON p.pk = f.person_pk WHERE p.pk IS NULL",
-            "SELECT count(*) FROM thumbnails t LEFT JOIN faces f ON f.pk = t.face_pk WHERE f.pk IS NULL",
-            "SELECT count(*) FROM persons p WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.person_pk = p.pk)",
-            "SELECT count(*) FROM persons p WHERE NOT EXISTS (SELECT 1 FROM memberships m WHERE m.person_pk = p.pk)",
-            "SELECT count(*) FROM persons",
-            "SELECT count(*) FROM memberships",
-        ] {
-            out.push(client.query_one(sql, &[]).await.expect(sql).get(0));
-        }
-        out
-    });
+    let counts: Vec<i64> = [
+        "SELECT count(*) FROM faces f LEFT JOIN persons p ON p.pk = f.person_pk WHERE p.pk IS NULL",
+        "SELECT count(*) FROM thumbnails t LEFT JOIN faces f ON f.pk = t.face_pk WHERE f.pk IS NULL",
+        "SELECT count(*) FROM persons p WHERE NOT EXISTS (SELECT 1 FROM faces f WHERE f.person_pk = p.pk)",
+        "SELECT count(*) FROM persons p WHERE NOT EXISTS (SELECT 1 FROM memberships m WHERE m.person_pk = p.pk)",
+        "SELECT count(*) FROM persons",
+        "SELECT count(*) FROM memberships",
+    ]
+    .iter()
+    .map(|q| {
+        let rows = common::sql(&url, q);
+        rows[0][0].as_deref().expect("count").parse().expect("number")
+    })
+    .collect();
     let memberships: usize = acknowledged.values().map(BTreeSet::len).sum();
     assert_eq!(
         counts,
@@ -378,24 +370,11 @@ fn an_erasure_is_followed_by_a_vacuum_of_the_face_tables() {
     let node = TestServer::start_node_with(tmp.path(), &url, &["--vacuum-secs", "1"]);
     let t = node.token("acme");
     let last_vacuum = || -> Option<String> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .expect("connect");
-            tokio::spawn(conn);
-            let row = client
-                .query_one(
-                    "SELECT last_vacuum::text FROM pg_stat_user_tables WHERE relname = 'faces'",
-                    &[],
-                )
-                .await
-                .expect("stats");
-            row.get(0)
-        })
+        common::sql(
+            &url,
+            "SELECT last_vacuum::text FROM pg_stat_user_tables WHERE relname = 'faces'",
+        )[0][0]
+            .clone()
     };
     let (status, p) = node.post(
         &format!("{BASE}/persons"),

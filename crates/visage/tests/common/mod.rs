@@ -39,21 +39,34 @@ pub fn new_database() -> String {
         "visage_http_{}",
         id.iter().map(|b| format!("{b:02x}")).collect::<String>()
     );
+    sql(&admin, &format!("CREATE DATABASE {name}"));
+    with_dbname(&admin, &name)
+}
+
+/// Runs one SQL statement on the database at `url`; the rows' cells as text (`None` for NULL).
+pub fn sql(url: &str, statement: &str) -> Vec<Vec<Option<String>>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
             .await
             .expect("connect to the test PostgreSQL");
         tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-    });
-    with_dbname(&admin, &name)
+        let messages = client.simple_query(statement).await.expect(statement);
+        messages
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).map(str::to_owned))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect()
+    })
 }
 
 fn getrandom_fill(buf: &mut [u8]) {
