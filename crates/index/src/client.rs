@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 
 use rayon::prelude::*;
-use store::{CollectionId, EMBEDDING_DIM};
+use store::CollectionId;
 
-use crate::hnsw::{Hnsw, HnswParams};
-use crate::quantized::{dot_codes, CodeMatrix, Codes, TopK};
+use crate::hnsw::{similarity, Hnsw, HnswParams};
+use crate::quantized::{CodeMatrix, Codes, TopK};
 
 /// Exact scans at least this long are split over all cores.
 const PARALLEL_SCAN_MIN_ROWS: usize = 65_536;
@@ -268,19 +268,10 @@ impl ClientIndex {
         } else {
             0
         };
-        let all = self.codes.all_codes();
-        let scales = self.codes.all_scales();
         let scan = |rows: std::ops::Range<usize>| {
             let mut top = TopK::new(limit);
-            for row in rows {
-                if !keep(row as u32) {
-                    continue;
-                }
-                let c = &all[row * EMBEDDING_DIM..(row + 1) * EMBEDDING_DIM];
-                let s = dot_codes(c, &q.codes) as f32 * scales[row] * q.scale;
-                if s > top.floor() {
-                    top.push(s, row as u32);
-                }
+            for row in rows.map(|r| r as u32).filter(|&r| keep(r)) {
+                top.push(similarity(&self.codes, &q.codes, q.scale, row), row);
             }
             top
         };
@@ -392,6 +383,8 @@ impl ClientIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quantized::{dot_codes, dot_f32};
+    use store::EMBEDDING_DIM;
 
     pub(crate) fn unit(seed: u64) -> Vec<f32> {
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -438,6 +431,43 @@ mod tests {
             let row = found.rows[0].1;
             assert_eq!(idx.face_of(row), p as u128 * 2 + 1);
             assert_eq!(idx.person_of(row), Some(key(p)));
+        }
+    }
+
+    #[test]
+    fn candidates_rescored_exactly_equal_a_full_f32_scan() {
+        let mut idx = ClientIndex::new(IndexParams::default());
+        let coll = CollectionId::new_random();
+        let vectors: Vec<Vec<f32>> = (0..5000).map(|i| unit(i + 10_000)).collect();
+        for (p, v) in vectors.iter().enumerate() {
+            let cols = if p % 2 == 0 {
+                vec![coll.clone()]
+            } else {
+                vec![]
+            };
+            idx.put(key(p as u64), &cols, &[(p as u128, v)]);
+        }
+        for probe in (0..50).map(|i| unit(i + 99_000)) {
+            for scope in [None, Some(&coll)] {
+                let in_scope = |face: usize| scope.is_none() || face.is_multiple_of(2);
+                let exact = |face: usize| (dot_f32(&vectors[face], &probe), face);
+                let mut full: Vec<(f32, usize)> = (0..vectors.len())
+                    .filter(|&f| in_scope(f))
+                    .map(exact)
+                    .collect();
+                full.sort_by(|a, b| b.0.total_cmp(&a.0));
+                let found = idx.candidates(&probe, scope, Mode::Exact, 64, -1.0).rows;
+                let mut got: Vec<(f32, usize)> = found
+                    .iter()
+                    .map(|&(_, row)| exact(idx.face_of(row) as usize))
+                    .collect();
+                assert!(
+                    got.iter().all(|&(_, f)| in_scope(f)),
+                    "the filter skips rows"
+                );
+                got.sort_by(|a, b| b.0.total_cmp(&a.0));
+                assert_eq!(&got[..10], &full[..10]);
+            }
         }
     }
 

@@ -83,10 +83,6 @@ impl Gallery {
         }
     }
 
-    pub fn params(&self) -> IndexParams {
-        self.params
-    }
-
     /// Changes how wide FAST searches are (benchmarks sweep it).
     pub fn set_ef_search(&self, ef: usize) {
         for (_, index) in self.all() {

@@ -71,7 +71,10 @@ pub trait Vectors {
     fn scale(&self, row: u32) -> f32;
 }
 
-fn similarity(v: &impl Vectors, q: &[i8], q_scale: f32, row: u32) -> f32 {
+/// The int8 estimate of the cosine between stored `row` and the query codes `q` (scale
+/// `q_scale`): what the graph and the exact scan both rank on.
+#[inline]
+pub(crate) fn similarity(v: &impl Vectors, q: &[i8], q_scale: f32, row: u32) -> f32 {
     dot_codes(v.codes(row), q) as f32 * v.scale(row) * q_scale
 }
 

@@ -2,7 +2,7 @@
 //! (one scale per face), the scan ranks all faces on the codes, and only the best candidates
 //! are re-scored on their f32 vectors. The answer equals a full f32 scan's whenever the true
 //! top results are among the candidates; the candidate count leaves a wide margin over the
-//! int8 rounding error (see the tests, and `visage bench index`).
+//! int8 rounding error (see `client`'s tests, and `visage bench index`).
 
 use store::EMBEDDING_DIM;
 
@@ -149,36 +149,6 @@ impl TopK {
     }
 }
 
-/// Rows whose int8 score is among the best `candidates` (rows where `keep(row)` is false are
-/// skipped), then re-scored exactly with `exact(row)` and sorted, best first.
-pub fn search_codes(
-    probe: &[f32],
-    codes: &[i8],
-    scales: &[f32],
-    candidates: usize,
-    keep: impl Fn(usize) -> bool,
-    exact: impl Fn(usize) -> f32,
-) -> Vec<(f32, u32)> {
-    let q = Codes::quantise(probe);
-    let mut top = TopK::new(candidates);
-    for (row, (c, s)) in codes.chunks_exact(EMBEDDING_DIM).zip(scales).enumerate() {
-        if !keep(row) {
-            continue;
-        }
-        let approx = dot_codes(c, &q.codes) as f32 * s;
-        if approx > top.floor() {
-            top.push(approx, row as u32);
-        }
-    }
-    let mut rescored: Vec<(f32, u32)> = top
-        .into_sorted()
-        .into_iter()
-        .map(|(_, row)| (exact(row as usize), row))
-        .collect();
-    rescored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    rescored
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,27 +187,6 @@ mod tests {
             Codes::quantise(&[0.0; EMBEDDING_DIM]).codes,
             [0; EMBEDDING_DIM]
         );
-    }
-
-    #[test]
-    fn candidates_then_rescoring_equal_a_full_exact_scan() {
-        let n = 5000;
-        let v = vectors(n, 11);
-        let all: Vec<Codes> = v.chunks_exact(EMBEDDING_DIM).map(Codes::quantise).collect();
-        let codes: Vec<i8> = all.iter().flat_map(|c| c.codes).collect();
-        let scales: Vec<f32> = all.iter().map(|c| c.scale).collect();
-        let probes = vectors(50, 99);
-        for probe in probes.chunks_exact(EMBEDDING_DIM) {
-            let exact =
-                |row: usize| dot_f32(&v[row * EMBEDDING_DIM..(row + 1) * EMBEDDING_DIM], probe);
-            let mut full: Vec<(f32, u32)> = (0..n).map(|r| (exact(r), r as u32)).collect();
-            full.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let got = search_codes(probe, &codes, &scales, 64, |_| true, exact);
-            assert_eq!(&got[..10], &full[..10]);
-            // Filtering skips rows entirely.
-            let even = search_codes(probe, &codes, &scales, 64, |r| r % 2 == 0, exact);
-            assert!(even.iter().all(|(_, r)| r % 2 == 0));
-        }
     }
 
     #[test]
