@@ -105,10 +105,9 @@ impl SearchIndex {
                 let db = &db.store;
                 let collections = q.collection.as_ref().map(std::slice::from_ref);
                 let exact = q.mode == Mode::Exact;
-                let found = db
-                    .nearest_persons(client, collections, &q.probe, q.max_results, exact)
+                let (found, faces_searched) = db
+                    .search(client, collections, &q.probe, q.max_results, exact)
                     .await?;
-                let faces_searched = db.searchable_faces(client, collections).await?;
                 Ok(SearchOutcome {
                     hits: found
                         .into_iter()

@@ -160,7 +160,8 @@ pub fn run_cmd(args: &BenchSearchArgs) -> anyhow::Result<()> {
             let (db, client) = (&db, &client);
             let search = |exact: bool| {
                 move |q: Vec<f32>| async move {
-                    let found = db.nearest_persons(client, None, &q, args.k, exact).await?;
+                    // As the server does: the persons, and the face count beside them.
+                    let (found, _) = db.search(client, None, &q, args.k, exact).await?;
                     Ok(found.into_iter().map(|(p, _)| p).collect())
                 }
             };

@@ -253,6 +253,22 @@ impl PostgresStore {
             .map(|(found, _)| found)
     }
 
+    /// What a 1:N search answers: [`Self::nearest_persons`], and beside it
+    /// [`Self::searchable_faces`], read at the same time on two connections.
+    pub async fn search(
+        &self,
+        client: &ClientId,
+        collections: Option<&[CollectionId]>,
+        probe: &[f32],
+        k: usize,
+        exact: bool,
+    ) -> Result<(Vec<(PersonId, f32)>, u64)> {
+        tokio::try_join!(
+            self.nearest_persons(client, collections, probe, k, exact),
+            self.searchable_faces(client, collections)
+        )
+    }
+
     /// How many faces a search of the client (in any of `collections`, when given) compares.
     pub async fn searchable_faces(
         &self,
