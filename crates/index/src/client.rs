@@ -2,19 +2,20 @@
 //! galleries) an HNSW graph over a prefix of the rows. Rows are append-only: a removed face
 //! leaves a tombstone (never returned) until enough of them pile up to compact.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use rayon::prelude::*;
 use store::CollectionId;
 
-use crate::hnsw::{similarity, Hnsw, HnswParams};
+use crate::hnsw::{similarity, Hnsw, HnswParams, HnswParts};
 use crate::quantized::{CodeMatrix, Codes, TopK};
 
 /// Exact scans at least this long are split over all cores.
 const PARALLEL_SCAN_MIN_ROWS: usize = 65_536;
 
 /// `owner` of a removed row; `next` at the end of a person's rows.
-pub(crate) const NONE: u32 = u32::MAX;
+const NONE: u32 = u32::MAX;
 
 /// How a client's gallery is searched and when its graph is built.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,7 +48,7 @@ pub enum Mode {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct PersonSlot {
+pub struct PersonSlot {
     pub key: [u8; 12],
     /// First row of this person's faces; the rest follow through `next`.
     pub first: u32,
@@ -56,20 +57,40 @@ pub(crate) struct PersonSlot {
 }
 
 pub struct ClientIndex {
-    pub(crate) params: IndexParams,
-    pub(crate) codes: CodeMatrix,
-    pub(crate) faces: Vec<u128>,
-    pub(crate) owner: Vec<u32>,
-    pub(crate) next: Vec<u32>,
-    pub(crate) live: usize,
-    pub(crate) slots: Vec<Option<PersonSlot>>,
-    pub(crate) free_slots: Vec<u32>,
-    pub(crate) by_person: HashMap<[u8; 12], u32>,
-    pub(crate) collections: Vec<CollectionId>,
-    pub(crate) collection_number: HashMap<CollectionId, u32>,
+    params: IndexParams,
+    codes: CodeMatrix,
+    faces: Vec<u128>,
+    owner: Vec<u32>,
+    next: Vec<u32>,
+    live: usize,
+    slots: Vec<Option<PersonSlot>>,
+    free_slots: Vec<u32>,
+    by_person: HashMap<[u8; 12], u32>,
+    collections: Vec<CollectionId>,
+    collection_number: HashMap<CollectionId, u32>,
     /// Live faces per interned collection.
-    pub(crate) collection_faces: Vec<usize>,
-    pub(crate) graph: Hnsw,
+    collection_faces: Vec<usize>,
+    graph: Hnsw,
+}
+
+/// What defines a client's index, as plain data: what [`ClientIndex::parts`] lends and
+/// [`ClientIndex::from_parts`] checks and takes back (the rest is derived from it).
+pub struct ClientIndexParts<'a> {
+    /// `EMBEDDING_DIM` int8 codes per row.
+    pub codes: Cow<'a, [i8]>,
+    /// One code scale per row.
+    pub scales: Cow<'a, [f32]>,
+    /// The face id of each row.
+    pub faces: Cow<'a, [u128]>,
+    /// The person slot owning each row, `u32::MAX` for a removed row.
+    pub owner: Cow<'a, [u32]>,
+    /// The person's next row after each row, `u32::MAX` after their last.
+    pub next: Cow<'a, [u32]>,
+    /// Person slots, `None` for a free one.
+    pub slots: Cow<'a, [Option<PersonSlot>]>,
+    /// The interned collections, by number.
+    pub collections: Cow<'a, [CollectionId]>,
+    pub graph: HnswParts<'a>,
 }
 
 /// Candidates for re-scoring: `(int8 cosine estimate, row)`, best first.
@@ -97,6 +118,103 @@ impl ClientIndex {
             collection_faces: Vec::new(),
             graph: Hnsw::new(params.hnsw),
         }
+    }
+
+    /// The index as plain data, borrowed (what the snapshot writes).
+    pub fn parts(&self) -> ClientIndexParts<'_> {
+        ClientIndexParts {
+            codes: Cow::Borrowed(self.codes.all_codes()),
+            scales: Cow::Borrowed(self.codes.all_scales()),
+            faces: Cow::Borrowed(&self.faces),
+            owner: Cow::Borrowed(&self.owner),
+            next: Cow::Borrowed(&self.next),
+            slots: Cow::Borrowed(&self.slots),
+            collections: Cow::Borrowed(&self.collections),
+            graph: self.graph.parts(),
+        }
+    }
+
+    /// An index from [`ClientIndex::parts`] (as read back from a snapshot); `None` unless
+    /// every row, slot and collection reference lands inside the arrays. A graph built with
+    /// other parameters than `params.hnsw` is dropped, to be rebuilt rather than mixed.
+    pub fn from_parts(params: IndexParams, parts: ClientIndexParts<'_>) -> Option<ClientIndex> {
+        let codes = CodeMatrix::from_parts(parts.codes.into_owned(), parts.scales.into_owned())?;
+        let rows = codes.len();
+        let (faces, owner, next) = (parts.faces, parts.owner, parts.next);
+        if faces.len() != rows || owner.len() != rows || next.len() != rows {
+            return None;
+        }
+        let slots = parts.slots.into_owned();
+        let mut free_slots = Vec::new();
+        let mut by_person = HashMap::with_capacity(slots.len());
+        for (i, slot) in slots.iter().enumerate() {
+            match slot {
+                None => free_slots.push(i as u32),
+                Some(p) if p.first as usize >= rows => return None,
+                Some(p) => {
+                    by_person.insert(p.key, i as u32);
+                }
+            }
+        }
+        // `put` pops from the end: the lowest free slot is reused first.
+        free_slots.reverse();
+        let collections = parts.collections.into_owned();
+        let graph = Hnsw::from_parts(parts.graph)?;
+        if graph.len() > rows || slots.len() != by_person.len() + free_slots.len() {
+            return None;
+        }
+        let owner_ok = owner
+            .iter()
+            .all(|&o| o == NONE || (o as usize) < slots.len());
+        let next_ok = next.iter().all(|&n| n == NONE || (n as usize) < rows);
+        let colls_ok = slots.iter().flatten().all(|p| {
+            p.collections
+                .iter()
+                .all(|&c| (c as usize) < collections.len())
+        });
+        if !(owner_ok && next_ok && colls_ok) {
+            return None;
+        }
+        let mut collection_faces = vec![0usize; collections.len()];
+        let mut live = 0;
+        for &o in owner.iter() {
+            if let Some(p) = slots.get(o as usize).and_then(Option::as_ref) {
+                live += 1;
+                for &c in p.collections.iter() {
+                    collection_faces[c as usize] += 1;
+                }
+            }
+        }
+        let collection_number = collections
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), i as u32))
+            .collect();
+        let graph = if graph.params() == params.hnsw {
+            graph
+        } else {
+            Hnsw::new(params.hnsw)
+        };
+        Some(ClientIndex {
+            params,
+            codes,
+            faces: faces.into_owned(),
+            owner: owner.into_owned(),
+            next: next.into_owned(),
+            live,
+            slots,
+            free_slots,
+            by_person,
+            collections,
+            collection_number,
+            collection_faces,
+            graph,
+        })
+    }
+
+    /// Changes how wide FAST searches are.
+    pub fn set_ef_search(&mut self, ef: usize) {
+        self.params.ef_search = ef;
     }
 
     pub fn live_faces(&self) -> usize {
@@ -494,6 +612,38 @@ mod tests {
             let scores = |v: &[(f32, u32)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
             assert_eq!(scores(&got), scores(&want[..64]));
         }
+    }
+
+    #[test]
+    fn parts_round_trip_and_stray_references_are_refused() {
+        let params = IndexParams {
+            graph_min_faces: 10,
+            ..IndexParams::default()
+        };
+        let mut idx = ClientIndex::new(params);
+        for p in 0..40u64 {
+            let v = unit(p);
+            idx.put(key(p), &[CollectionId::new_random()], &[(p as u128, &v)]);
+        }
+        idx.extend_graph(usize::MAX);
+        idx.remove(&key(3));
+        let back = ClientIndex::from_parts(params, idx.parts()).expect("valid parts");
+        assert_eq!(back.live_faces(), 39);
+        assert_eq!(back.collection_faces, idx.collection_faces);
+        assert_eq!(back.graph_backlog(), 0);
+        let probe = unit(7);
+        let rows = |i: &ClientIndex| i.candidates(&probe, None, Mode::Fast, 5, -1.0).rows;
+        assert_eq!(rows(&back), rows(&idx));
+
+        let mut bad = idx.parts();
+        bad.owner.to_mut()[0] = 1000;
+        assert!(ClientIndex::from_parts(params, bad).is_none());
+        let mut bad = idx.parts();
+        bad.graph.base_links.to_mut()[0] = 1000;
+        assert!(ClientIndex::from_parts(params, bad).is_none());
+        let mut bad = idx.parts();
+        bad.next.to_mut().pop();
+        assert!(ClientIndex::from_parts(params, bad).is_none());
     }
 
     pub(crate) fn key(p: u64) -> [u8; 12] {

@@ -86,7 +86,7 @@ impl Gallery {
     /// Changes how wide FAST searches are (benchmarks sweep it).
     pub fn set_ef_search(&self, ef: usize) {
         for (_, index) in self.all() {
-            write(&index).params.ef_search = ef.max(1);
+            write(&index).set_ef_search(ef.max(1));
         }
     }
 

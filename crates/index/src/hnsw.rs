@@ -4,13 +4,14 @@
 //! re-scores the returned candidates exactly. Deleted rows stay in the graph as tombstones
 //! (they still route searches) and are never returned.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
 use store::EMBEDDING_DIM;
 
-use crate::quantized::dot_codes;
+use crate::quantized::{dot_codes, CodeMatrix};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HnswParams {
@@ -60,6 +61,22 @@ pub struct Hnsw {
 
 const EMPTY: u32 = u32::MAX;
 
+/// A graph as plain data: what [`Hnsw::parts`] lends and [`Hnsw::from_parts`] checks and
+/// takes back.
+pub struct HnswParts<'a> {
+    pub params: HnswParams,
+    /// Layer-0 links: `2 * m` slots per row, `u32::MAX` for an empty slot.
+    pub base_links: Cow<'a, [u32]>,
+    /// `(row, its links on layers 1, 2, ...)` for the rows above layer 0, by row.
+    pub upper: Vec<(u32, Cow<'a, [Vec<u32>]>)>,
+    /// The entry row and its top layer; `None` while the graph is empty.
+    pub entry: Option<(u32, usize)>,
+    /// One tombstone flag per row.
+    pub deleted: Cow<'a, [bool]>,
+    /// The level generator's state, so that a graph read back grows as it would have.
+    pub level_rng: u64,
+}
+
 thread_local! {
     /// Generation-stamped visited marks, reused across searches on a thread.
     static VISITED: RefCell<(u32, Vec<u32>)> = const { RefCell::new((0, Vec::new())) };
@@ -69,6 +86,16 @@ thread_local! {
 pub trait Vectors {
     fn codes(&self, row: u32) -> &[i8];
     fn scale(&self, row: u32) -> f32;
+}
+
+impl Vectors for CodeMatrix {
+    fn codes(&self, row: u32) -> &[i8] {
+        self.row(row)
+    }
+
+    fn scale(&self, row: u32) -> f32 {
+        self.scale_of(row)
+    }
 }
 
 /// The int8 estimate of the cosine between stored `row` and the query codes `q` (scale
@@ -297,36 +324,35 @@ impl Hnsw {
         self.deleted.get(row as usize).copied().unwrap_or(true)
     }
 
-    /// Writes the graph for [`Hnsw::read_from`].
-    pub fn write_to(&self, w: &mut crate::snapshot::Writer) -> std::io::Result<()> {
-        w.u32(self.params.m as u32)?;
-        w.u32(self.params.ef_construction as u32)?;
-        w.u32s(&self.base_links)?;
-        let mut upper: Vec<(&u32, &Vec<Vec<u32>>)> = self.upper.iter().collect();
-        upper.sort_by_key(|(row, _)| **row);
-        w.u64(upper.len() as u64)?;
-        for (row, layers) in upper {
-            w.u32(*row)?;
-            w.u32(layers.len() as u32)?;
-            for links in layers {
-                w.u32s(links)?;
-            }
+    /// The graph as plain data, borrowed (what the snapshot writes).
+    pub fn parts(&self) -> HnswParts<'_> {
+        let mut upper: Vec<(u32, Cow<'_, [Vec<u32>]>)> = self
+            .upper
+            .iter()
+            .map(|(row, layers)| (*row, Cow::Borrowed(layers.as_slice())))
+            .collect();
+        upper.sort_by_key(|(row, _)| *row);
+        HnswParts {
+            params: self.params,
+            base_links: Cow::Borrowed(&self.base_links),
+            upper,
+            entry: self.entry,
+            deleted: Cow::Borrowed(&self.deleted),
+            level_rng: self.level_rng,
         }
-        let (entry, top) = self.entry.unwrap_or((EMPTY, 0));
-        w.u32(entry)?;
-        w.u32(top as u32)?;
-        let deleted: Vec<u8> = self.deleted.iter().map(|&d| u8::from(d)).collect();
-        w.bytes(&deleted)?;
-        w.u64(self.level_rng)
     }
 
-    /// Reads a graph written by [`Hnsw::write_to`], checking every link points at a row.
-    pub fn read_from(r: &mut crate::snapshot::Reader<'_>) -> Option<Hnsw> {
-        let params = HnswParams {
-            m: r.u32()? as usize,
-            ef_construction: r.u32()? as usize,
-        };
-        let base_links = r.u32s()?;
+    /// A graph from [`Hnsw::parts`] (as read back from a snapshot), checking that every link
+    /// points at a row; `None` when the parts do not make a graph.
+    pub fn from_parts(parts: HnswParts<'_>) -> Option<Hnsw> {
+        let HnswParts {
+            params,
+            base_links,
+            upper,
+            entry,
+            deleted,
+            level_rng,
+        } = parts;
         let slots = 2 * params.m;
         if slots == 0 || base_links.len() % slots != 0 {
             return None;
@@ -336,36 +362,28 @@ impl Hnsw {
         if !base_links.iter().all(valid) {
             return None;
         }
-        let mut upper = HashMap::new();
-        for _ in 0..r.u64()? {
-            let row = r.u32()?;
-            let layers = (0..r.u32()?)
-                .map(|_| r.u32s().filter(|l| l.iter().all(valid)))
-                .collect::<Option<Vec<_>>>()?;
-            if row as usize >= rows || layers.len() > 16 {
+        let mut by_row = HashMap::with_capacity(upper.len());
+        for (row, layers) in upper {
+            if row as usize >= rows || layers.len() > 16 || !layers.iter().flatten().all(valid) {
                 return None;
             }
-            upper.insert(row, layers);
+            by_row.insert(row, layers.into_owned());
         }
-        let (entry, top) = (r.u32()?, r.u32()? as usize);
-        let entry = if entry == EMPTY {
-            None
-        } else if (entry as usize) < rows && (top == 0 || upper.get(&entry)?.len() == top) {
-            Some((entry, top))
-        } else {
-            return None;
-        };
-        let deleted: Vec<bool> = r.bytes()?.iter().map(|&b| b != 0).collect();
+        if let Some((row, top)) = entry {
+            if row as usize >= rows || (top != 0 && by_row.get(&row)?.len() != top) {
+                return None;
+            }
+        }
         if deleted.len() != rows {
             return None;
         }
         Some(Hnsw {
             params,
-            base_links,
-            upper,
+            base_links: base_links.into_owned(),
+            upper: by_row,
             entry,
-            deleted,
-            level_rng: r.u64()?,
+            deleted: deleted.into_owned(),
+            level_rng,
         })
     }
 
@@ -400,7 +418,7 @@ impl Hnsw {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quantized::{dot_f32, CodeMatrix, Codes};
+    use crate::quantized::{dot_f32, Codes};
 
     struct Rng(u64);
     impl Rng {

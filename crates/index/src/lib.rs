@@ -6,12 +6,17 @@
 //! a [`store::Store`] after every committed change, so that what search sees never runs ahead of
 //! what is durable, and a person erased or detached is gone from search before the erasing
 //! request is answered.
+//!
+//! Modules, each using only those listed before it: `quantized` (int8 codes, exact dot
+//! products), `hnsw` (the graph over the codes), `client` (one client's faces), `gallery`
+//! (all clients, the two-step search), `snapshot` (the one file format), `synced` (the
+//! gallery kept in step with the store).
 
 mod client;
 mod gallery;
-pub mod hnsw;
-pub mod quantized;
-pub mod snapshot;
+mod hnsw;
+mod quantized;
+mod snapshot;
 mod synced;
 
 pub use client::{IndexParams, Mode};
@@ -19,4 +24,7 @@ pub use gallery::{
     candidate_count, rank_persons, Candidate, CandidateSet, Gallery, Hit, SearchOutcome,
     SearchRequest,
 };
+pub use hnsw::HnswParams;
+pub use quantized::{dot_f32, TopK};
+pub use snapshot::SnapshotError;
 pub use synced::{LoadedFrom, SyncedGallery};

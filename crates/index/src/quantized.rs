@@ -272,25 +272,11 @@ impl CodeMatrix {
         self.scales.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.scales.is_empty()
-    }
-
     pub fn all_codes(&self) -> &[i8] {
         &self.codes
     }
 
     pub fn all_scales(&self) -> &[f32] {
         &self.scales
-    }
-}
-
-impl crate::hnsw::Vectors for CodeMatrix {
-    fn codes(&self, row: u32) -> &[i8] {
-        self.row(row)
-    }
-
-    fn scale(&self, row: u32) -> f32 {
-        self.scales[row as usize]
     }
 }

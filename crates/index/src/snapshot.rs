@@ -7,21 +7,26 @@
 //! The file holds int8 codes of faces, which are biometric data, so it must not outlive the
 //! persons in it: the loader overwrites it with zeros and removes it as soon as it is read.
 //! While the server runs, no snapshot exists; a crash leaves none behind.
+//!
+//! This module alone defines the layout (magic, version, field order, CRC): the index
+//! layers lend their state as plain data ([`ClientIndexParts`], [`HnswParts`]) and check
+//! what they are given back.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use store::{ClientId, CollectionId, EMBEDDING_DIM};
+use store::{ClientId, CollectionId};
 
-use crate::client::{ClientIndex, IndexParams, PersonSlot, NONE};
+use crate::client::{ClientIndex, ClientIndexParts, IndexParams, PersonSlot};
 use crate::gallery::{read, Gallery};
-use crate::hnsw::Hnsw;
-use crate::quantized::CodeMatrix;
+use crate::hnsw::{HnswParams, HnswParts};
 
 const MAGIC: &[u8; 8] = b"VISAGEIX";
 const VERSION: u32 = 1;
+/// The graph's entry row when it has none.
+const NO_ENTRY: u32 = u32::MAX;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -32,7 +37,7 @@ pub enum SnapshotError {
 }
 
 /// Writes little-endian values and keeps a running CRC-32 of them.
-pub struct Writer {
+struct Writer {
     out: BufWriter<File>,
     crc: crc32fast::Hasher,
 }
@@ -59,7 +64,7 @@ impl Writer {
 }
 
 /// Reads what [`Writer`] wrote; `None` on any overrun.
-pub struct Reader<'a> {
+struct Reader<'a> {
     rest: &'a [u8],
 }
 
@@ -137,16 +142,17 @@ pub fn save(gallery: &Gallery, generation: u64, path: &Path) -> Result<(), Snaps
 }
 
 fn write_client(w: &mut Writer, c: &ClientIndex) -> std::io::Result<()> {
-    let codes: Vec<u8> = c.codes.all_codes().iter().map(|&x| x as u8).collect();
+    let c = c.parts();
+    let codes: Vec<u8> = c.codes.iter().map(|&x| x as u8).collect();
     w.bytes(&codes)?;
-    let scales: Vec<u32> = c.codes.all_scales().iter().map(|s| s.to_bits()).collect();
+    let scales: Vec<u32> = c.scales.iter().map(|s| s.to_bits()).collect();
     w.u32s(&scales)?;
     let faces: Vec<u8> = c.faces.iter().flat_map(|f| f.to_le_bytes()).collect();
     w.bytes(&faces)?;
     w.u32s(&c.owner)?;
     w.u32s(&c.next)?;
     w.u64(c.slots.len() as u64)?;
-    for slot in &c.slots {
+    for slot in c.slots.iter() {
         match slot {
             None => w.put(&[0])?,
             Some(p) => {
@@ -158,10 +164,30 @@ fn write_client(w: &mut Writer, c: &ClientIndex) -> std::io::Result<()> {
         }
     }
     w.u64(c.collections.len() as u64)?;
-    for coll in &c.collections {
+    for coll in c.collections.iter() {
         w.bytes(coll.as_str().as_bytes())?;
     }
-    c.graph.write_to(w)
+    write_graph(w, &c.graph)
+}
+
+fn write_graph(w: &mut Writer, g: &HnswParts<'_>) -> std::io::Result<()> {
+    w.u32(g.params.m as u32)?;
+    w.u32(g.params.ef_construction as u32)?;
+    w.u32s(&g.base_links)?;
+    w.u64(g.upper.len() as u64)?;
+    for (row, layers) in &g.upper {
+        w.u32(*row)?;
+        w.u32(layers.len() as u32)?;
+        for links in layers.iter() {
+            w.u32s(links)?;
+        }
+    }
+    let (entry, top) = g.entry.unwrap_or((NO_ENTRY, 0));
+    w.u32(entry)?;
+    w.u32(top as u32)?;
+    let deleted: Vec<u8> = g.deleted.iter().map(|&d| u8::from(d)).collect();
+    w.bytes(&deleted)?;
+    w.u64(g.level_rng)
 }
 
 /// Reads a snapshot: `Ok(None)` when there is none, `Err(Damaged)` when it cannot be used.
@@ -185,7 +211,7 @@ pub fn load_and_erase(
 }
 
 /// Overwrites the file with zeros (fsynced), then removes it.
-pub fn erase(path: &Path) -> std::io::Result<()> {
+fn erase(path: &Path) -> std::io::Result<()> {
     let mut file = match std::fs::OpenOptions::new().write(true).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -226,7 +252,6 @@ fn parse(data: &[u8], params: IndexParams) -> Option<(u64, Gallery)> {
 fn read_client(r: &mut Reader<'_>, params: IndexParams) -> Option<ClientIndex> {
     let codes: Vec<i8> = r.bytes()?.iter().map(|&b| b as i8).collect();
     let scales: Vec<f32> = r.u32s()?.into_iter().map(f32::from_bits).collect();
-    let codes = CodeMatrix::from_parts(codes, scales)?;
     let faces: Vec<u128> = r
         .bytes()?
         .chunks_exact(16)
@@ -234,87 +259,128 @@ fn read_client(r: &mut Reader<'_>, params: IndexParams) -> Option<ClientIndex> {
         .collect();
     let owner = r.u32s()?;
     let next = r.u32s()?;
-    let rows = codes.len();
-    if faces.len() != rows || owner.len() != rows || next.len() != rows {
-        return None;
-    }
     let slot_count = r.len(1)?;
     let mut slots = Vec::with_capacity(slot_count);
-    let mut free_slots = Vec::new();
-    let mut by_person = HashMap::with_capacity(slot_count);
-    for i in 0..slot_count {
+    for _ in 0..slot_count {
         if r.take(1)?[0] == 0 {
             slots.push(None);
-            free_slots.push(i as u32);
             continue;
         }
-        let key: [u8; 12] = r.take(12)?.try_into().ok()?;
-        let first = r.u32()?;
-        let collections = r.u32s()?.into_boxed_slice();
-        if first as usize >= rows {
-            return None;
-        }
-        by_person.insert(key, i as u32);
         slots.push(Some(PersonSlot {
-            key,
-            first,
-            collections,
+            key: r.take(12)?.try_into().ok()?,
+            first: r.u32()?,
+            collections: r.u32s()?.into_boxed_slice(),
         }));
     }
-    free_slots.reverse();
     let mut collections = Vec::new();
     for _ in 0..r.len(4)? {
         collections.push(CollectionId::parse(std::str::from_utf8(r.bytes()?).ok()?).ok()?);
     }
-    let graph = Hnsw::read_from(r)?;
-    if graph.len() > rows || slots.len() != by_person.len() + free_slots.len() {
-        return None;
-    }
-    // Every reference must land inside the arrays before the index is used.
-    let owner_ok = owner
-        .iter()
-        .all(|&o| o == NONE || (o as usize) < slots.len());
-    let next_ok = next.iter().all(|&n| n == NONE || (n as usize) < rows);
-    let colls_ok = slots.iter().flatten().all(|p| {
-        p.collections
-            .iter()
-            .all(|&c| (c as usize) < collections.len())
-    });
-    if !(owner_ok && next_ok && colls_ok) {
-        return None;
-    }
-    let mut index = ClientIndex::new(params);
-    let mut collection_faces = vec![0usize; collections.len()];
-    let mut live = 0;
-    for &o in &owner {
-        if let Some(p) = slots.get(o as usize).and_then(Option::as_ref) {
-            live += 1;
-            for &c in p.collections.iter() {
-                collection_faces[c as usize] += 1;
-            }
-        }
-    }
-    index.collection_number = collections
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), i as u32))
-        .collect();
-    index.codes = codes;
-    index.faces = faces;
-    index.owner = owner;
-    index.next = next;
-    index.live = live;
-    index.slots = slots;
-    index.free_slots = free_slots;
-    index.by_person = by_person;
-    index.collections = collections;
-    index.collection_faces = collection_faces;
-    // A graph built with other parameters is rebuilt rather than mixed.
-    index.graph = if graph.params() == params.hnsw {
-        graph
-    } else {
-        Hnsw::new(params.hnsw)
+    let parts = ClientIndexParts {
+        codes: Cow::Owned(codes),
+        scales: Cow::Owned(scales),
+        faces: Cow::Owned(faces),
+        owner: Cow::Owned(owner),
+        next: Cow::Owned(next),
+        slots: Cow::Owned(slots),
+        collections: Cow::Owned(collections),
+        graph: read_graph(r)?,
     };
-    debug_assert!(index.codes.all_codes().len() == rows * EMBEDDING_DIM);
-    Some(index)
+    ClientIndex::from_parts(params, parts)
+}
+
+fn read_graph(r: &mut Reader<'_>) -> Option<HnswParts<'static>> {
+    let params = HnswParams {
+        m: r.u32()? as usize,
+        ef_construction: r.u32()? as usize,
+    };
+    let base_links = r.u32s()?;
+    let mut upper = Vec::new();
+    for _ in 0..r.u64()? {
+        let row = r.u32()?;
+        let layers = (0..r.u32()?)
+            .map(|_| r.u32s())
+            .collect::<Option<Vec<_>>>()?;
+        upper.push((row, Cow::Owned(layers)));
+    }
+    let (entry, top) = (r.u32()?, r.u32()? as usize);
+    let deleted: Vec<bool> = r.bytes()?.iter().map(|&b| b != 0).collect();
+    Some(HnswParts {
+        params,
+        base_links: Cow::Owned(base_links),
+        upper,
+        entry: (entry != NO_ENTRY).then_some((entry, top)),
+        deleted: Cow::Owned(deleted),
+        level_rng: r.u64()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::{FaceId, PersonId, EMBEDDING_DIM};
+
+    fn unit(seed: u64) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let v: Vec<f32> = (0..EMBEDDING_DIM)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 11) as f32 / (1u64 << 53) as f32 - 0.5
+            })
+            .collect();
+        let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+        v.into_iter().map(|a| a / n).collect()
+    }
+
+    #[test]
+    fn a_gallery_read_back_saves_the_same_bytes() {
+        let params = IndexParams {
+            graph_min_faces: 50,
+            ..IndexParams::default()
+        };
+        let gallery = Gallery::new(params);
+        let client = ClientId::parse("acme").expect("client");
+        let coll = CollectionId::new_random();
+        let persons: Vec<PersonId> = (0..300).map(|_| PersonId::new_random()).collect();
+        for (i, person) in persons.iter().enumerate() {
+            let v: Vec<Vec<f32>> = (0..1 + i % 2).map(|j| unit((i * 2 + j) as u64)).collect();
+            let faces: Vec<(FaceId, &[f32])> = v
+                .iter()
+                .map(|v| (FaceId::new_random(), v.as_slice()))
+                .collect();
+            let cols = if i % 3 == 0 {
+                vec![coll.clone()]
+            } else {
+                vec![]
+            };
+            gallery.put_person(&client, person, &cols, &faces);
+        }
+        while gallery.build_graphs(1000) {}
+        // Tombstones, free person slots, and rows not yet in the graph.
+        for person in persons.iter().step_by(5) {
+            gallery.remove_person(&client, person);
+        }
+        let late = unit(9999);
+        gallery.put_person(
+            &client,
+            &PersonId::new_random(),
+            &[],
+            &[(FaceId::new_random(), &late)],
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (first, second) = (dir.path().join("a"), dir.path().join("b"));
+        save(&gallery, 42, &first).expect("save");
+        let bytes = std::fs::read(&first).expect("read");
+        let (generation, back) = load_and_erase(&first, params)
+            .expect("load")
+            .expect("found");
+        assert_eq!(generation, 42);
+        assert_eq!(back.graph_backlog(), gallery.graph_backlog());
+        save(&back, 42, &second).expect("save");
+        assert!(std::fs::read(&second).expect("read") == bytes);
+        assert!(load_and_erase(&first, params).expect("load").is_none());
+    }
 }

@@ -8,9 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use index::hnsw::HnswParams;
-use index::quantized::{dot_f32, TopK};
-use index::{rank_persons, Gallery, IndexParams, Mode, SearchRequest};
+use index::{dot_f32, rank_persons, Gallery, HnswParams, IndexParams, Mode, SearchRequest, TopK};
 use rayon::prelude::*;
 use serde_json::Value;
 use store::{ClientId, FaceId, PersonId, EMBEDDING_DIM};
