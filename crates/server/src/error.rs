@@ -13,6 +13,10 @@ pub enum ApiError {
     /// A well-formed token that has expired or was revoked.
     #[error("token expired or revoked")]
     TokenExpired,
+    /// `/v2/auth/session` refuses to renew a token that is invalid, expired or revoked; its
+    /// body is signed like an envelope, with this message.
+    #[error("token renewal refused")]
+    RenewalRefused(std::sync::Arc<str>),
     /// A request field failed validation; the text is in Joi's wording.
     #[error("validation: {0}")]
     Validation(String),
@@ -82,6 +86,14 @@ impl ApiError {
                 StatusCode::FORBIDDEN,
                 json!({"message": "token_expired", "code": "FORBIDDEN"}),
             ),
+            ApiError::RenewalRefused(signature) => (
+                StatusCode::UNAUTHORIZED,
+                json!({
+                    "code": "Unauthorized",
+                    "message": "Invalid or expired token.",
+                    "signature": {"message": &**signature, "dateTime": crate::envelope::date_time()},
+                }),
+            ),
             ApiError::Validation(message) => (
                 StatusCode::CONFLICT,
                 json!({"message": message, "code": "MissingParameter"}),
@@ -144,32 +156,30 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<store::Error> for ApiError {
-    fn from(e: store::Error) -> Self {
+impl From<service::Error> for ApiError {
+    fn from(e: service::Error) -> Self {
+        use service::{Error as E, ImageError as I};
         match e {
-            store::Error::UnknownCollection(_) => ApiError::CollectionNotFound,
-            store::Error::Invalid { field, reason } => {
-                ApiError::Validation(format!("\"{field}\" {reason}"))
-            }
-            store::Error::PersonAlreadySet(person) => {
+            E::Unauthenticated => ApiError::Unauthenticated,
+            E::TokenExpired => ApiError::TokenExpired,
+            E::Invalid { field, reason } => ApiError::Validation(format!("\"{field}\" {reason}")),
+            E::PersonNotFound => ApiError::PersonNotFound,
+            E::CollectionNotFound => ApiError::CollectionNotFound,
+            E::DuplicatePerson(person) => {
                 ApiError::PersonAlreadySet(crate::present::person(&person, None))
             }
-            store::Error::Unavailable(_) => ApiError::Busy,
-            other => ApiError::internal(other),
-        }
-    }
-}
-
-impl From<vision::Error> for ApiError {
-    fn from(e: vision::Error) -> Self {
-        use vision::DecodeError as D;
-        match e {
-            vision::Error::Decode(D::NotBase64 | D::Empty) => ApiError::NotBase64,
-            vision::Error::Decode(D::UnsupportedFormat | D::Corrupt(_)) => ApiError::InvalidImage,
-            vision::Error::Decode(D::DimensionsTooLarge { .. }) => ApiError::ImageTooLarge,
-            vision::Error::Decode(D::EncodedTooLarge { .. }) => ApiError::PayloadTooLarge,
-            vision::Error::FaceTooSmall { .. } => ApiError::FaceTooSmall,
-            other => ApiError::internal(other),
+            E::DuplicatedFace => ApiError::DuplicatedPerson,
+            E::LivenessFailed => ApiError::LivenessFailed,
+            E::NoFace => ApiError::NoFaceDetected,
+            E::FaceTooSmall => ApiError::FaceTooSmall,
+            E::LivenessUnavailable => ApiError::LivenessNotAvailable,
+            E::Image(I::NotBase64) => ApiError::NotBase64,
+            E::Image(I::UrlsDisabled) => ApiError::ImageUrlsDisabled,
+            E::Image(I::Invalid) => ApiError::InvalidImage,
+            E::Image(I::DimensionsTooLarge) => ApiError::ImageTooLarge,
+            E::Image(I::EncodedTooLarge) => ApiError::PayloadTooLarge,
+            E::Busy => ApiError::Busy,
+            E::Internal(detail) => ApiError::Internal(detail),
         }
     }
 }

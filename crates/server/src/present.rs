@@ -4,7 +4,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
-use store::{Collection, Person};
+use service::{Collection, Match, Person};
 
 fn iso(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -65,7 +65,8 @@ fn engine_time(t: &DateTime<Utc>) -> String {
 
 /// A person found by search or verify: the face engine's match item (`id`, `score`,
 /// `create_date`, `modified_date`) over the person's usual fields.
-pub fn match_item(p: &Person, score: vision::Score) -> Value {
+pub fn match_item(m: &Match) -> Value {
+    let (p, score) = (&m.person, m.score);
     let mut item = person(p, None);
     if let Value::Object(fields) = &mut item {
         fields.insert("id".into(), json!(p.id.as_str()));

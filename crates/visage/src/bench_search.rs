@@ -1,16 +1,16 @@
-//! `visage bench search`: 1:N search as the server runs it, minus the face pipeline, on a
-//! gallery already in a store (see `visage import`): the embedded index over SQLite, and
-//! pgvector in PostgreSQL, with the same query vectors. Prints p50/p99 latency (one query at
-//! a time) and recall@1 of each approximate mode against its own exact mode.
+//! `visage bench search`: 1:N search as the server runs it (the service's own search use
+//! case, from the probe's embedding on: index or pgvector, exact re-scoring, the persons
+//! read back), minus the face pipeline, on a gallery already in a store (see `visage
+//! import`): the embedded store, and PostgreSQL, with the same query vectors. Prints p50/p99
+//! latency (one query at a time) and recall@1 of FAST against ACCURATE on the same backend.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use index::{IndexParams, Mode, SearchRequest, SyncedGallery};
-use store::{ClientId, PersonId, PoolOptions, PostgresStore, SqliteStore, Store, EMBEDDING_DIM};
+use service::{ClientId, Embedding, PersonId, Score, SearchMode, SearchParams};
+use vision::EMBEDDING_DIM;
 
 use crate::stats::{ms, quantile};
 
@@ -29,50 +29,51 @@ pub struct BenchSearchArgs {
     pub queries: PathBuf,
     #[arg(long, default_value_t = 10)]
     pub k: usize,
+    #[command(flatten)]
+    pub models: crate::ModelsArgs,
 }
 
-fn read_queries(path: &std::path::Path) -> anyhow::Result<Vec<Vec<f32>>> {
+fn read_queries(path: &std::path::Path) -> anyhow::Result<Vec<Embedding>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if bytes.is_empty() || bytes.len() % (EMBEDDING_DIM * 4) != 0 {
         bail!("{}: not whole rows of {EMBEDDING_DIM} f32", path.display());
     }
-    Ok(bytes
+    bytes
         .chunks_exact(EMBEDDING_DIM * 4)
-        .map(|row| {
+        .enumerate()
+        .map(|(i, row)| {
             let v: Vec<f32> = row
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
-            let n = v
-                .iter()
-                .map(|x| x * x)
-                .sum::<f32>()
-                .sqrt()
-                .max(f32::MIN_POSITIVE);
-            v.into_iter().map(|x| x / n).collect()
+            Embedding::from_slice(&v).with_context(|| format!("query {i} is zero or not finite"))
         })
-        .collect())
+        .collect()
 }
 
-/// Runs every query once, timing each; returns (p50 ms, p99 ms, answers).
+/// Runs every query once, timing each; returns (p50 ms, p99 ms, faces searched, answers).
 async fn run<F, Fut>(
-    queries: &[Vec<f32>],
+    queries: &[Embedding],
     search: F,
-) -> anyhow::Result<(f64, f64, Vec<Vec<PersonId>>)>
+) -> anyhow::Result<(f64, f64, usize, Vec<Vec<PersonId>>)>
 where
-    F: Fn(Vec<f32>) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Vec<PersonId>>>,
+    F: Fn(Embedding) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(usize, Vec<PersonId>)>>,
 {
     let mut lat = Vec::with_capacity(queries.len());
     let mut out = Vec::with_capacity(queries.len());
+    let mut faces = 0;
     for q in queries {
         let t = Instant::now();
-        out.push(search(q.clone()).await?);
+        let (searched, found) = search(q.clone()).await?;
         lat.push(ms(t.elapsed()));
+        faces = searched;
+        out.push(found);
     }
     Ok((
         quantile(&lat, 0.5).unwrap_or(0.0),
         quantile(&lat, 0.99).unwrap_or(0.0),
+        faces,
         out,
     ))
 }
@@ -91,91 +92,102 @@ fn row(backend: &str, mode: &str, faces: usize, p50: f64, p99: f64, recall: Opti
     println!("{backend}\t{mode}\t{faces}\t{p50:.3}\t{p99:.3}\t{recall}");
 }
 
+/// The service as `visage serve` opens it, on the gallery in `store`.
+async fn open_service(
+    models: &crate::ModelsArgs,
+    store: service::StoreConfig,
+) -> anyhow::Result<service::Service> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    service::open(service::Config {
+        store,
+        models_dir: models.models_dir.clone(),
+        pipeline: vision::PipelineConfig::default(),
+        cpu_workers: workers,
+        cpu_queue: 64,
+        index: index::IndexParams::default(),
+        vacuum_every: std::time::Duration::from_secs(60),
+    })
+    .await
+}
+
+/// Both modes on one backend: the exact one as the reference, then the approximate one.
+async fn bench_backend(
+    name: &str,
+    svc: &service::Service,
+    client: &ClientId,
+    queries: &[Embedding],
+    k: usize,
+) -> anyhow::Result<()> {
+    // Score 0 is cosine -1: every one of the k nearest is returned, as a recall measure needs.
+    let min_score = Score::new(0.0).context("score 0")?;
+    let search = |mode: SearchMode| {
+        move |q: Embedding| async move {
+            let params = SearchParams {
+                min_score,
+                mode,
+                collection: None,
+                max_results: k,
+            };
+            let found = svc.search_embedding(client, &q, &params).await?;
+            Ok((
+                found.faces_searched,
+                found.matches.into_iter().map(|m| m.person.id).collect(),
+            ))
+        }
+    };
+    let (p50, p99, faces, exact) = run(queries, search(SearchMode::Accurate)).await?;
+    row(name, "ACCURATE", faces, p50, p99, None);
+    let (p50, p99, faces, fast) = run(queries, search(SearchMode::Fast)).await?;
+    row(
+        name,
+        "FAST",
+        faces,
+        p50,
+        p99,
+        Some(recall_at_1(&exact, &fast)),
+    );
+    Ok(())
+}
+
 pub fn run_cmd(args: &BenchSearchArgs) -> anyhow::Result<()> {
     let client = ClientId::parse(&args.client).map_err(|e| anyhow::anyhow!("bad --client: {e}"))?;
     let queries = read_queries(&args.queries)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = crate::serve_cmd::runtime()?;
     println!(
-        "bench search: {} queries, k {}, one at a time, candidates re-scored as the server does",
+        "bench search: {} queries, k {}, one at a time, through the service's own search (no face pipeline)",
         queries.len(),
         args.k
     );
     println!("backend\tmode\tfaces\tp50_ms\tp99_ms\trecall@1_vs_exact");
     rt.block_on(async {
         if let Some(dir) = &args.data_dir {
-            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir)?);
-            // A server's snapshot is read from a copy: loading erases the file it reads.
-            let saved = dir.join("index.snapshot");
-            let copy = tempfile::tempdir()?;
-            let snapshot = if saved.exists() {
-                let to = copy.path().join("index.snapshot");
-                std::fs::copy(&saved, &to)?;
-                Some(to)
-            } else {
-                None
-            };
             let started = Instant::now();
-            let (gallery, from) =
-                SyncedGallery::load(store, IndexParams::default(), snapshot.as_deref()).await?;
-            eprintln!("embedded: index from {from:?}");
+            let store = service::StoreConfig {
+                data_dir: dir.clone(),
+                database: None,
+            };
+            let svc = open_service(&args.models, store).await?;
             let loaded = started.elapsed().as_secs_f64();
-            while gallery.gallery().build_graphs(10_000) {}
+            svc.settle().await;
             eprintln!(
                 "embedded: loaded in {loaded:.1} s, graph in {:.1} s more",
                 started.elapsed().as_secs_f64() - loaded
             );
-            let faces = gallery.face_count(&client);
-            let gallery = &gallery;
-            let client = &client;
-            let search = |mode: Mode| {
-                move |q: Vec<f32>| async move {
-                    let request = SearchRequest {
-                        probe: &q,
-                        collection: None,
-                        mode,
-                        min_cosine: -1.0,
-                        max_results: args.k,
-                    };
-                    let found = gallery.search(client, &request).await?;
-                    Ok(found.hits.into_iter().map(|h| h.person).collect())
-                }
-            };
-            let (p50, p99, exact) = run(&queries, search(Mode::Exact)).await?;
-            row("embedded", "ACCURATE (int8 scan)", faces, p50, p99, None);
-            let (p50, p99, fast) = run(&queries, search(Mode::Fast)).await?;
-            row(
-                "embedded",
-                "FAST (HNSW)",
-                faces,
-                p50,
-                p99,
-                Some(recall_at_1(&exact, &fast)),
-            );
+            let measured = bench_backend("embedded", &svc, &client, &queries, args.k).await;
+            // Saves the index snapshot again, as a server's clean stop does.
+            svc.shutdown().await;
+            measured?;
         }
         if let Some(url) = &args.database {
-            let db = PostgresStore::connect(url, PoolOptions::default()).await?;
-            let faces = db.searchable_faces(&client, None).await? as usize;
-            let (db, client) = (&db, &client);
-            let search = |exact: bool| {
-                move |q: Vec<f32>| async move {
-                    // As the server does: the persons, and the face count beside them.
-                    let (found, _) = db.search(client, None, &q, args.k, exact).await?;
-                    Ok(found.into_iter().map(|(p, _)| p).collect())
-                }
+            let scratch = tempfile::tempdir()?;
+            let store = service::StoreConfig {
+                data_dir: scratch.path().to_owned(),
+                database: Some(url.clone()),
             };
-            let (p50, p99, exact) = run(&queries, search(true)).await?;
-            row("pgvector", "ACCURATE (exact scan)", faces, p50, p99, None);
-            let (p50, p99, fast) = run(&queries, search(false)).await?;
-            row(
-                "pgvector",
-                "FAST (HNSW)",
-                faces,
-                p50,
-                p99,
-                Some(recall_at_1(&exact, &fast)),
-            );
+            let svc = open_service(&args.models, store).await?;
+            let measured = bench_backend("pgvector", &svc, &client, &queries, args.k).await;
+            svc.shutdown().await;
+            measured?;
         }
         anyhow::Ok(())
     })

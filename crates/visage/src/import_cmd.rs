@@ -66,10 +66,11 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
         );
     }
     let rows = len / row_bytes;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let open = runtime.block_on(args.database.open(&args.data_dir, true))?;
+    let runtime = crate::serve_cmd::runtime()?;
+    let open = runtime.block_on(
+        args.database
+            .open(&args.data_dir, service::Access::Exclusive),
+    )?;
     let store = &open.store;
     let thumbnail = placeholder_thumbnail()?;
     let mut reader = BufReader::with_capacity(1 << 20, file);

@@ -69,10 +69,11 @@ pub fn run(args: &SeedArgs) -> anyhow::Result<()> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let open = runtime.block_on(args.database.open(&args.data_dir, true))?;
+    let runtime = crate::serve_cmd::runtime()?;
+    let open = runtime.block_on(
+        args.database
+            .open(&args.data_dir, service::Access::Exclusive),
+    )?;
     let store = &open.store;
     let started = std::time::Instant::now();
     let ids = runtime.block_on(store.seed_persons(&client, persons))?;

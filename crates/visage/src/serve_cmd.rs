@@ -2,12 +2,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use server::auth::{self, Secret};
-use store::{ClientId, SqliteStore, Store};
+use service::tokens::{self, Secret};
+use service::{Access, ClientId, OpenStore, StoreConfig};
 
 use crate::ModelsArgs;
 
@@ -55,43 +54,22 @@ pub struct DatabaseArgs {
     pub url: Option<String>,
 }
 
-/// An open store, and (for SQLite) the lock that keeps a server off it meanwhile.
-pub struct OpenStore {
-    pub store: Arc<dyn Store>,
-    _lock: Option<std::fs::File>,
-}
-
 impl DatabaseArgs {
-    /// The store these arguments name: PostgreSQL when a URL is given, else SQLite in
-    /// `data_dir`. With `exclusive`, an SQLite store is refused while a server runs on it.
+    /// PostgreSQL when a URL is given, else SQLite in `data_dir`.
+    pub fn store_config(&self, data_dir: &std::path::Path) -> StoreConfig {
+        StoreConfig {
+            data_dir: data_dir.to_owned(),
+            database: self.url.clone(),
+        }
+    }
+
+    /// The store these arguments name (see [`service::open_store`]).
     pub async fn open(
         &self,
         data_dir: &std::path::Path,
-        exclusive: bool,
+        access: Access,
     ) -> anyhow::Result<OpenStore> {
-        Ok(match &self.url {
-            Some(url) => OpenStore {
-                store: Arc::new(
-                    store::PostgresStore::connect(url, store::PoolOptions::default())
-                        .await
-                        .context("connecting to PostgreSQL")?,
-                ),
-                _lock: None,
-            },
-            None => {
-                let store = SqliteStore::open(data_dir)
-                    .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-                let lock = if exclusive {
-                    Some(server::lock_data_dir(data_dir)?)
-                } else {
-                    None
-                };
-                OpenStore {
-                    store: Arc::new(store),
-                    _lock: lock,
-                }
-            }
-        })
+        service::open_store(&self.store_config(data_dir), access).await
     }
 }
 
@@ -100,25 +78,27 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .cpu_workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let config = server::ServeConfig {
-        data_dir: args.data_dir,
-        addr: SocketAddr::new(args.host, args.port),
-        models_dir: args.models.models_dir,
-        body_limit: args.body_limit_mb * 1024 * 1024,
-        cpu_workers: workers,
-        cpu_queue: args.cpu_queue,
-        signature_message: args.signature,
-        index: index::IndexParams {
-            graph_min_faces: args.graph_min_faces,
-            ef_search: args.ef_search.max(1),
-            ..index::IndexParams::default()
+        service: service::Config {
+            store: args.database.store_config(&args.data_dir),
+            models_dir: args.models.models_dir,
+            pipeline: vision::PipelineConfig::default(),
+            cpu_workers: workers,
+            cpu_queue: args.cpu_queue,
+            index: index::IndexParams {
+                graph_min_faces: args.graph_min_faces,
+                ef_search: args.ef_search.max(1),
+                ..index::IndexParams::default()
+            },
+            vacuum_every: std::time::Duration::from_secs(args.vacuum_secs.max(1)),
         },
-        database: args.database.url,
-        vacuum_every: std::time::Duration::from_secs(args.vacuum_secs.max(1)),
+        addr: SocketAddr::new(args.host, args.port),
+        body_limit: args.body_limit_mb * 1024 * 1024,
+        signature_message: args.signature,
     };
     runtime()?.block_on(server::serve(config))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -151,7 +131,7 @@ pub fn create_token(data_dir: &std::path::Path, client: &str, ttl: &str) -> anyh
     let client = ClientId::parse(client).map_err(|e| anyhow::anyhow!("bad --client: {e}"))?;
     let ttl = parse_ttl(ttl)?;
     let secret = Secret::load_or_create(data_dir).context("JWT secret")?;
-    let (token, _) = auth::issue(&secret, &client, chrono::Utc::now().timestamp(), ttl);
+    let (token, _) = tokens::issue(&secret, &client, chrono::Utc::now().timestamp(), ttl)?;
     println!("{token}");
     Ok(())
 }
@@ -164,7 +144,7 @@ pub fn revoke_token(
 ) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp();
     let (jti, exp) = if jti_or_token.contains('.') {
-        let claims = auth::decode_unverified(jti_or_token)
+        let claims = tokens::decode_unverified(jti_or_token)
             .map_err(|e| anyhow::anyhow!("not a visage token: {e:?}"))?;
         (claims.jti, claims.exp)
     } else {
@@ -173,7 +153,7 @@ pub fn revoke_token(
     let expires = chrono::DateTime::from_timestamp(exp, 0).context("bad expiry")?;
     runtime()?.block_on(async {
         // Revoking under a running server is what this command is for: no lock.
-        let open = database.open(data_dir, false).await?;
+        let open = database.open(data_dir, Access::Shared).await?;
         open.store.revoke_token(&jti, expires).await?;
         anyhow::Ok(())
     })?;

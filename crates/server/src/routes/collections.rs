@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use serde_json::Value;
-use store::{CollectionId, CollectionUpdate, NewCollection, PersonId};
+use service::{CollectionId, CollectionUpdate, NewCollection, PersonId};
 
 use crate::auth::AuthClient;
 use crate::envelope::Envelope;
@@ -26,7 +26,7 @@ pub async fn create(
         description: f.opt_str("description")?.map(str::to_owned),
         project: f.opt_str("project")?.map(str::to_owned),
     };
-    let created = st.store.create_collection(&client, new).await?;
+    let created = st.service.create_collection(&client, new).await?;
     Ok(st.envelope(present::collection(&created)))
 }
 
@@ -34,7 +34,7 @@ pub async fn list(
     State(st): State<AppState>,
     AuthClient(client): AuthClient,
 ) -> ApiResult<Envelope> {
-    let all = st.store.list_collections(&client).await?;
+    let all = st.service.list_collections(&client).await?;
     let data = all.iter().map(present::collection).collect::<Vec<_>>();
     Ok(st.envelope(Value::Array(data)))
 }
@@ -44,11 +44,7 @@ pub async fn retrieve(
     AuthClient(client): AuthClient,
     Path(id): Path<String>,
 ) -> ApiResult<Envelope> {
-    let found = st
-        .store
-        .get_collection(&client, &collection_id(&id)?)
-        .await?
-        .ok_or(ApiError::CollectionNotFound)?;
+    let found = st.service.collection(&client, &collection_id(&id)?).await?;
     Ok(st.envelope(present::collection(&found)))
 }
 
@@ -91,15 +87,7 @@ pub async fn update(
             .map(people)
             .transpose()?,
     };
-    let listed = update.people.clone();
-    let updated = st
-        .store
-        .update_collection(&client, &id, update)
-        .await?
-        .ok_or(ApiError::CollectionNotFound)?;
-    if let Some(listed) = listed {
-        st.reindex_collection(&client, &id, &listed).await;
-    }
+    let updated = st.service.update_collection(&client, &id, update).await?;
     Ok(st.envelope(present::collection(&updated)))
 }
 
@@ -109,11 +97,6 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<Envelope> {
     let id = collection_id(&id)?;
-    let deleted = st
-        .store
-        .delete_collection(&client, &id)
-        .await?
-        .ok_or(ApiError::CollectionNotFound)?;
-    st.reindex_collection(&client, &id, &[]).await;
+    let deleted = st.service.delete_collection(&client, &id).await?;
     Ok(st.envelope(present::collection(&deleted)))
 }

@@ -1,49 +1,32 @@
 //! `/compare`: 1:1 between two sets of images, no enrolment.
 
 use axum::extract::State;
-use serde_json::json;
-use vision::{Face, Score};
+use serde_json::{json, Value};
+use service::params::{
+    COMPARE_MIN_SCORE_RANGE, DEFAULT_COMPARE_MIN_SCORE, MAX_GALLERY_IMAGES, MAX_IMAGES,
+};
+use service::{Comparison, Score};
 
-use super::params::{self, MAX_PROBE_IMAGES, SEARCH_MODES};
+use super::params;
 use crate::auth::AuthClient;
 use crate::envelope::Envelope;
-use crate::error::{ApiError, ApiResult};
-use crate::faces;
+use crate::error::ApiResult;
 use crate::validate::{Fields, JsonObject};
 use crate::AppState;
 
-pub const MAX_GALLERY_IMAGES: usize = 10;
-const COMPARE_MIN_SCORE_RANGE: (f64, f64) = (0.67, 0.95);
-const DEFAULT_COMPARE_MIN_SCORE: f64 = 0.85;
-
 /// `compare_min_score`: 0.67..=0.95, default 0.85.
-pub struct CompareThreshold(Score);
-
-impl CompareThreshold {
-    pub fn parse(f: &Fields<'_>) -> ApiResult<Self> {
-        let (floor, ceiling) = COMPARE_MIN_SCORE_RANGE;
-        params::opt_score(f, "compare_min_score", floor, ceiling)?
-            .or_else(|| Score::new(DEFAULT_COMPARE_MIN_SCORE))
-            .map(CompareThreshold)
-            .ok_or_else(|| ApiError::internal("default compare_min_score out of range"))
-    }
-
-    pub fn passes(&self, score: Score) -> bool {
-        score >= self.0
-    }
-
-    pub fn rounded(&self) -> f64 {
-        self.0.rounded()
-    }
+pub(super) fn threshold(f: &Fields<'_>) -> ApiResult<Score> {
+    params::score_or(
+        f,
+        "compare_min_score",
+        COMPARE_MIN_SCORE_RANGE,
+        DEFAULT_COMPARE_MIN_SCORE,
+    )
 }
 
-/// The score of the best probe/gallery pair.
-pub fn best_pair(probe: &[Face], gallery: &[Face]) -> Score {
-    let best = probe
-        .iter()
-        .flat_map(|p| gallery.iter().map(|g| p.embedding.cosine(&g.embedding)))
-        .fold(f32::NEG_INFINITY, f32::max);
-    Score::from_cosine(best)
+/// `{score, compare_min_score, passed}` of a comparison.
+pub(super) fn outcome(c: &Comparison, threshold: Score) -> Value {
+    json!({"score": c.score.rounded(), "compare_min_score": threshold.rounded(), "passed": c.passed})
 }
 
 /// The best probe/gallery pair (each image's largest face), in the union of the documented
@@ -54,28 +37,22 @@ pub async fn compare(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Envelope> {
     let f = Fields(&body);
-    let probe = f.req_str_or_array("probe", 1, MAX_PROBE_IMAGES)?;
+    let probe = f.req_str_or_array("probe", 1, MAX_IMAGES)?;
     let gallery = f.req_str_or_array("gallery", 1, MAX_GALLERY_IMAGES)?;
     // Required by the docs, not sent by Verifik's own demo client: optional here.
-    let mode = f.opt_enum("search_mode", &SEARCH_MODES)?.unwrap_or("FAST");
-    let threshold = CompareThreshold::parse(&f)?;
-    let images: Vec<&str> = probe.iter().chain(&gallery).copied().collect();
-    let faces = faces::largest_faces(&st.pipeline, &st.cpu, &images).await?;
-    let (probe_faces, gallery_faces) = faces.split_at(probe.len());
-    let score = best_pair(probe_faces, gallery_faces);
-    let passed = threshold.passes(score);
-    Ok(st.envelope(json!({
-        "score": score.rounded(),
-        "compare_min_score": threshold.rounded(),
-        "passed": passed,
-        "result": {
-            "score": score.rounded(),
-            "compare_min_score": threshold.rounded(),
-            "passed": passed,
-        },
-        "type": "compare",
-        "search_mode": mode,
-        "status": "success",
-        "comparedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    })))
+    let mode = params::opt_search_mode(&f)?;
+    let threshold = threshold(&f)?;
+    let compared = st.service.compare(&probe, &gallery, threshold).await?;
+    let mut data = outcome(&compared, threshold);
+    if let Value::Object(fields) = &mut data {
+        fields.insert("result".into(), outcome(&compared, threshold));
+        fields.insert("type".into(), json!("compare"));
+        fields.insert("search_mode".into(), json!(mode.as_str()));
+        fields.insert("status".into(), json!("success"));
+        fields.insert(
+            "comparedAt".into(),
+            json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        );
+    }
+    Ok(st.envelope(data))
 }

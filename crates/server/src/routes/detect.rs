@@ -2,21 +2,16 @@
 
 use axum::extract::State;
 use serde_json::{json, Value};
-use vision::{Detection, Score};
+use service::params::{DEFAULT_MIN_SCORE, DETECT_DEFAULT_MAX_RESULTS, DETECT_MIN_SCORE_RANGE};
+use service::{DetectParams, Detection};
 
-use super::params::{self, DEFAULT_MIN_SCORE, SEARCH_MODES};
+use super::params;
 use crate::auth::AuthClient;
 use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
-use crate::faces;
-use crate::matching;
 use crate::present;
 use crate::validate::{Fields, JsonObject};
 use crate::AppState;
-
-/// The legacy contract's range for `min_score` and its default for `max_results`.
-const DETECT_MIN_SCORE_RANGE: (f64, f64) = (0.70, 0.95);
-const DETECT_MAX_RESULTS: u32 = 99;
 
 fn point(p: [f32; 2]) -> Value {
     json!({"x": round1(p[0]), "y": round1(p[1])})
@@ -65,43 +60,29 @@ pub async fn detect(
         None if body.contains_key("images") => f.req_str_array("images", 1, 1)?[0],
         None => return Err(ApiError::required("image")),
     };
-    let (floor, ceiling) = DETECT_MIN_SCORE_RANGE;
-    let min_score = params::opt_score(&f, "min_score", floor, ceiling)?
-        .or_else(|| Score::new(DEFAULT_MIN_SCORE))
-        .ok_or_else(|| ApiError::internal("default min_score out of range"))?;
-    let mode = params::search_mode(f.opt_enum("search_mode", &SEARCH_MODES)?.unwrap_or("FAST"));
-    f.opt_str("collection_id")?;
-    let max_results = f
-        .opt_integer("max_results", 1, params::MAX_RESULTS)?
-        .unwrap_or(DETECT_MAX_RESULTS) as usize;
+    let min_score = params::score_or(&f, "min_score", DETECT_MIN_SCORE_RANGE, DEFAULT_MIN_SCORE)?;
+    let mode = params::opt_search_mode(&f)?;
+    let collection = f.opt_str("collection_id")?;
+    let max_results = params::max_results(&f, DETECT_DEFAULT_MAX_RESULTS)?;
     f.opt_bool("return_landmarks")?;
     f.opt_bool("return_attributes")?;
-    let collection = params::collection(&st, &client, &f).await?;
-
-    let mut detected = faces::all_faces(&st.pipeline, &st.cpu, image, collection.is_some()).await?;
-    detected.truncate(max_results);
-    let mut out = Vec::with_capacity(detected.len());
-    for (detection, embedding) in &detected {
-        let mut item = face(detection);
-        if let (Some(collection), Some(embedding), Value::Object(fields)) =
-            (&collection, embedding, &mut item)
-        {
-            let query = matching::SearchQuery {
-                probe: embedding,
-                collection: Some(collection),
-                mode,
-                min_score,
-                max_results,
-            };
-            let found = matching::search(&st, &client, query).await?;
-            let persons: Vec<Value> = found
-                .matches
-                .iter()
-                .map(|(p, s)| present::match_item(p, *s))
-                .collect();
-            fields.insert("persons".into(), Value::Array(persons));
-        }
-        out.push(item);
-    }
-    Ok(st.envelope(json!({"face_count": out.len(), "faces": out})))
+    let detect = DetectParams {
+        collection,
+        mode,
+        min_score,
+        max_results,
+    };
+    let detected = st.service.detect(&client, image, &detect).await?;
+    let faces: Vec<Value> = detected
+        .iter()
+        .map(|d| {
+            let mut item = face(&d.detection);
+            if let (Some(matches), Value::Object(fields)) = (&d.matches, &mut item) {
+                let persons = matches.iter().map(present::match_item).collect();
+                fields.insert("persons".into(), Value::Array(persons));
+            }
+            item
+        })
+        .collect();
+    Ok(st.envelope(json!({"face_count": faces.len(), "faces": faces})))
 }

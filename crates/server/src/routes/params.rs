@@ -1,31 +1,11 @@
-//! Parameters shared by the biometric endpoints, validated in Joi's words.
+//! Parameters shared by the biometric endpoints, validated in Joi's words. The numbers are
+//! the service's (`service::params`).
 
-use store::{ClientId, CollectionId};
-use vision::Score;
+use service::params::{DEFAULT_MAX_RESULTS, MAX_RESULTS};
+use service::{Score, SearchMode, SearchParams};
 
 use crate::error::{ApiError, ApiResult};
 use crate::validate::Fields;
-use crate::AppState;
-
-pub const MAX_PROBE_IMAGES: usize = 3;
-pub const SEARCH_MODES: [&str; 2] = ["FAST", "ACCURATE"];
-
-/// The engine behind a validated `search_mode`: ACCURATE compares every face; FAST uses the
-/// approximate graph on large galleries.
-pub fn search_mode(mode: &str) -> index::Mode {
-    if mode == "ACCURATE" {
-        index::Mode::Exact
-    } else {
-        index::Mode::Fast
-    }
-}
-pub const OPERATING_SYSTEMS: [&str; 3] = ["DESKTOP", "IOS", "ANDROID"];
-pub const DEFAULT_MAX_RESULTS: u32 = 10;
-pub const MAX_RESULTS: u32 = 100;
-/// The floor of `min_score` on every endpoint but `/search`, which allows 0.2.
-pub const MIN_SCORE_FLOOR: f64 = 0.5;
-/// The documented default of search thresholds where `min_score` is optional.
-pub const DEFAULT_MIN_SCORE: f64 = 0.81;
 
 /// A score threshold field within `floor..=1`.
 pub fn score(f: &Fields<'_>, key: &str, floor: f64) -> ApiResult<Score> {
@@ -33,30 +13,44 @@ pub fn score(f: &Fields<'_>, key: &str, floor: f64) -> ApiResult<Score> {
     Score::new(n).ok_or_else(|| ApiError::Validation(format!("\"{key}\" must be a number")))
 }
 
-pub fn opt_score(f: &Fields<'_>, key: &str, floor: f64, ceiling: f64) -> ApiResult<Option<Score>> {
-    Ok(f.opt_number(key, floor, ceiling)?.and_then(Score::new))
-}
-
-/// `max_results`: 1..=100, default 10.
-pub fn max_results(f: &Fields<'_>) -> ApiResult<usize> {
-    Ok(f.opt_integer("max_results", 1, MAX_RESULTS)?
-        .unwrap_or(DEFAULT_MAX_RESULTS) as usize)
-}
-
-/// The collection named by `collection_id` (`_id` or `code`), if any: an unknown one (or
-/// another client's) is 404 `invalid_collection`.
-pub async fn collection(
-    st: &AppState,
-    client: &ClientId,
+/// An optional score threshold within `range`, else `default`.
+pub fn score_or(
     f: &Fields<'_>,
-) -> ApiResult<Option<CollectionId>> {
-    let Some(reference) = f.opt_str("collection_id")? else {
-        return Ok(None);
-    };
-    let found = st
-        .store
-        .resolve_collection(client, reference.trim())
-        .await?
-        .ok_or(ApiError::CollectionNotFound)?;
-    Ok(Some(found.id))
+    key: &str,
+    (floor, ceiling): (f64, f64),
+    default: f64,
+) -> ApiResult<Score> {
+    f.opt_number(key, floor, ceiling)?
+        .or(Some(default))
+        .and_then(Score::new)
+        .ok_or_else(|| ApiError::internal(format!("default {key} out of range")))
+}
+
+pub fn search_mode(f: &Fields<'_>) -> ApiResult<SearchMode> {
+    let name = f.req_enum("search_mode", &SearchMode::NAMES)?;
+    SearchMode::parse(name).ok_or_else(|| ApiError::required("search_mode"))
+}
+
+/// Where the docs require `search_mode` and Verifik's own clients omit it.
+pub fn opt_search_mode(f: &Fields<'_>) -> ApiResult<SearchMode> {
+    Ok(f.opt_enum("search_mode", &SearchMode::NAMES)?
+        .and_then(SearchMode::parse)
+        .unwrap_or(SearchMode::DEFAULT))
+}
+
+/// `max_results`: 1..=100, `default` when absent.
+pub fn max_results(f: &Fields<'_>, default: u32) -> ApiResult<usize> {
+    Ok(f.opt_integer("max_results", 1, MAX_RESULTS)?
+        .unwrap_or(default) as usize)
+}
+
+/// The search fields every 1:N endpoint shares, in Joi's order (`min_score`,
+/// `search_mode`, `collection_id`, `max_results`).
+pub fn search<'a>(f: &Fields<'a>, min_score_floor: f64) -> ApiResult<SearchParams<'a>> {
+    Ok(SearchParams {
+        min_score: score(f, "min_score", min_score_floor)?,
+        mode: search_mode(f)?,
+        collection: f.opt_str("collection_id")?,
+        max_results: max_results(f, DEFAULT_MAX_RESULTS)?,
+    })
 }

@@ -3,23 +3,21 @@
 
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{json, Value};
-use store::{
-    ClientId, Collection, CollectionId, DetachOutcome, Gender, NewFace, NewPerson, PersonFilter,
-    PersonId, PersonStatus, PersonUpdate,
+use service::params::{MAX_COLLECTIONS, MAX_IMAGES};
+use service::{
+    CollectionId, Gender, PersonChanges, PersonDraft, PersonId, PersonList, PersonQuery,
+    PersonStatus,
 };
 
 use crate::auth::AuthClient;
 use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
-use crate::faces::largest_faces;
 use crate::present;
 use crate::query::Query;
 use crate::validate::{Fields, JsonObject};
 use crate::AppState;
 
-const MAX_IMAGES: usize = 3;
-const MAX_COLLECTIONS: usize = 100;
-const GENDERS: [&str; 2] = ["M", "F"];
+pub(super) const GENDERS: [&str; 2] = ["M", "F"];
 const STATUSES: [&str; 3] = ["active", "inactive", "pending"];
 
 fn person_id(raw: &str) -> ApiResult<PersonId> {
@@ -38,63 +36,20 @@ pub(super) fn clean_name(raw: &str) -> ApiResult<String> {
     Ok(name)
 }
 
-async fn resolve_collections(
-    st: &AppState,
-    client: &ClientId,
-    refs: &[&str],
-) -> ApiResult<Vec<CollectionId>> {
-    let mut ids = Vec::with_capacity(refs.len());
-    for r in refs {
-        let c = st
-            .store
-            .resolve_collection(client, r)
-            .await?
-            .ok_or(ApiError::CollectionNotFound)?;
-        if !ids.contains(&c.id) {
-            ids.push(c.id);
-        }
-    }
-    Ok(ids)
-}
-
-async fn enrol(st: &AppState, images: &[&str]) -> ApiResult<Vec<NewFace>> {
-    let faces = largest_faces(&st.pipeline, &st.cpu, images).await?;
-    Ok(faces
-        .into_iter()
-        .map(|f| NewFace {
-            embedding: f.embedding.as_slice().to_vec(),
-            thumbnail_jpeg: f.thumbnail_jpeg,
-        })
-        .collect())
-}
-
 /// The person fields of a create or update body, validated; all optional here.
-struct PersonFields<'a> {
-    name: Option<String>,
-    images: Option<Vec<&'a str>>,
-    gender: Option<Gender>,
-    date_of_birth: Option<chrono::NaiveDate>,
-    nationality: Option<String>,
-    notes: Option<String>,
-    status: Option<PersonStatus>,
-    collections: Option<Vec<&'a str>>,
-}
-
-impl<'a> PersonFields<'a> {
-    fn parse(f: &Fields<'a>) -> ApiResult<Self> {
-        Ok(PersonFields {
-            name: f.opt_str("name")?.map(clean_name).transpose()?,
-            images: f.opt_str_array("images", 1, MAX_IMAGES)?,
-            gender: f.opt_enum("gender", &GENDERS)?.and_then(Gender::parse),
-            date_of_birth: f.opt_date("date_of_birth")?,
-            nationality: f.opt_str("nationality")?.map(str::to_owned),
-            notes: f.opt_str("notes")?.map(str::to_owned),
-            status: f
-                .opt_enum("status", &STATUSES)?
-                .and_then(PersonStatus::parse),
-            collections: f.opt_str_array("collections", 0, MAX_COLLECTIONS)?,
-        })
-    }
+fn changes<'a>(f: &Fields<'a>) -> ApiResult<PersonChanges<'a>> {
+    Ok(PersonChanges {
+        name: f.opt_str("name")?.map(clean_name).transpose()?,
+        images: f.opt_str_array("images", 1, MAX_IMAGES)?,
+        gender: f.opt_enum("gender", &GENDERS)?.and_then(Gender::parse),
+        date_of_birth: f.opt_date("date_of_birth")?,
+        nationality: f.opt_str("nationality")?.map(str::to_owned),
+        notes: f.opt_str("notes")?.map(str::to_owned),
+        status: f
+            .opt_enum("status", &STATUSES)?
+            .and_then(PersonStatus::parse),
+        collections: f.opt_str_array("collections", 0, MAX_COLLECTIONS)?,
+    })
 }
 
 pub async fn create(
@@ -106,28 +61,30 @@ pub async fn create(
     // Required fields first, so their message wins as in Joi.
     f.req_str("name")?;
     f.req_str_array("images", 1, MAX_IMAGES)?;
-    let p = PersonFields::parse(&f)?;
-    let refs = p.collections.unwrap_or_default();
-    let collections = resolve_collections(&st, &client, &refs).await?;
-    let faces = enrol(&st, &p.images.unwrap_or_default()).await?;
-    let new = NewPerson {
+    let p = changes(&f)?;
+    let draft = PersonDraft {
         name: p.name.unwrap_or_default(),
         gender: p.gender,
         date_of_birth: p.date_of_birth,
         nationality: p.nationality,
         notes: p.notes,
         status: p.status.unwrap_or(PersonStatus::Active),
-        collections,
-        faces,
+        collections: p.collections.unwrap_or_default(),
+        images: p.images.unwrap_or_default(),
     };
-    let person = st.store.create_person(&client, new).await?;
-    st.reindex_persons(&client, std::slice::from_ref(&person.id))
-        .await;
+    let person = st.service.enrol(&client, draft).await?;
     Ok(st.envelope(present::person(&person, None)))
 }
 
-fn pagination(page: u32, limit: u32, total: u64) -> Value {
-    json!({"page": page, "limit": limit, "total": total, "pages": total.div_ceil(u64::from(limit))})
+/// `data`: the persons, with their collections whole when `collections` came along.
+fn persons_page(list: &PersonList) -> Value {
+    let populated = list.collections.as_deref();
+    Value::Array(
+        list.persons
+            .iter()
+            .map(|p| present::person(p, populated))
+            .collect(),
+    )
 }
 
 pub async fn list(
@@ -142,27 +99,19 @@ pub async fn list(
         None => None,
         Some(s) => Some(PersonStatus::parse(s).ok_or(ApiError::InvalidQuery)?),
     };
-    let collection = match q.value("collection") {
-        None => None,
-        Some(c) => Some(resolve_collections(&st, &client, &[c]).await?.remove(0)),
+    let query = PersonQuery {
+        collection: q.value("collection"),
+        status,
+        page,
+        limit,
+        with_collections: q.has(&["populates[]", "populates"], "collections"),
     };
-    let populate = q.has(&["populates[]", "populates"], "collections");
-    let (persons, total) = st
-        .store
-        .list_persons(&client, PersonFilter { collection, status }, page, limit)
-        .await?;
-    let all = if populate {
-        Some(st.store.list_collections(&client).await?)
-    } else {
-        None
-    };
-    let data: Vec<Value> = persons
-        .iter()
-        .map(|p| present::person(p, all.as_deref()))
-        .collect();
-    Ok(st
-        .envelope(Value::Array(data))
-        .with("pagination", pagination(page, limit, total)))
+    let list = st.service.list_persons(&client, query).await?;
+    let pages = list.total.div_ceil(u64::from(limit));
+    Ok(st.envelope(persons_page(&list)).with(
+        "pagination",
+        json!({"page": page, "limit": limit, "total": list.total, "pages": pages}),
+    ))
 }
 
 pub async fn lookup(
@@ -190,16 +139,13 @@ pub async fn lookup(
     };
     let page = q.number(&["page"], 1, u32::MAX)?;
     let limit = q.number(&["limit"], 20, 100)?;
-    let (persons, total) = st
-        .store
+    let list = st
+        .service
         .lookup_persons(&client, name, dob, page, limit)
         .await?;
-    let all: Vec<Collection> = st.store.list_collections(&client).await?;
-    let data: Vec<Value> = persons
-        .iter()
-        .map(|p| present::person(p, Some(&all)))
-        .collect();
-    Ok(st.envelope(Value::Array(data)).with("total", json!(total)))
+    Ok(st
+        .envelope(persons_page(&list))
+        .with("total", json!(list.total)))
 }
 
 pub async fn retrieve(
@@ -207,11 +153,7 @@ pub async fn retrieve(
     AuthClient(client): AuthClient,
     Path(id): Path<String>,
 ) -> ApiResult<Envelope> {
-    let person = st
-        .store
-        .get_person(&client, &person_id(&id)?)
-        .await?
-        .ok_or(ApiError::PersonNotFound)?;
+    let person = st.service.person(&client, &person_id(&id)?).await?;
     Ok(st.envelope(present::person(&person, None)))
 }
 
@@ -222,35 +164,8 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Envelope> {
     let id = person_id(&id)?;
-    let p = PersonFields::parse(&Fields(&body))?;
-    let collections = match p.collections {
-        Some(refs) => Some(resolve_collections(&st, &client, &refs).await?),
-        None => None,
-    };
-    // Existence first, so a missing person costs no face work.
-    if st.store.get_person(&client, &id).await?.is_none() {
-        return Err(ApiError::PersonNotFound);
-    }
-    let faces = match p.images {
-        Some(images) => Some(enrol(&st, &images).await?),
-        None => None,
-    };
-    let update = PersonUpdate {
-        name: p.name,
-        gender: p.gender,
-        date_of_birth: p.date_of_birth,
-        nationality: p.nationality,
-        notes: p.notes,
-        status: p.status,
-        faces,
-        collections,
-    };
-    let person = st
-        .store
-        .update_person(&client, &id, update)
-        .await?
-        .ok_or(ApiError::PersonNotFound)?;
-    st.reindex_persons(&client, std::slice::from_ref(&id)).await;
+    let changes = changes(&Fields(&body))?;
+    let person = st.service.update_person(&client, &id, changes).await?;
     Ok(st.envelope(present::person(&person, None)))
 }
 
@@ -261,34 +176,14 @@ pub async fn delete(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Envelope> {
     let id = person_id(&id)?;
-    let q = Query::parse(raw.as_deref());
-    let (deleted, remaining) = match q.value("collection") {
+    let (deleted, remaining) = match Query::parse(raw.as_deref()).value("collection") {
         None => {
-            if !st.store.erase_person(&client, &id).await? {
-                return Err(ApiError::PersonNotFound);
-            }
-            st.search.forget_person(&client, &id).await;
+            st.service.erase_person(&client, &id).await?;
             (true, Vec::new())
         }
-        Some(reference) => {
-            let collection = st
-                .store
-                .resolve_collection(&client, reference)
-                .await?
-                .ok_or(ApiError::CollectionNotFound)?;
-            match st.store.detach_person(&client, &id, &collection.id).await? {
-                DetachOutcome::PersonNotFound | DetachOutcome::NotAMember => {
-                    return Err(ApiError::PersonNotFound)
-                }
-                DetachOutcome::Detached { remaining } => {
-                    st.reindex_persons(&client, std::slice::from_ref(&id)).await;
-                    (false, remaining)
-                }
-                DetachOutcome::Erased => {
-                    st.search.forget_person(&client, &id).await;
-                    (true, Vec::new())
-                }
-            }
+        Some(collection) => {
+            let detached = st.service.detach_person(&client, &id, collection).await?;
+            (detached.erased, detached.remaining)
         }
     };
     let collections: Vec<&str> = remaining.iter().map(CollectionId::as_str).collect();

@@ -2,14 +2,13 @@
 
 use axum::extract::State;
 use serde_json::{json, Value};
-use store::PersonId;
+use service::params::{MAX_IMAGES, MIN_SCORE_FLOOR};
+use service::PersonId;
 
-use super::params::{self, MAX_PROBE_IMAGES, MIN_SCORE_FLOOR, SEARCH_MODES};
+use super::params;
 use crate::auth::AuthClient;
 use crate::envelope::Envelope;
 use crate::error::{ApiError, ApiResult};
-use crate::faces;
-use crate::matching;
 use crate::present;
 use crate::validate::{Fields, JsonObject};
 use crate::AppState;
@@ -25,20 +24,23 @@ pub async fn verify(
     // The legacy page named the probe `image`; its own sample sent `images`.
     let images = match f.opt_str("image")? {
         Some(image) if !body.contains_key("images") => vec![image],
-        _ => f.req_str_array("images", 1, MAX_PROBE_IMAGES)?,
+        _ => f.req_str_array("images", 1, MAX_IMAGES)?,
     };
     let min_score = params::score(&f, "min_score", MIN_SCORE_FLOOR)?;
-    f.req_enum("search_mode", &SEARCH_MODES)?;
-    let collection = params::collection(&st, &client, &f).await?;
+    params::search_mode(&f)?;
+    let collection = f.opt_str("collection_id")?;
     let id = PersonId::parse(id.trim()).map_err(|_| ApiError::PersonNotFound)?;
-    // The person first, so an unknown id costs no face work.
-    let person = matching::verifiable_person(&st, &client, &id, collection.as_ref()).await?;
-    let probe = faces::probe(&st.pipeline, &st.cpu, &images).await?;
-    let score = matching::best_score(&st, &client, &id, &probe).await?;
-    let matched = if score >= min_score {
-        present::match_item(&person, score)
+    let verified = st
+        .service
+        .verify(&client, &id, &images, collection, min_score)
+        .await?;
+    let matched = if verified.matched {
+        present::match_item(&service::Match {
+            person: verified.person,
+            score: verified.score,
+        })
     } else {
         Value::Null
     };
-    Ok(st.envelope(json!({"match": matched, "score": score.rounded()})))
+    Ok(st.envelope(json!({"match": matched, "score": verified.score.rounded()})))
 }

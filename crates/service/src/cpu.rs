@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+use crate::error::Error;
 
 #[derive(Clone)]
 pub struct CpuPool {
@@ -35,24 +35,24 @@ impl CpuPool {
         }
     }
 
-    pub async fn run<T, F>(&self, job: F) -> Result<T, ApiError>
+    pub async fn run<T, F>(&self, job: F) -> Result<T, Error>
     where
-        F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce() -> Result<T, Error> + Send + 'static,
         T: Send + 'static,
     {
         let admitted = self.admitted.fetch_add(1, Ordering::AcqRel);
         let _admission = Admission(self.admitted.clone());
         if admitted >= self.capacity {
-            return Err(ApiError::Busy);
+            return Err(Error::Busy);
         }
         let _permit = self
             .running
             .acquire()
             .await
-            .map_err(|_| ApiError::internal("cpu pool closed"))?;
+            .map_err(|_| Error::internal("cpu pool closed"))?;
         tokio::task::spawn_blocking(job)
             .await
-            .map_err(|e| ApiError::internal(format!("cpu job failed: {e}")))?
+            .map_err(|e| Error::internal(format!("cpu job failed: {e}")))?
     }
 }
 
@@ -77,7 +77,7 @@ mod tests {
             }));
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        assert!(matches!(pool.run(|| Ok(())).await, Err(ApiError::Busy)));
+        assert!(matches!(pool.run(|| Ok(())).await, Err(Error::Busy)));
         release.send(()).expect("send");
         release.send(()).expect("send");
         for job in jobs {

@@ -1,0 +1,184 @@
+//! Request images to faces: the checks Verifik makes on image strings, then the vision
+//! pipeline on the CPU pool.
+
+use std::sync::Arc;
+
+use image::RgbImage;
+use vision::{largest, Detection, Embedding, Face, Pipeline};
+
+use crate::cpu::CpuPool;
+use crate::error::{Error, ImageError, Result};
+
+/// Strings shorter than this cannot be an image; Verifik answers `only_images_in_base64`.
+const MIN_IMAGE_CHARS: usize = 100;
+
+fn check_image_string(s: &str) -> Result<()> {
+    let t = s.trim();
+    if t.starts_with("http://") || t.starts_with("https://") {
+        return Err(Error::Image(ImageError::UrlsDisabled));
+    }
+    if t.len() < MIN_IMAGE_CHARS {
+        return Err(Error::Image(ImageError::NotBase64));
+    }
+    Ok(())
+}
+
+/// The face pipeline and the pool it runs on.
+#[derive(Clone)]
+pub(crate) struct Faces {
+    pub pipeline: Arc<Pipeline>,
+    pub cpu: CpuPool,
+}
+
+impl Faces {
+    /// Checks every string, then decodes each image and applies `per_image` (with the image's
+    /// index) to it on the CPU pool, in one job; the first failure fails the whole call.
+    async fn each_image<T, F>(&self, images: &[&str], per_image: F) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: Fn(&Pipeline, usize, &RgbImage) -> Result<T> + Send + 'static,
+    {
+        for s in images {
+            check_image_string(s)?;
+        }
+        let owned: Vec<String> = images.iter().map(|s| s.to_string()).collect();
+        let pipeline = self.pipeline.clone();
+        self.cpu
+            .run(move || {
+                owned
+                    .iter()
+                    .enumerate()
+                    .map(|(i, text)| per_image(&pipeline, i, &pipeline.decode_base64(text)?))
+                    .collect()
+            })
+            .await
+    }
+
+    /// Fails early, before any image work, when liveness is asked for and not installed.
+    pub fn require_liveness(&self) -> Result<()> {
+        match self.pipeline.liveness() {
+            Some(_) => Ok(()),
+            None => Err(Error::LivenessUnavailable),
+        }
+    }
+
+    /// The largest face of each image; an image without a face fails the call.
+    pub async fn largest_faces(&self, images: &[&str]) -> Result<Vec<Face>> {
+        self.each_image(images, |p, _, img| {
+            p.largest_face(img)?.ok_or(Error::NoFace)
+        })
+        .await
+    }
+
+    /// The live score of the largest face of one image.
+    pub async fn liveness(&self, image: &str) -> Result<f32> {
+        self.require_liveness()?;
+        let mut scores = self
+            .each_image(&[image], |p, _, img| {
+                live_score(p, img, &largest_detection(p, img)?)
+            })
+            .await?;
+        scores.pop().ok_or(Error::NoFace)
+    }
+
+    /// The largest face of each image, and the live score of the first image's face (the
+    /// live capture, where a use case takes one).
+    pub async fn largest_faces_first_live(&self, images: &[&str]) -> Result<(Vec<Face>, f32)> {
+        self.require_liveness()?;
+        let scored = self
+            .each_image(images, |p, i, img| {
+                let detection = largest_detection(p, img)?;
+                let live = if i == 0 {
+                    Some(live_score(p, img, &detection)?)
+                } else {
+                    None
+                };
+                Ok((p.face(img, &detection)?, live))
+            })
+            .await?;
+        let live = scored.first().and_then(|s| s.1).ok_or(Error::NoFace)?;
+        Ok((scored.into_iter().map(|s| s.0).collect(), live))
+    }
+
+    /// One embedding for 1-3 images of the same person: the normalised mean of their
+    /// largest faces' embeddings.
+    pub async fn probe(&self, images: &[&str]) -> Result<Embedding> {
+        let faces = self.largest_faces(images).await?;
+        combine(faces.iter().map(|f| &f.embedding))
+    }
+
+    /// Like [`Self::probe`], for tight face crops: an image in which no face is detected is
+    /// taken to be the face itself, resized to the embedder's input.
+    pub async fn crop_probe(&self, images: &[&str]) -> Result<Embedding> {
+        let embeddings = self
+            .each_image(images, |p, _, img| {
+                Ok(match p.largest_face(img)? {
+                    Some(face) => face.embedding,
+                    None => p.embed_crop(img)?,
+                })
+            })
+            .await?;
+        combine(embeddings.iter())
+    }
+
+    /// Every face of one image, best detection score first, each with its embedding when
+    /// `embed` is set.
+    pub async fn all_faces(
+        &self,
+        image: &str,
+        embed: bool,
+    ) -> Result<Vec<(Detection, Option<Embedding>)>> {
+        let mut per_image = self
+            .each_image(&[image], move |p, _, img| {
+                p.detect(img)?
+                    .into_iter()
+                    .map(|d| {
+                        let embedding = if embed {
+                            Some(p.embed_aligned(&p.align(img, &d)?)?)
+                        } else {
+                            None
+                        };
+                        Ok((d, embedding))
+                    })
+                    .collect()
+            })
+            .await?;
+        Ok(per_image.pop().unwrap_or_default())
+    }
+}
+
+/// The live score of an image's largest face.
+fn live_score(p: &Pipeline, img: &RgbImage, face: &Detection) -> Result<f32> {
+    let liveness = p.liveness().ok_or(Error::LivenessUnavailable)?;
+    Ok(liveness.score(img, face)?)
+}
+
+fn largest_detection(p: &Pipeline, img: &RgbImage) -> Result<Detection> {
+    largest(&p.detect(img)?).cloned().ok_or(Error::NoFace)
+}
+
+/// The normalised mean of several embeddings of one person.
+pub(crate) fn combine<'a>(
+    embeddings: impl IntoIterator<Item = &'a Embedding>,
+) -> Result<Embedding> {
+    // Only fails if embeddings of one person cancel out exactly, which real faces do not.
+    Embedding::mean(embeddings).ok_or(Error::NoFace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_strings_and_urls_are_refused_before_decoding() {
+        assert!(matches!(
+            check_image_string("abc"),
+            Err(Error::Image(ImageError::NotBase64))
+        ));
+        assert!(matches!(
+            check_image_string("https://example.com/face.jpg"),
+            Err(Error::Image(ImageError::UrlsDisabled))
+        ));
+        assert!(check_image_string(&"A".repeat(200)).is_ok());
+    }
+}

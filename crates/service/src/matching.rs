@@ -1,0 +1,295 @@
+//! 1:N search, 1:1 verify and compare, detection and liveness: thresholds in API scores,
+//! answers as persons with scores.
+
+use store::{ClientId, CollectionId, Person, PersonId, PersonStatus};
+use vision::{Detection, Embedding, Face, Score};
+
+use crate::error::{Error, Result};
+use crate::params::{LiveScore, SearchMode};
+use crate::search::Query;
+use crate::Service;
+
+/// How a 1:N search is asked.
+#[derive(Debug, Clone)]
+pub struct SearchParams<'a> {
+    pub min_score: Score,
+    pub mode: SearchMode,
+    /// A collection `_id` or `code` to search in; all the client's active persons when
+    /// absent.
+    pub collection: Option<&'a str>,
+    pub max_results: usize,
+}
+
+/// A person found, with the score of its best face.
+#[derive(Debug, Clone)]
+pub struct Match {
+    pub person: Person,
+    pub score: Score,
+}
+
+/// Persons found, best first, and how many faces were compared to find them.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub matches: Vec<Match>,
+    pub faces_searched: usize,
+}
+
+/// A 1:1 verification: the person, the best score of the probe against its faces, and
+/// whether that reaches the threshold.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub person: Person,
+    pub score: Score,
+    pub matched: bool,
+}
+
+/// The best probe/gallery score and whether it reaches the threshold.
+#[derive(Debug, Clone, Copy)]
+pub struct Comparison {
+    pub score: Score,
+    pub passed: bool,
+}
+
+/// `/detect` with an optional search of every face.
+#[derive(Debug, Clone)]
+pub struct DetectParams<'a> {
+    /// When given, each face is searched in this collection (`_id` or `code`).
+    pub collection: Option<&'a str>,
+    pub mode: SearchMode,
+    pub min_score: Score,
+    /// At most this many faces, and this many matches per face.
+    pub max_results: usize,
+}
+
+/// One detected face; `matches` when a collection was searched.
+#[derive(Debug, Clone)]
+pub struct DetectedFace {
+    pub detection: Detection,
+    pub matches: Option<Vec<Match>>,
+}
+
+/// The score of the best probe/gallery pair.
+fn best_pair(probe: &[Face], gallery: &[Face]) -> Score {
+    let best = probe
+        .iter()
+        .flat_map(|p| gallery.iter().map(|g| p.embedding.cosine(&g.embedding)))
+        .fold(f32::NEG_INFINITY, f32::max);
+    Score::from_cosine(best)
+}
+
+impl Service {
+    /// 1:N with 1-3 images of one person (their largest faces, averaged).
+    pub async fn search(
+        &self,
+        client: &ClientId,
+        images: &[&str],
+        params: &SearchParams<'_>,
+    ) -> Result<Found> {
+        let scope = self.resolve_scope(client, params.collection).await?;
+        let probe = self.faces.probe(images).await?;
+        self.search_in(client, &probe, scope.as_ref(), params).await
+    }
+
+    /// 1:N with tight face crops: an image in which no face is detected is embedded whole.
+    pub async fn search_crops(
+        &self,
+        client: &ClientId,
+        images: &[&str],
+        params: &SearchParams<'_>,
+    ) -> Result<Found> {
+        let scope = self.resolve_scope(client, params.collection).await?;
+        let probe = self.faces.crop_probe(images).await?;
+        self.search_in(client, &probe, scope.as_ref(), params).await
+    }
+
+    /// 1:N with an embedding already made (benchmarks; the same search as every other).
+    pub async fn search_embedding(
+        &self,
+        client: &ClientId,
+        probe: &Embedding,
+        params: &SearchParams<'_>,
+    ) -> Result<Found> {
+        let scope = self.resolve_scope(client, params.collection).await?;
+        self.search_in(client, probe, scope.as_ref(), params).await
+    }
+
+    /// Liveness on one image, then 1:N with its face; `LivenessFailed` when the live score
+    /// is not above `liveness_min_score`.
+    pub async fn search_live(
+        &self,
+        client: &ClientId,
+        image: &str,
+        liveness_min_score: f64,
+        params: &SearchParams<'_>,
+    ) -> Result<(Found, LiveScore)> {
+        let scope = self.resolve_scope(client, params.collection).await?;
+        let (faces, live) = self.faces.largest_faces_first_live(&[image]).await?;
+        let live = LiveScore::new(live);
+        if !live.passes(liveness_min_score) {
+            return Err(Error::LivenessFailed);
+        }
+        let probe = &faces.first().ok_or(Error::NoFace)?.embedding;
+        let found = self
+            .search_in(client, probe, scope.as_ref(), params)
+            .await?;
+        Ok((found, live))
+    }
+
+    /// The one 1:N search: over the client's active persons (in `scope`, if given).
+    pub(crate) async fn search_in(
+        &self,
+        client: &ClientId,
+        probe: &Embedding,
+        scope: Option<&CollectionId>,
+        params: &SearchParams<'_>,
+    ) -> Result<Found> {
+        // The score map is monotone, so the score threshold is a cosine threshold; the small
+        // margin keeps faces whose score rounds to exactly `min_score`, which are then
+        // checked on the score itself.
+        let query = Query {
+            probe: probe.as_slice().to_vec(),
+            collection: scope.cloned(),
+            mode: params.mode,
+            min_cosine: params.min_score.to_cosine() - 1e-6,
+            max_results: params.max_results,
+        };
+        let outcome = self.search.search(client, query).await?;
+        let mut matches = Vec::with_capacity(outcome.hits.len());
+        for hit in outcome.hits {
+            let score = Score::from_cosine(hit.cosine);
+            if score < params.min_score {
+                continue;
+            }
+            // A person erased between the scan and this read is simply not reported.
+            if let Some(person) = self.store.get_person(client, &hit.person).await? {
+                matches.push(Match { person, score });
+            }
+        }
+        Ok(Found {
+            matches,
+            faces_searched: outcome.faces_searched,
+        })
+    }
+
+    /// 1:1 against an enrolled person: the client's, active, and in `collection` when one
+    /// is given; otherwise `PersonNotFound`.
+    pub async fn verify(
+        &self,
+        client: &ClientId,
+        id: &PersonId,
+        images: &[&str],
+        collection: Option<&str>,
+        min_score: Score,
+    ) -> Result<Verification> {
+        let scope = self.resolve_scope(client, collection).await?;
+        // The person first, so an unknown id costs no face work.
+        let person = self
+            .store
+            .get_person(client, id)
+            .await?
+            .filter(|p| p.status == PersonStatus::Active)
+            .filter(|p| scope.as_ref().is_none_or(|c| p.collections.contains(c)))
+            .ok_or(Error::PersonNotFound)?;
+        let probe = self.faces.probe(images).await?;
+        let best = self
+            .store
+            .faces_of_person(client, id)
+            .await?
+            .iter()
+            .filter_map(|f| Embedding::from_slice(&f.embedding))
+            .map(|e| e.cosine(&probe))
+            .fold(f32::NEG_INFINITY, f32::max);
+        if best == f32::NEG_INFINITY {
+            // Erased since it was looked up (a person always has a face while it exists).
+            return Err(Error::PersonNotFound);
+        }
+        let score = Score::from_cosine(best);
+        Ok(Verification {
+            person,
+            score,
+            matched: score >= min_score,
+        })
+    }
+
+    /// 1:1 between two sets of images (each image's largest face), nothing stored.
+    pub async fn compare(
+        &self,
+        probe: &[&str],
+        gallery: &[&str],
+        threshold: Score,
+    ) -> Result<Comparison> {
+        let images: Vec<&str> = probe.iter().chain(gallery).copied().collect();
+        let faces = self.faces.largest_faces(&images).await?;
+        let (probe_faces, gallery_faces) = faces.split_at(probe.len());
+        let score = best_pair(probe_faces, gallery_faces);
+        Ok(Comparison {
+            score,
+            passed: score >= threshold,
+        })
+    }
+
+    /// [`Self::compare`] of one live capture against a gallery, and the capture's live
+    /// score, in one pass.
+    pub async fn compare_live(
+        &self,
+        probe: &str,
+        gallery: &[&str],
+        threshold: Score,
+    ) -> Result<(Comparison, LiveScore)> {
+        let images: Vec<&str> = std::iter::once(probe)
+            .chain(gallery.iter().copied())
+            .collect();
+        let (faces, live) = self.faces.largest_faces_first_live(&images).await?;
+        let (probe_face, gallery_faces) = faces.split_at(1);
+        let score = best_pair(probe_face, gallery_faces);
+        let comparison = Comparison {
+            score,
+            passed: score >= threshold,
+        };
+        Ok((comparison, LiveScore::new(live)))
+    }
+
+    /// Every face of one image, best detection first; with a collection, each face is also
+    /// searched in it.
+    pub async fn detect(
+        &self,
+        client: &ClientId,
+        image: &str,
+        params: &DetectParams<'_>,
+    ) -> Result<Vec<DetectedFace>> {
+        let scope = self.resolve_scope(client, params.collection).await?;
+        let mut detected = self.faces.all_faces(image, scope.is_some()).await?;
+        detected.truncate(params.max_results);
+        let search = SearchParams {
+            min_score: params.min_score,
+            mode: params.mode,
+            collection: params.collection,
+            max_results: params.max_results,
+        };
+        let mut faces = Vec::with_capacity(detected.len());
+        for (detection, embedding) in detected {
+            let matches = match (&scope, embedding) {
+                (Some(scope), Some(embedding)) => Some(
+                    self.search_in(client, &embedding, Some(scope), &search)
+                        .await?
+                        .matches,
+                ),
+                _ => None,
+            };
+            faces.push(DetectedFace { detection, matches });
+        }
+        Ok(faces)
+    }
+
+    /// The live score of an image's largest face. `collection`, when given, must be the
+    /// client's (the attempt is associated with it).
+    pub async fn liveness(
+        &self,
+        client: &ClientId,
+        image: &str,
+        collection: Option<&str>,
+    ) -> Result<LiveScore> {
+        self.resolve_scope(client, collection).await?;
+        Ok(LiveScore::new(self.faces.liveness(image).await?))
+    }
+}

@@ -1,0 +1,173 @@
+//! The composition root: the one place that chooses SQLite or PostgreSQL, and the search
+//! backend that goes with each.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use index::{IndexParams, SyncedGallery};
+use store::{PoolOptions, PostgresStore, SqliteStore, Store};
+use vision::{Pipeline, PipelineConfig};
+
+use crate::cpu::CpuPool;
+use crate::faces::Faces;
+use crate::search::memory::MemoryBackend;
+use crate::search::pgvector::PgvectorBackend;
+use crate::search::SearchBackend;
+use crate::tokens::Secret;
+use crate::Service;
+
+/// The search index saved at a clean shutdown (see `index::SyncedGallery::save_snapshot`).
+const INDEX_SNAPSHOT: &str = "index.snapshot";
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The embedded store and the JWT secret live here (created if new).
+    pub data_dir: PathBuf,
+    /// PostgreSQL instead of the embedded store (`postgres://...`): persons, faces and search
+    /// live in the database, and any number of nodes may share it.
+    pub database: Option<String>,
+}
+
+/// Everything [`open`] needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub models_dir: PathBuf,
+    pub pipeline: PipelineConfig,
+    /// Face-pipeline jobs that run at once.
+    pub cpu_workers: usize,
+    /// Face-pipeline jobs that may wait; beyond this use cases fail with `Busy`.
+    pub cpu_queue: usize,
+    /// When FAST search switches to the graph, and how wide the graph search is.
+    pub index: IndexParams,
+    /// On PostgreSQL, the shortest time between two `VACUUM`s after erasures.
+    pub vacuum_every: Duration,
+}
+
+/// Whether other processes may use an embedded store at the same time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// This process alone (a server, a bulk import): refused while another holds it.
+    Exclusive,
+    /// Beside a running server (revoking a token is what that is for).
+    Shared,
+}
+
+/// An open store, and (for SQLite with [`Access::Exclusive`]) the lock that keeps other
+/// processes off it meanwhile.
+pub struct OpenStore {
+    pub store: Arc<dyn Store>,
+    /// `Some` on PostgreSQL.
+    postgres: Option<Arc<PostgresStore>>,
+    lock: Option<std::fs::File>,
+}
+
+/// The store `config` names: PostgreSQL when a URL is given, else SQLite in the data
+/// directory.
+pub async fn open_store(config: &StoreConfig, access: Access) -> anyhow::Result<OpenStore> {
+    match &config.database {
+        Some(url) => {
+            let pg = Arc::new(
+                PostgresStore::connect(url, PoolOptions::default())
+                    .await
+                    .context("connecting to PostgreSQL")?,
+            );
+            Ok(OpenStore {
+                store: pg.clone(),
+                postgres: Some(pg),
+                lock: None,
+            })
+        }
+        None => {
+            let dir = &config.data_dir;
+            let store = SqliteStore::open(dir)
+                .with_context(|| format!("opening the store in {}", dir.display()))?;
+            let lock = match access {
+                Access::Exclusive => Some(lock_data_dir(dir)?),
+                Access::Shared => None,
+            };
+            Ok(OpenStore {
+                store: Arc::new(store),
+                postgres: None,
+                lock,
+            })
+        }
+    }
+}
+
+/// Opens the store, loads the search index and the face models: the service the server and
+/// the command line run. Call [`Service::shutdown`] after the last use.
+pub async fn open(config: Config) -> anyhow::Result<Service> {
+    let data_dir = &config.store.data_dir;
+    let secret = Secret::load_or_create(data_dir)
+        .with_context(|| format!("JWT secret in {}", data_dir.display()))?;
+    let pipeline =
+        Pipeline::load(&config.models_dir, config.pipeline).context("loading the face models")?;
+    if pipeline.liveness().is_none() {
+        tracing::warn!("liveness models not installed (scripts/fetch-liveness.sh): liveness use cases are unavailable");
+    }
+    let cpu = CpuPool::new(config.cpu_workers, config.cpu_queue);
+    let opened = open_store(&config.store, Access::Exclusive).await?;
+    let search: Arc<dyn SearchBackend> = match &opened.postgres {
+        Some(pg) => {
+            tracing::info!("store and search: PostgreSQL + pgvector");
+            Arc::new(PgvectorBackend::new(pg.clone(), config.vacuum_every))
+        }
+        None => {
+            let snapshot = data_dir.join(INDEX_SNAPSHOT);
+            let started = std::time::Instant::now();
+            let (gallery, from) =
+                SyncedGallery::load(opened.store.clone(), config.index, Some(&snapshot))
+                    .await
+                    .context("loading faces into the search index")?;
+            tracing::info!(
+                faces = gallery.total_faces(),
+                from = ?from,
+                seconds = started.elapsed().as_secs_f64(),
+                bytes = gallery.gallery().memory_bytes(),
+                "search index loaded"
+            );
+            gallery
+                .spawn_graph_builder()
+                .context("starting the graph builder")?;
+            Arc::new(MemoryBackend::new(gallery, cpu.clone(), snapshot))
+        }
+    };
+    Ok(Service {
+        store: opened.store,
+        search,
+        faces: Faces {
+            pipeline: Arc::new(pipeline),
+            cpu,
+        },
+        secret,
+        _lock: opened.lock,
+    })
+}
+
+/// Takes the data directory for this process alone, for as long as the returned file is
+/// open: a second server on the same SQLite store would keep its own search index and miss
+/// the first one's writes, and a bulk import under a running server would leave the server's
+/// index without the imported persons.
+pub fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("visage.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another visage process (a running server?) is using {}: stop it first",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Where 1:N search runs, behind one seam: [`SearchBackend`]. Embedded (SQLite): an in-memory
+//! gallery on this node ([`memory::MemoryBackend`]), refreshed after every committed change.
+//! PostgreSQL: pgvector in the database ([`pgvector::PgvectorBackend`]), so that every node
+//! sees every committed enrolment and erasure on its very next request; nodes keep no copy.
+//!
+//! The use cases call the change notifications right after their store writes; nothing else
+//! may write persons, so search cannot fall behind the store.
+
+pub(crate) mod memory;
+pub(crate) mod pgvector;
+
+use async_trait::async_trait;
+use index::SearchOutcome;
+use store::{ClientId, CollectionId, PersonId};
+
+use crate::error::Result;
+use crate::params::SearchMode;
+
+/// One search, owned (it crosses to the CPU pool).
+pub struct Query {
+    pub probe: Vec<f32>,
+    pub collection: Option<CollectionId>,
+    pub mode: SearchMode,
+    /// Hits below this cosine are left out.
+    pub min_cosine: f32,
+    pub max_results: usize,
+}
+
+impl Query {
+    pub(crate) fn request(&self) -> index::SearchRequest<'_> {
+        index::SearchRequest {
+            probe: &self.probe,
+            collection: self.collection.as_ref(),
+            mode: self.mode.engine(),
+            min_cosine: self.min_cosine,
+            max_results: self.max_results,
+        }
+    }
+}
+
+#[async_trait]
+pub trait SearchBackend: Send + Sync {
+    /// Persons nearest to the probe, best first, and how many faces were compared.
+    async fn search(&self, client: &ClientId, query: Query) -> Result<SearchOutcome>;
+
+    /// After a committed change to these persons (created, updated, detached). Search must
+    /// not keep showing what the store no longer holds: when a refresh cannot read the
+    /// store, the persons leave search until their next change or a restart.
+    async fn persons_changed(&self, client: &ClientId, ids: &[PersonId]);
+
+    /// After a committed change to a collection's membership (or its deletion); `now_listed`
+    /// are the persons it lists now.
+    async fn collection_changed(
+        &self,
+        client: &ClientId,
+        collection: &CollectionId,
+        now_listed: &[PersonId],
+    );
+
+    /// After a committed erasure.
+    async fn person_erased(&self, client: &ClientId, id: &PersonId);
+
+    /// Finishes any background indexing now (for benchmarks, which measure the settled
+    /// index).
+    async fn settle(&self) {}
+
+    /// Called once, after the last request: saves or closes what the backend holds.
+    async fn shutdown(&self);
+}
