@@ -1,7 +1,7 @@
 use crate::model::Person;
 
 /// Everything a store operation can fail with. Not-found is not an error: methods return
-/// `None`, `false` or [`DetachOutcome::PersonNotFound`](crate::DetachOutcome).
+/// `None`, `false` or [`PersonNotFound`](crate::model::DetachOutcome::PersonNotFound).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An input field is unacceptable; nothing was written.

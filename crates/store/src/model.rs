@@ -1,11 +1,10 @@
-//! Domain types handed across the [`Store`](crate::Store) trait. No SQL types here.
+//! Domain types handed across the `Store` trait. No SQL types here.
 
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 
 /// Values in one face embedding (SFace).
@@ -94,7 +93,7 @@ pub struct Collection {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Input of [`Store::create_collection`](crate::Store::create_collection).
+/// Input of `Store::create_collection`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewCollection {
     pub name: String,
@@ -102,8 +101,8 @@ pub struct NewCollection {
     pub project: Option<String>,
 }
 
-/// Input of [`Store::update_collection`](crate::Store::update_collection). `None` leaves a
-/// field unchanged (the HTTP layer requires `name` on every update; the store does not).
+/// Input of `Store::update_collection`. `None` leaves a field unchanged (the HTTP layer
+/// requires `name` on every update; the store does not).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CollectionUpdate {
     pub name: Option<String>,
@@ -168,7 +167,7 @@ impl fmt::Debug for NewFace {
     }
 }
 
-/// Input of [`Store::create_person`](crate::Store::create_person).
+/// Input of `Store::create_person`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewPerson {
     pub name: String,
@@ -183,8 +182,8 @@ pub struct NewPerson {
     pub faces: Vec<NewFace>,
 }
 
-/// Input of [`Store::update_person`](crate::Store::update_person): `None` leaves a field as
-/// it is. There is no way to clear an optional field back to null (the API has none either).
+/// Input of `Store::update_person`: `None` leaves a field as it is. There is no way to clear
+/// an optional field back to null (the API has none either).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PersonUpdate {
     pub name: Option<String>,
@@ -199,14 +198,14 @@ pub struct PersonUpdate {
     pub collections: Option<Vec<CollectionId>>,
 }
 
-/// Filters of [`Store::list_persons`](crate::Store::list_persons).
+/// Filters of `Store::list_persons`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PersonFilter {
     pub collection: Option<CollectionId>,
     pub status: Option<PersonStatus>,
 }
 
-/// Result of [`Store::detach_person`](crate::Store::detach_person).
+/// Result of `Store::detach_person`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DetachOutcome {
     /// No such person for this client.
@@ -259,112 +258,6 @@ pub struct AuditEntry {
     pub object_id: String,
 }
 
-// ---- validation shared by back-ends ----
-
-pub(crate) fn check_name(field: &'static str, name: &str) -> Result<(), Error> {
-    if name.trim().is_empty() {
-        return Err(Error::invalid(field, "must not be empty"));
-    }
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(Error::invalid(field, "too long"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "contains control characters"));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_text(field: &'static str, text: Option<&str>) -> Result<(), Error> {
-    if let Some(t) = text {
-        if t.chars().count() > MAX_TEXT_CHARS {
-            return Err(Error::invalid(field, "too long"));
-        }
-        // PostgreSQL text cannot hold NUL; refused by every back-end alike.
-        if t.contains('\0') {
-            return Err(Error::invalid(field, "contains a NUL character"));
-        }
-    }
-    Ok(())
-}
-
-/// A revoked token's id: 1-256 bytes, no NUL.
-pub(crate) fn check_jti(jti: &str) -> Result<(), Error> {
-    if jti.is_empty() || jti.len() > MAX_JTI_LEN || jti.contains('\0') {
-        return Err(Error::invalid("jti", "must be 1-256 bytes without NUL"));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_faces(faces: &[NewFace]) -> Result<(), Error> {
-    if faces.len() > MAX_FACES_PER_PERSON {
-        return Err(Error::invalid("faces", "more than 3 faces"));
-    }
-    for f in faces {
-        if f.embedding.len() != EMBEDDING_DIM {
-            return Err(Error::invalid("faces", "embedding must have 128 values"));
-        }
-        if !f.embedding.iter().all(|v| v.is_finite()) {
-            return Err(Error::invalid("faces", "embedding has a non-finite value"));
-        }
-        if f.thumbnail_jpeg.is_empty() {
-            return Err(Error::invalid("faces", "empty thumbnail"));
-        }
-        if f.thumbnail_jpeg.len() > MAX_THUMBNAIL_BYTES {
-            return Err(Error::invalid("faces", "thumbnail too large"));
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn check_new_person(p: &NewPerson) -> Result<(), Error> {
-    check_name("name", &p.name)?;
-    check_text("nationality", p.nationality.as_deref())?;
-    check_text("notes", p.notes.as_deref())?;
-    check_faces(&p.faces)
-}
-
-pub(crate) fn check_person_update(u: &PersonUpdate) -> Result<(), Error> {
-    if let Some(n) = &u.name {
-        check_name("name", n)?;
-    }
-    check_text("nationality", u.nationality.as_deref())?;
-    check_text("notes", u.notes.as_deref())?;
-    if let Some(f) = &u.faces {
-        check_faces(f)?;
-    }
-    Ok(())
-}
-
-pub(crate) fn check_new_collection(c: &NewCollection) -> Result<(), Error> {
-    check_name("name", &c.name)?;
-    check_text("description", c.description.as_deref())?;
-    check_text("project", c.project.as_deref())
-}
-
-pub(crate) fn check_collection_update(c: &CollectionUpdate) -> Result<(), Error> {
-    if let Some(n) = &c.name {
-        check_name("name", n)?;
-    }
-    check_text("description", c.description.as_deref())?;
-    check_text("project", c.project.as_deref())
-}
-
-/// Case-folded form used for case-insensitive name matching (Unicode lower case).
-pub(crate) fn name_key(name: &str) -> String {
-    name.trim().to_lowercase()
-}
-
-/// Keeps the first occurrence of each id, in order.
-pub(crate) fn dedup<T: PartialEq + Clone>(ids: &[T]) -> Vec<T> {
-    let mut out: Vec<T> = Vec::with_capacity(ids.len());
-    for id in ids {
-        if !out.contains(id) {
-            out.push(id.clone());
-        }
-    }
-    out
-}
-
 /// Little-endian f32 bytes of an embedding.
 pub fn embedding_to_bytes(e: &[f32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(e.len() * 4);
@@ -414,23 +307,5 @@ mod tests {
         let s = format!("{f:?}");
         assert!(!s.contains("0.1234"), "{s}");
         assert!(!s.contains("171"), "{s}");
-    }
-
-    #[test]
-    fn validation() {
-        assert!(check_name("name", "  ").is_err());
-        assert!(check_name("name", "Ana").is_ok());
-        assert!(check_faces(&[NewFace {
-            embedding: vec![f32::NAN; 128],
-            thumbnail_jpeg: vec![1],
-        }])
-        .is_err());
-        assert!(check_faces(&[NewFace {
-            embedding: vec![0.0; 127],
-            thumbnail_jpeg: vec![1],
-        }])
-        .is_err());
-        assert_eq!(dedup(&[1, 2, 1, 3, 2]), vec![1, 2, 3]);
-        assert_eq!(name_key(" MaRÍa "), "maría");
     }
 }

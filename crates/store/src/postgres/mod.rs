@@ -1,6 +1,7 @@
 //! The shared back-end: PostgreSQL (13 or newer) with pgvector (0.5 or newer), for several
-//! stateless visage nodes on one database. Same behaviour as [`SqliteStore`](crate::SqliteStore)
-//! behind the same trait, plus 1:N search in the database ([`PostgresStore::nearest_persons`]).
+//! stateless visage nodes on one database. Same behaviour as
+//! [`SqliteStore`](crate::sqlite::SqliteStore) behind the same trait, plus 1:N search in the
+//! database ([`PostgresStore::nearest_persons`]).
 //!
 //! - A bounded pool of connections (deadpool), each checked with an empty query before use,
 //!   so connections broken by a server restart are replaced on their own. Connecting and
@@ -31,15 +32,17 @@ use deadpool_postgres::{
 };
 use tokio_postgres::{IsolationLevel, NoTls};
 
+use crate::api::Store;
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    check_collection_update, check_jti, check_new_collection, check_new_person,
-    check_person_update, AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord,
-    NewCollection, NewPerson, Person, PersonFilter, PersonUpdate, EMBEDDING_DIM,
-    MAX_FACES_PER_PERSON,
+    AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
+    Person, PersonFilter, PersonUpdate, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
 };
-use crate::Store;
+use crate::rules::{
+    check_collection_update, check_jti, check_new_collection, check_new_person,
+    check_person_update, storable,
+};
 
 use conv::{is_retryable, pg};
 
@@ -565,8 +568,8 @@ impl Store for PostgresStore {
     }
 
     async fn is_token_revoked(&self, jti: &str) -> Result<bool> {
-        if jti.contains('\0') {
-            // Never revoked (revoke_token refuses it), and PostgreSQL text cannot hold it.
+        if !storable(jti) {
+            // Never revoked: revoke_token refuses it.
             return Ok(false);
         }
         read_tx!(self, |tx| queries::is_token_revoked(&tx, jti).await)

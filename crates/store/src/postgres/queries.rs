@@ -22,9 +22,10 @@ use crate::audit;
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    dedup, name_key, now_millis, AuditEntry, Collection, CollectionUpdate, DetachOutcome,
-    FaceRecord, NewCollection, NewFace, NewPerson, Person, PersonFilter, PersonUpdate, Thumbnail,
+    now_millis, AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection,
+    NewFace, NewPerson, Person, PersonFilter, PersonUpdate, Thumbnail,
 };
+use crate::rules::{self, dedup, name_key, page_bounds, storable, MemberChange};
 
 pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
 type Param<'a> = &'a (dyn ToSql + Sync);
@@ -86,10 +87,8 @@ async fn collection_with_pk(
     } else {
         format!("SELECT {COLLECTION_COLS} FROM collections WHERE client = $1 AND id = $2")
     };
-    match row_opt(tx, &sql, &[&client.as_str(), &id.as_str()]).await? {
-        Some(r) => Ok(Some(collection_row(&r)?)),
-        None => Ok(None),
-    }
+    let r = row_opt(tx, &sql, &[&client.as_str(), &id.as_str()]).await?;
+    r.map(|r| collection_row(&r)).transpose()
 }
 
 pub(crate) async fn get_collection(
@@ -108,10 +107,8 @@ pub(crate) async fn collection_by_code(
     code: &CollectionCode,
 ) -> Result<Option<Collection>> {
     let sql = format!("SELECT {COLLECTION_COLS} FROM collections WHERE client = $1 AND code = $2");
-    match row_opt(tx, &sql, &[&client.as_str(), &code.as_str()]).await? {
-        Some(r) => Ok(Some(collection_row(&r)?.1)),
-        None => Ok(None),
-    }
+    let r = row_opt(tx, &sql, &[&client.as_str(), &code.as_str()]).await?;
+    r.map(|r| collection_row(&r).map(|(_, c)| c)).transpose()
 }
 
 pub(crate) async fn list_collections(tx: &Tx<'_>, client: &ClientId) -> Result<Vec<Collection>> {
@@ -215,46 +212,28 @@ async fn person_by_pk(tx: &Tx<'_>, pk: i64) -> Result<Person> {
         .ok_or_else(|| Error::Corrupt("person vanished while read".to_owned()))
 }
 
+/// The key (`pk`) of the row `sql` selects by client (`$1`) and id (`$2`).
+async fn key(tx: &Tx<'_>, sql: &str, client: &ClientId, id: &str) -> Result<Option<i64>> {
+    let r = row_opt(tx, sql, &[&client.as_str(), &id]).await?;
+    r.map(|r| get(&r, 0)).transpose()
+}
+
 /// The person's key, without a lock (reads).
 async fn person_pk(tx: &Tx<'_>, client: &ClientId, id: &PersonId) -> Result<Option<i64>> {
-    match row_opt(
-        tx,
-        "SELECT pk FROM persons WHERE client = $1 AND id = $2",
-        &[&client.as_str(), &id.as_str()],
-    )
-    .await?
-    {
-        Some(r) => Ok(Some(get(&r, 0)?)),
-        None => Ok(None),
-    }
+    let sql = "SELECT pk FROM persons WHERE client = $1 AND id = $2";
+    key(tx, sql, client, id.as_str()).await
 }
 
 /// The person's key, locked for a change of that person.
 async fn lock_person(tx: &Tx<'_>, client: &ClientId, id: &PersonId) -> Result<Option<i64>> {
-    match row_opt(
-        tx,
-        "SELECT pk FROM persons WHERE client = $1 AND id = $2 FOR UPDATE",
-        &[&client.as_str(), &id.as_str()],
-    )
-    .await?
-    {
-        Some(r) => Ok(Some(get(&r, 0)?)),
-        None => Ok(None),
-    }
+    let sql = "SELECT pk FROM persons WHERE client = $1 AND id = $2 FOR UPDATE";
+    key(tx, sql, client, id.as_str()).await
 }
 
 /// The collection's key, without a lock (reads).
 async fn collection_pk(tx: &Tx<'_>, client: &ClientId, id: &CollectionId) -> Result<Option<i64>> {
-    match row_opt(
-        tx,
-        "SELECT pk FROM collections WHERE client = $1 AND id = $2",
-        &[&client.as_str(), &id.as_str()],
-    )
-    .await?
-    {
-        Some(r) => Ok(Some(get(&r, 0)?)),
-        None => Ok(None),
-    }
+    let sql = "SELECT pk FROM collections WHERE client = $1 AND id = $2";
+    key(tx, sql, client, id.as_str()).await
 }
 
 /// The collection's key, kept from being deleted until the transaction ends (a membership
@@ -264,16 +243,8 @@ async fn share_collection(
     client: &ClientId,
     id: &CollectionId,
 ) -> Result<Option<i64>> {
-    match row_opt(
-        tx,
-        "SELECT pk FROM collections WHERE client = $1 AND id = $2 FOR KEY SHARE",
-        &[&client.as_str(), &id.as_str()],
-    )
-    .await?
-    {
-        Some(r) => Ok(Some(get(&r, 0)?)),
-        None => Ok(None),
-    }
+    let sql = "SELECT pk FROM collections WHERE client = $1 AND id = $2 FOR KEY SHARE";
+    key(tx, sql, client, id.as_str()).await
 }
 
 pub(crate) async fn get_person(
@@ -286,12 +257,6 @@ pub(crate) async fn get_person(
         Some(r) => Ok(complete(tx, vec![person_row(&r)?]).await?.pop()),
         None => Ok(None),
     }
-}
-
-fn page_bounds(page: u32, limit: u32) -> (i64, i64) {
-    let page = i64::from(page.max(1));
-    let limit = i64::from(limit);
-    (limit, (page - 1).saturating_mul(limit))
 }
 
 /// A page of persons matching `filter_sql` (over `persons p`, with `args` as $1..$n), oldest
@@ -359,8 +324,7 @@ pub(crate) async fn lookup_persons(
     limit: u32,
 ) -> Result<(Vec<Person>, u64)> {
     let needle = name_key(name_contains);
-    if needle.contains('\0') {
-        // No name holds one (names refuse control characters), and PostgreSQL text cannot.
+    if !storable(&needle) {
         return Ok((Vec::new(), 0));
     }
     page_of_persons(
@@ -496,14 +460,14 @@ pub(crate) async fn audit_log(
 async fn write_audit(
     tx: &Tx<'_>,
     at: DateTime<Utc>,
-    client: &str,
+    client: impl AsRef<str>,
     action: &str,
-    object_id: &str,
+    object_id: impl AsRef<str>,
 ) -> Result<()> {
     exec(
         tx,
         "INSERT INTO audit (at, client, action, object_id) VALUES ($1, $2, $3, $4)",
-        &[&at, &client, &action, &object_id],
+        &[&at, &client.as_ref(), &action, &object_id.as_ref()],
     )
     .await?;
     Ok(())
@@ -515,16 +479,7 @@ pub(crate) async fn create_collection(
     new: &NewCollection,
 ) -> Result<Collection> {
     let now = now_millis();
-    let c = Collection {
-        id: CollectionId::new_random(),
-        code: CollectionCode::new_random(),
-        client: client.clone(),
-        name: new.name.trim().to_owned(),
-        description: new.description.clone(),
-        project: new.project.clone(),
-        created_at: now,
-        updated_at: now,
-    };
+    let c = rules::new_collection(client, new, now);
     exec(
         tx,
         "INSERT INTO collections (id, code, client, name, description, project, created_at, \
@@ -540,14 +495,7 @@ pub(crate) async fn create_collection(
         ],
     )
     .await?;
-    write_audit(
-        tx,
-        now,
-        client.as_str(),
-        audit::COLLECTION_CREATE,
-        c.id.as_str(),
-    )
-    .await?;
+    write_audit(tx, now, client, audit::COLLECTION_CREATE, &c.id).await?;
     Ok(c)
 }
 
@@ -567,20 +515,11 @@ pub(crate) async fn update_collection(
     id: &CollectionId,
     update: &CollectionUpdate,
 ) -> Result<Option<Collection>> {
-    let Some((pk, mut c)) = collection_with_pk(tx, client, id, true).await? else {
+    let Some((pk, c)) = collection_with_pk(tx, client, id, true).await? else {
         return Ok(None);
     };
     let now = now_millis();
-    if let Some(n) = &update.name {
-        c.name = n.trim().to_owned();
-    }
-    if let Some(d) = &update.description {
-        c.description = Some(d.clone());
-    }
-    if let Some(p) = &update.project {
-        c.project = Some(p.clone());
-    }
-    c.updated_at = now;
+    let c = rules::merge_collection(c, update, now);
     exec(
         tx,
         "UPDATE collections SET name = $2, description = $3, project = $4, updated_at = $5 \
@@ -588,14 +527,7 @@ pub(crate) async fn update_collection(
         &[&pk, &c.name, &c.description, &c.project, &now],
     )
     .await?;
-    write_audit(
-        tx,
-        now,
-        client.as_str(),
-        audit::COLLECTION_UPDATE,
-        id.as_str(),
-    )
-    .await?;
+    write_audit(tx, now, client, audit::COLLECTION_UPDATE, id).await?;
 
     if let Some(people) = &update.people {
         // Wanted members: listed persons that exist for this client (others are ignored),
@@ -613,8 +545,8 @@ pub(crate) async fn update_collection(
         {
             found.insert(get(&r, 1)?, get(&r, 0)?);
         }
-        let wanted: Vec<(i64, &PersonId)> = listed
-            .iter()
+        let wanted: Vec<(i64, PersonId)> = listed
+            .into_iter()
             .filter_map(|p| found.get(p.as_str()).map(|pk| (*pk, p)))
             .collect();
         let current: Vec<(i64, PersonId)> = rows(
@@ -627,29 +559,18 @@ pub(crate) async fn update_collection(
         .iter()
         .map(|r| Ok((get(r, 0)?, parsed(r, 1)?)))
         .collect::<Result<_>>()?;
-        for (ppk, pid) in &current {
-            if !wanted.iter().any(|(w, _)| w == ppk) {
-                exec(
-                    tx,
-                    "DELETE FROM memberships WHERE person_pk = $1 AND collection_pk = $2",
-                    &[ppk, &pk],
-                )
-                .await?;
-                touch_person(tx, *ppk, now).await?;
-                write_audit(tx, now, client.as_str(), audit::PERSON_DETACH, pid.as_str()).await?;
-            }
-        }
-        for (ppk, pid) in &wanted {
-            if !current.iter().any(|(c, _)| c == ppk) {
-                exec(
-                    tx,
-                    "INSERT INTO memberships (person_pk, collection_pk) VALUES ($1, $2)",
-                    &[ppk, &pk],
-                )
-                .await?;
-                touch_person(tx, *ppk, now).await?;
-                write_audit(tx, now, client.as_str(), audit::PERSON_ATTACH, pid.as_str()).await?;
-            }
+        for (change, (ppk, pid)) in rules::membership_changes(&current, &wanted) {
+            let sql = match change {
+                MemberChange::Detach => {
+                    "DELETE FROM memberships WHERE person_pk = $1 AND collection_pk = $2"
+                }
+                MemberChange::Attach => {
+                    "INSERT INTO memberships (person_pk, collection_pk) VALUES ($1, $2)"
+                }
+            };
+            exec(tx, sql, &[&ppk, &pk]).await?;
+            touch_person(tx, ppk, now).await?;
+            write_audit(tx, now, client, change.audit_action(), pid).await?;
         }
     }
     Ok(Some(c))
@@ -665,14 +586,7 @@ pub(crate) async fn delete_collection(
     };
     // Memberships go with it (ON DELETE CASCADE); persons stay.
     exec(tx, "DELETE FROM collections WHERE pk = $1", &[&pk]).await?;
-    write_audit(
-        tx,
-        now_millis(),
-        client.as_str(),
-        audit::COLLECTION_DELETE,
-        id.as_str(),
-    )
-    .await?;
+    write_audit(tx, now_millis(), client, audit::COLLECTION_DELETE, id).await?;
     Ok(Some(c))
 }
 
@@ -753,7 +667,7 @@ async fn insert_person(
     let pk: i64 = get(&r, 0)?;
     insert_faces(tx, pk, &new.faces).await?;
     insert_memberships(tx, pk, collection_pks).await?;
-    write_audit(tx, now, client.as_str(), audit::PERSON_CREATE, id.as_str()).await?;
+    write_audit(tx, now, client, audit::PERSON_CREATE, &id).await?;
     Ok((pk, id))
 }
 
@@ -801,23 +715,18 @@ pub(crate) async fn seed_persons(
     persons: &[NewPerson],
 ) -> Result<Vec<PersonId>> {
     let now = now_millis();
+    // Each collection is looked up once; an unknown one fails the whole seed.
+    let distinct = dedup(persons.iter().flat_map(|p| &p.collections));
+    let known: HashMap<&CollectionId, i64> = distinct
+        .iter()
+        .zip(collection_pks(tx, client, &distinct).await?)
+        .collect();
     let mut ids = Vec::with_capacity(persons.len());
-    let mut known: HashMap<CollectionId, i64> = HashMap::new();
     for p in persons {
-        let mut pks = Vec::with_capacity(p.collections.len());
-        for c in dedup(&p.collections) {
-            let pk = match known.get(&c) {
-                Some(pk) => *pk,
-                None => {
-                    let pk = share_collection(tx, client, &c)
-                        .await?
-                        .ok_or_else(|| Error::UnknownCollection(c.to_string()))?;
-                    known.insert(c, pk);
-                    pk
-                }
-            };
-            pks.push(pk);
-        }
+        let pks: Vec<i64> = dedup(&p.collections)
+            .iter()
+            .filter_map(|c| known.get(c).copied())
+            .collect();
         ids.push(insert_person(tx, client, p, &pks, now).await?.1);
     }
     Ok(ids)
@@ -838,25 +747,7 @@ pub(crate) async fn update_person(
         None => None,
     };
     let now = now_millis();
-    let mut p = person_by_pk(tx, pk).await?;
-    if let Some(n) = &u.name {
-        p.name = n.trim().to_owned();
-    }
-    if u.gender.is_some() {
-        p.gender = u.gender;
-    }
-    if u.date_of_birth.is_some() {
-        p.date_of_birth = u.date_of_birth;
-    }
-    if let Some(n) = &u.nationality {
-        p.nationality = Some(n.clone());
-    }
-    if let Some(n) = &u.notes {
-        p.notes = Some(n.clone());
-    }
-    if let Some(s) = u.status {
-        p.status = s;
-    }
+    let p = rules::merge_person(person_by_pk(tx, pk).await?, u, now);
     exec(
         tx,
         "UPDATE persons SET name = $2, name_key = $3, gender = $4, date_of_birth = $5, \
@@ -878,34 +769,20 @@ pub(crate) async fn update_person(
         // Thumbnails go with their faces (ON DELETE CASCADE).
         exec(tx, "DELETE FROM faces WHERE person_pk = $1", &[&pk]).await?;
         insert_faces(tx, pk, faces).await?;
-        write_audit(
-            tx,
-            now,
-            client.as_str(),
-            audit::PERSON_FACES_REPLACE,
-            id.as_str(),
-        )
-        .await?;
+        write_audit(tx, now, client, audit::PERSON_FACES_REPLACE, id).await?;
     }
     if let Some(pks) = &collection_pks {
         exec(tx, "DELETE FROM memberships WHERE person_pk = $1", &[&pk]).await?;
         insert_memberships(tx, pk, pks).await?;
     }
-    write_audit(tx, now, client.as_str(), audit::PERSON_UPDATE, id.as_str()).await?;
+    write_audit(tx, now, client, audit::PERSON_UPDATE, id).await?;
     Ok(Some(person_by_pk(tx, pk).await?))
 }
 
 async fn erase_pk(tx: &Tx<'_>, client: &ClientId, pk: i64, id: &PersonId) -> Result<()> {
     // Faces, thumbnails and memberships go by ON DELETE CASCADE, in this transaction.
     exec(tx, "DELETE FROM persons WHERE pk = $1", &[&pk]).await?;
-    write_audit(
-        tx,
-        now_millis(),
-        client.as_str(),
-        audit::PERSON_ERASE,
-        id.as_str(),
-    )
-    .await
+    write_audit(tx, now_millis(), client, audit::PERSON_ERASE, id).await
 }
 
 pub(crate) async fn erase_person(tx: &Tx<'_>, client: &ClientId, id: &PersonId) -> Result<bool> {
@@ -927,27 +804,26 @@ pub(crate) async fn detach_person(
     let Some(pk) = lock_person(tx, client, id).await? else {
         return Ok(DetachOutcome::PersonNotFound);
     };
-    let Some(cpk) = collection_pk(tx, client, collection).await? else {
-        return Ok(DetachOutcome::NotAMember);
+    let removed = match collection_pk(tx, client, collection).await? {
+        Some(cpk) => {
+            let sql = "DELETE FROM memberships WHERE person_pk = $1 AND collection_pk = $2";
+            exec(tx, sql, &[&pk, &cpk]).await?
+        }
+        None => 0,
     };
-    let removed = exec(
-        tx,
-        "DELETE FROM memberships WHERE person_pk = $1 AND collection_pk = $2",
-        &[&pk, &cpk],
-    )
-    .await?;
-    if removed == 0 {
-        return Ok(DetachOutcome::NotAMember);
-    }
     let now = now_millis();
-    write_audit(tx, now, client.as_str(), audit::PERSON_DETACH, id.as_str()).await?;
-    let remaining = person_collections(tx, pk).await?;
-    if remaining.is_empty() {
-        erase_pk(tx, client, pk, id).await?;
-        return Ok(DetachOutcome::Erased);
+    let mut remaining = None;
+    if removed > 0 {
+        write_audit(tx, now, client, audit::PERSON_DETACH, id).await?;
+        remaining = Some(person_collections(tx, pk).await?);
     }
-    touch_person(tx, pk, now).await?;
-    Ok(DetachOutcome::Detached { remaining })
+    let outcome = rules::detach_outcome(remaining);
+    match outcome {
+        DetachOutcome::Erased => erase_pk(tx, client, pk, id).await?,
+        DetachOutcome::Detached { .. } => touch_person(tx, pk, now).await?,
+        _ => {}
+    }
+    Ok(outcome)
 }
 
 pub(crate) async fn revoke_token(tx: &Tx<'_>, jti: &str, expires_at: DateTime<Utc>) -> Result<()> {

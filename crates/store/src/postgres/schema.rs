@@ -3,7 +3,8 @@
 use deadpool_postgres::Object;
 
 use super::conv::pg;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::rules::migrations_after;
 
 /// Migrations in order; the number is the schema version the file brings the database to.
 const MIGRATIONS: &[(i64, &str)] =
@@ -37,19 +38,12 @@ pub(crate) async fn migrate(conn: &mut Object) -> Result<()> {
         .map_err(pg)?
         .try_get(0)
         .map_err(pg)?;
-    let found = found.unwrap_or(0);
-    if found > SCHEMA_VERSION {
-        return Err(Error::SchemaTooNew {
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    if found == SCHEMA_VERSION {
+    let Some(pending) = migrations_after(found, SCHEMA_VERSION, MIGRATIONS)? else {
         // Nothing to change: commit only releases the lock.
         tx.commit().await.map_err(pg)?;
         return Ok(());
-    }
-    for &(_, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+    };
+    for sql in pending {
         tx.batch_execute(sql).await.map_err(pg)?;
     }
     tx.execute("DELETE FROM schema_version", &[])

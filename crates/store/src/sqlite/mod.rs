@@ -1,7 +1,7 @@
 //! The embedded back-end: one SQLite file (`visage.db`) in the data directory, in WAL mode
 //! with `synchronous=FULL` and `secure_delete=ON`.
 //!
-//! Writes go to a single writer thread that group-commits (see [`writer`]); reads use a small
+//! Writes go to a single writer thread that group-commits (see `writer.rs`); reads use a small
 //! pool of separate connections on tokio's blocking pool. Nothing blocks the async executor.
 
 mod conv;
@@ -17,14 +17,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OpenFlags};
 
+use crate::api::Store;
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    check_collection_update, check_jti, check_new_collection, check_new_person,
-    check_person_update, AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord,
-    NewCollection, NewPerson, Person, PersonFilter, PersonUpdate,
+    AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
+    Person, PersonFilter, PersonUpdate,
 };
-use crate::Store;
+use crate::rules::{
+    check_collection_update, check_jti, check_new_collection, check_new_person, check_person_update,
+};
 
 use readers::Readers;
 use writer::Writer;

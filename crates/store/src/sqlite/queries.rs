@@ -13,10 +13,11 @@ use crate::audit;
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    dedup, embedding_from_bytes, embedding_to_bytes, name_key, now_millis, AuditEntry, Collection,
-    CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewFace, NewPerson, Person,
-    PersonFilter, PersonStatus, PersonUpdate, Thumbnail, EMBEDDING_DIM,
+    embedding_from_bytes, embedding_to_bytes, now_millis, AuditEntry, Collection, CollectionUpdate,
+    DetachOutcome, FaceRecord, NewCollection, NewFace, NewPerson, Person, PersonFilter,
+    PersonStatus, PersonUpdate, Thumbnail, EMBEDDING_DIM,
 };
+use crate::rules::{self, dedup, name_key, page_bounds, MemberChange};
 
 // ---------------------------------------------------------------- collections (read)
 
@@ -173,12 +174,6 @@ pub(crate) fn get_person(
     }
 }
 
-fn page_bounds(page: u32, limit: u32) -> (i64, i64) {
-    let page = i64::from(page.max(1));
-    let limit = i64::from(limit);
-    (limit, (page - 1).saturating_mul(limit))
-}
-
 fn page_of_persons(
     conn: &Connection,
     filter_sql: &str,
@@ -297,11 +292,16 @@ fn face_row(r: &Row<'_>) -> rusqlite::Result<FaceRow> {
 const FACE_SELECT: &str = "SELECT f.id, p.id, p.client, p.status, f.embedding, p.pk \
                            FROM faces f JOIN persons p ON p.pk = f.person_pk";
 
-pub(crate) fn faces_for_index(conn: &Connection) -> Result<Vec<FaceRecord>> {
-    let members = memberships_by_person(conn)?;
-    let sql = format!("{FACE_SELECT} ORDER BY f.pk");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([], face_row)?;
+/// The faces `filter_sql` selects (after [`FACE_SELECT`]), each with the collections
+/// `collections` gives for its person's key.
+fn faces(
+    conn: &Connection,
+    filter_sql: &str,
+    params: impl rusqlite::Params,
+    collections: impl Fn(i64) -> Vec<CollectionId>,
+) -> Result<Vec<FaceRecord>> {
+    let mut stmt = conn.prepare_cached(&format!("{FACE_SELECT} {filter_sql}"))?;
+    let rows = stmt.query_map(params, face_row)?;
     let mut out = Vec::new();
     for row in rows {
         let (face_id, person_id, client, status, blob, pk) = row?;
@@ -311,10 +311,17 @@ pub(crate) fn faces_for_index(conn: &Connection) -> Result<Vec<FaceRecord>> {
             client,
             status,
             embedding: decode_embedding(&blob)?,
-            collections: members.get(&pk).cloned().unwrap_or_default(),
+            collections: collections(pk),
         });
     }
     Ok(out)
+}
+
+pub(crate) fn faces_for_index(conn: &Connection) -> Result<Vec<FaceRecord>> {
+    let members = memberships_by_person(conn)?;
+    faces(conn, "ORDER BY f.pk", [], |pk| {
+        members.get(&pk).cloned().unwrap_or_default()
+    })
 }
 
 pub(crate) fn face_embeddings(
@@ -367,22 +374,9 @@ pub(crate) fn faces_of_person(
         return Ok(Vec::new());
     };
     let collections = person_collections(conn, pk)?;
-    let sql = format!("{FACE_SELECT} WHERE f.person_pk = ?1 ORDER BY f.pk");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([pk], face_row)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (face_id, person_id, client, status, blob, _) = row?;
-        out.push(FaceRecord {
-            face_id,
-            person_id,
-            client,
-            status,
-            embedding: decode_embedding(&blob)?,
-            collections: collections.clone(),
-        });
-    }
-    Ok(out)
+    faces(conn, "WHERE f.person_pk = ?1 ORDER BY f.pk", [pk], |_| {
+        collections.clone()
+    })
 }
 
 // ---------------------------------------------------------------- tokens, audit (read)
@@ -422,14 +416,14 @@ pub(crate) fn audit_log(
 fn write_audit(
     conn: &Connection,
     at: DateTime<Utc>,
-    client: &str,
+    client: impl AsRef<str>,
     action: &str,
-    object_id: &str,
+    object_id: impl AsRef<str>,
 ) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO audit (at, client, action, object_id) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![ms(at), client, action, object_id])?;
+    .execute(params![ms(at), client.as_ref(), action, object_id.as_ref()])?;
     Ok(())
 }
 
@@ -439,16 +433,7 @@ pub(crate) fn create_collection(
     new: &NewCollection,
 ) -> Result<Done<Collection>> {
     let now = now_millis();
-    let c = Collection {
-        id: CollectionId::new_random(),
-        code: CollectionCode::new_random(),
-        client: client.clone(),
-        name: new.name.trim().to_owned(),
-        description: new.description.clone(),
-        project: new.project.clone(),
-        created_at: now,
-        updated_at: now,
-    };
+    let c = rules::new_collection(client, new, now);
     conn.prepare_cached(
         "INSERT INTO collections (id, code, client, name, description, project, created_at, \
          updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
@@ -462,13 +447,7 @@ pub(crate) fn create_collection(
         c.project,
         ms(now)
     ])?;
-    write_audit(
-        conn,
-        now,
-        client.as_str(),
-        audit::COLLECTION_CREATE,
-        c.id.as_str(),
-    )?;
+    write_audit(conn, now, client, audit::COLLECTION_CREATE, &c.id)?;
     Ok(Done::kept(c))
 }
 
@@ -478,32 +457,17 @@ pub(crate) fn update_collection(
     id: &CollectionId,
     update: &CollectionUpdate,
 ) -> Result<Done<Option<Collection>>> {
-    let Some((pk, mut c)) = collection_with_pk(conn, client, id)? else {
+    let Some((pk, c)) = collection_with_pk(conn, client, id)? else {
         return Ok(Done::kept(None));
     };
     let now = now_millis();
-    if let Some(n) = &update.name {
-        c.name = n.trim().to_owned();
-    }
-    if let Some(d) = &update.description {
-        c.description = Some(d.clone());
-    }
-    if let Some(p) = &update.project {
-        c.project = Some(p.clone());
-    }
-    c.updated_at = now;
+    let c = rules::merge_collection(c, update, now);
     conn.prepare_cached(
         "UPDATE collections SET name = ?2, description = ?3, project = ?4, updated_at = ?5 \
          WHERE pk = ?1",
     )?
     .execute(params![pk, c.name, c.description, c.project, ms(now)])?;
-    write_audit(
-        conn,
-        now,
-        client.as_str(),
-        audit::COLLECTION_UPDATE,
-        id.as_str(),
-    )?;
+    write_audit(conn, now, client, audit::COLLECTION_UPDATE, id)?;
 
     if let Some(people) = &update.people {
         // Wanted members: listed persons that exist for this client (others are ignored).
@@ -520,37 +484,18 @@ pub(crate) fn update_collection(
             )?
             .query_map([pk], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        for (ppk, pid) in &current {
-            if !wanted.iter().any(|(w, _)| w == ppk) {
-                conn.prepare_cached(
-                    "DELETE FROM memberships WHERE person_pk = ?1 AND collection_pk = ?2",
-                )?
-                .execute([*ppk, pk])?;
-                touch_person(conn, *ppk, now)?;
-                write_audit(
-                    conn,
-                    now,
-                    client.as_str(),
-                    audit::PERSON_DETACH,
-                    pid.as_str(),
-                )?;
-            }
-        }
-        for (ppk, pid) in &wanted {
-            if !current.iter().any(|(c, _)| c == ppk) {
-                conn.prepare_cached(
-                    "INSERT INTO memberships (person_pk, collection_pk) VALUES (?1, ?2)",
-                )?
-                .execute([*ppk, pk])?;
-                touch_person(conn, *ppk, now)?;
-                write_audit(
-                    conn,
-                    now,
-                    client.as_str(),
-                    audit::PERSON_ATTACH,
-                    pid.as_str(),
-                )?;
-            }
+        for (change, (ppk, pid)) in rules::membership_changes(&current, &wanted) {
+            let sql = match change {
+                MemberChange::Detach => {
+                    "DELETE FROM memberships WHERE person_pk = ?1 AND collection_pk = ?2"
+                }
+                MemberChange::Attach => {
+                    "INSERT INTO memberships (person_pk, collection_pk) VALUES (?1, ?2)"
+                }
+            };
+            conn.prepare_cached(sql)?.execute([ppk, pk])?;
+            touch_person(conn, ppk, now)?;
+            write_audit(conn, now, client, change.audit_action(), pid)?;
         }
     }
     Ok(Done::kept(Some(c)))
@@ -573,13 +518,7 @@ pub(crate) fn delete_collection(
     // Memberships go with it (ON DELETE CASCADE); persons stay.
     conn.prepare_cached("DELETE FROM collections WHERE pk = ?1")?
         .execute([pk])?;
-    write_audit(
-        conn,
-        now_millis(),
-        client.as_str(),
-        audit::COLLECTION_DELETE,
-        id.as_str(),
-    )?;
+    write_audit(conn, now_millis(), client, audit::COLLECTION_DELETE, id)?;
     Ok(Done::kept(Some(c)))
 }
 
@@ -649,13 +588,7 @@ fn insert_person(
     let pk = conn.last_insert_rowid();
     insert_faces(conn, pk, &new.faces)?;
     insert_memberships(conn, pk, collection_pks)?;
-    write_audit(
-        conn,
-        now,
-        client.as_str(),
-        audit::PERSON_CREATE,
-        id.as_str(),
-    )?;
+    write_audit(conn, now, client, audit::PERSON_CREATE, &id)?;
     Ok((pk, id))
 }
 
@@ -690,22 +623,18 @@ pub(crate) fn seed_persons(
     persons: &[NewPerson],
 ) -> Result<Done<Vec<PersonId>>> {
     let now = now_millis();
+    // Each collection is looked up once; an unknown one fails the whole seed.
+    let distinct = dedup(persons.iter().flat_map(|p| &p.collections));
+    let known: HashMap<&CollectionId, i64> = distinct
+        .iter()
+        .zip(collection_pks(conn, client, &distinct)?)
+        .collect();
     let mut ids = Vec::with_capacity(persons.len());
-    let mut known: HashMap<CollectionId, i64> = HashMap::new();
     for p in persons {
-        let mut pks = Vec::with_capacity(p.collections.len());
-        for c in dedup(&p.collections) {
-            let pk = match known.get(&c) {
-                Some(pk) => *pk,
-                None => {
-                    let pk = collection_pk(conn, client, &c)?
-                        .ok_or_else(|| Error::UnknownCollection(c.to_string()))?;
-                    known.insert(c, pk);
-                    pk
-                }
-            };
-            pks.push(pk);
-        }
+        let pks: Vec<i64> = dedup(&p.collections)
+            .iter()
+            .filter_map(|c| known.get(c).copied())
+            .collect();
         ids.push(insert_person(conn, client, p, &pks, now)?.1);
     }
     Ok(Done::kept(ids))
@@ -721,25 +650,7 @@ pub(crate) fn update_person(
         return Ok(Done::kept(None));
     };
     let now = now_millis();
-    let mut p = person_by_pk(conn, pk)?;
-    if let Some(n) = &u.name {
-        p.name = n.trim().to_owned();
-    }
-    if u.gender.is_some() {
-        p.gender = u.gender;
-    }
-    if u.date_of_birth.is_some() {
-        p.date_of_birth = u.date_of_birth;
-    }
-    if let Some(n) = &u.nationality {
-        p.nationality = Some(n.clone());
-    }
-    if let Some(n) = &u.notes {
-        p.notes = Some(n.clone());
-    }
-    if let Some(s) = u.status {
-        p.status = s;
-    }
+    let p = rules::merge_person(person_by_pk(conn, pk)?, u, now);
     conn.prepare_cached(
         "UPDATE persons SET name = ?2, name_key = ?3, gender = ?4, date_of_birth = ?5, \
          nationality = ?6, notes = ?7, status = ?8, updated_at = ?9 WHERE pk = ?1",
@@ -763,13 +674,7 @@ pub(crate) fn update_person(
             .execute([pk])?;
         erased = removed > 0;
         insert_faces(conn, pk, faces)?;
-        write_audit(
-            conn,
-            now,
-            client.as_str(),
-            audit::PERSON_FACES_REPLACE,
-            id.as_str(),
-        )?;
+        write_audit(conn, now, client, audit::PERSON_FACES_REPLACE, id)?;
     }
     if let Some(collections) = &u.collections {
         let pks = collection_pks(conn, client, collections)?;
@@ -777,13 +682,7 @@ pub(crate) fn update_person(
             .execute([pk])?;
         insert_memberships(conn, pk, &pks)?;
     }
-    write_audit(
-        conn,
-        now,
-        client.as_str(),
-        audit::PERSON_UPDATE,
-        id.as_str(),
-    )?;
+    write_audit(conn, now, client, audit::PERSON_UPDATE, id)?;
     Ok(Done::erased(Some(person_by_pk(conn, pk)?), erased))
 }
 
@@ -791,13 +690,7 @@ fn erase_pk(conn: &Connection, client: &ClientId, pk: i64, id: &PersonId) -> Res
     // Faces, thumbnails and memberships go by ON DELETE CASCADE.
     conn.prepare_cached("DELETE FROM persons WHERE pk = ?1")?
         .execute([pk])?;
-    write_audit(
-        conn,
-        now_millis(),
-        client.as_str(),
-        audit::PERSON_ERASE,
-        id.as_str(),
-    )
+    write_audit(conn, now_millis(), client, audit::PERSON_ERASE, id)
 }
 
 pub(crate) fn erase_person(
@@ -823,30 +716,26 @@ pub(crate) fn detach_person(
     let Some(pk) = person_pk(conn, client, id)? else {
         return Ok(Done::kept(DetachOutcome::PersonNotFound));
     };
-    let Some(cpk) = collection_pk(conn, client, collection)? else {
-        return Ok(Done::kept(DetachOutcome::NotAMember));
+    let removed = match collection_pk(conn, client, collection)? {
+        Some(cpk) => conn
+            .prepare_cached("DELETE FROM memberships WHERE person_pk = ?1 AND collection_pk = ?2")?
+            .execute([pk, cpk])?,
+        None => 0,
     };
-    let removed = conn
-        .prepare_cached("DELETE FROM memberships WHERE person_pk = ?1 AND collection_pk = ?2")?
-        .execute([pk, cpk])?;
-    if removed == 0 {
-        return Ok(Done::kept(DetachOutcome::NotAMember));
-    }
     let now = now_millis();
-    write_audit(
-        conn,
-        now,
-        client.as_str(),
-        audit::PERSON_DETACH,
-        id.as_str(),
-    )?;
-    let remaining = person_collections(conn, pk)?;
-    if remaining.is_empty() {
-        erase_pk(conn, client, pk, id)?;
-        return Ok(Done::erased(DetachOutcome::Erased, true));
+    let mut remaining = None;
+    if removed > 0 {
+        write_audit(conn, now, client, audit::PERSON_DETACH, id)?;
+        remaining = Some(person_collections(conn, pk)?);
     }
-    touch_person(conn, pk, now)?;
-    Ok(Done::kept(DetachOutcome::Detached { remaining }))
+    let outcome = rules::detach_outcome(remaining);
+    match outcome {
+        DetachOutcome::Erased => erase_pk(conn, client, pk, id)?,
+        DetachOutcome::Detached { .. } => touch_person(conn, pk, now)?,
+        _ => {}
+    }
+    let erased = outcome == DetachOutcome::Erased;
+    Ok(Done::erased(outcome, erased))
 }
 
 pub(crate) fn revoke_token(

@@ -5,6 +5,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
+use crate::rules::migrations_after;
 
 /// Migrations in order; the number is the schema version the file brings the database to.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -69,17 +70,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
         .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
         .optional()?
         .flatten();
-    let found = found.unwrap_or(0);
-    if found > SCHEMA_VERSION {
-        return Err(Error::SchemaTooNew {
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    if found == SCHEMA_VERSION {
+    let Some(pending) = migrations_after(found, SCHEMA_VERSION, MIGRATIONS)? else {
         return Ok(());
-    }
-    for &(_, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+    };
+    for sql in pending {
         tx.execute_batch(sql)?;
     }
     tx.execute("DELETE FROM schema_version", [])?;

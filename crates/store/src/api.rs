@@ -1,0 +1,156 @@
+//! The [`Store`] trait every back-end implements (the rules they keep are in the crate docs).
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::Result;
+use crate::ids::{ClientId, CollectionId, FaceId, PersonId};
+use crate::model::{
+    AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
+    Person, PersonFilter, PersonUpdate,
+};
+
+/// Persistence of everything visage keeps. Object-safe: use it as `&dyn Store` or
+/// `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync {
+    // ---- collections ----
+
+    async fn create_collection(&self, client: &ClientId, new: NewCollection) -> Result<Collection>;
+
+    /// Every collection of the client, oldest first.
+    async fn list_collections(&self, client: &ClientId) -> Result<Vec<Collection>>;
+
+    async fn get_collection(
+        &self,
+        client: &ClientId,
+        id: &CollectionId,
+    ) -> Result<Option<Collection>>;
+
+    /// Finds a collection by its `_id` or its `code`.
+    async fn resolve_collection(
+        &self,
+        client: &ClientId,
+        reference: &str,
+    ) -> Result<Option<Collection>>;
+
+    /// `None` when the collection does not exist for this client. See
+    /// [`CollectionUpdate::people`] for membership reconciliation (one transaction).
+    async fn update_collection(
+        &self,
+        client: &ClientId,
+        id: &CollectionId,
+        update: CollectionUpdate,
+    ) -> Result<Option<Collection>>;
+
+    /// Deletes the collection and returns what it was. Its persons are detached, never
+    /// deleted (a person whose only collection this was keeps no collection).
+    async fn delete_collection(
+        &self,
+        client: &ClientId,
+        id: &CollectionId,
+    ) -> Result<Option<Collection>>;
+
+    // ---- persons ----
+
+    /// All or nothing. Fails with [`Error::PersonAlreadySet`] (carrying the existing person)
+    /// when a person of the client with the same name (case-insensitive) and date of birth
+    /// (both absent counts as equal) is already in one of the requested collections, and with
+    /// [`Error::UnknownCollection`] when a collection is not the client's.
+    async fn create_person(&self, client: &ClientId, new: NewPerson) -> Result<Person>;
+
+    /// A page (1-based; 0 is taken as 1) of the client's persons, oldest first, and the total
+    /// matching the filter.
+    async fn list_persons(
+        &self,
+        client: &ClientId,
+        filter: PersonFilter,
+        page: u32,
+        limit: u32,
+    ) -> Result<(Vec<Person>, u64)>;
+
+    /// Persons whose name contains `name_contains` (case-insensitive), optionally born on
+    /// `date_of_birth`; oldest first, with the total.
+    async fn lookup_persons(
+        &self,
+        client: &ClientId,
+        name_contains: &str,
+        date_of_birth: Option<NaiveDate>,
+        page: u32,
+        limit: u32,
+    ) -> Result<(Vec<Person>, u64)>;
+
+    async fn get_person(&self, client: &ClientId, id: &PersonId) -> Result<Option<Person>>;
+
+    /// Partial update; `None` when the person does not exist for this client. Replacing the
+    /// faces erases the old ones before returning. All or nothing (an unknown collection
+    /// fails with [`Error::UnknownCollection`]). No duplicate check (that is on create only).
+    async fn update_person(
+        &self,
+        client: &ClientId,
+        id: &PersonId,
+        update: PersonUpdate,
+    ) -> Result<Option<Person>>;
+
+    /// Erases the person with every face, embedding, thumbnail and membership; `false` when
+    /// there was no such person for this client.
+    async fn erase_person(&self, client: &ClientId, id: &PersonId) -> Result<bool>;
+
+    /// Removes the person from one collection; when that was its only collection the person
+    /// is erased as by [`Store::erase_person`].
+    async fn detach_person(
+        &self,
+        client: &ClientId,
+        id: &PersonId,
+        collection: &CollectionId,
+    ) -> Result<DetachOutcome>;
+
+    /// Bulk insert for benchmarks and imports: no duplicate check, few large transactions,
+    /// one audit row per person. Returns the new ids in input order. All or nothing.
+    async fn seed_persons(
+        &self,
+        client: &ClientId,
+        persons: Vec<NewPerson>,
+    ) -> Result<Vec<PersonId>>;
+
+    // ---- faces ----
+
+    /// Every face of every client (to build the in-memory search index at start-up).
+    async fn faces_for_index(&self) -> Result<Vec<FaceRecord>>;
+
+    /// The embeddings of those of `faces` that belong to the client's active persons (the
+    /// others are left out, in no particular order): to re-score search candidates exactly.
+    async fn face_embeddings(
+        &self,
+        client: &ClientId,
+        faces: &[FaceId],
+    ) -> Result<Vec<(FaceId, Vec<f32>)>>;
+
+    /// Reads every stored embedding once and discards it, so that the operating system caches
+    /// the pages that search re-scoring reads (a no-op where that does not help).
+    async fn warm_up(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// A number that changes with every committed write, so that a search index saved at
+    /// shutdown can tell at the next start whether it still matches the store.
+    async fn generation(&self) -> Result<u64>;
+
+    /// The faces of one person; empty when there is no such person for this client.
+    async fn faces_of_person(&self, client: &ClientId, id: &PersonId) -> Result<Vec<FaceRecord>>;
+
+    // ---- tokens ----
+
+    /// Records that the token with this `jti` is revoked (idempotent). Rows whose
+    /// `expires_at` has passed are pruned on the way.
+    async fn revoke_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<()>;
+
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool>;
+
+    // ---- audit ----
+
+    /// The client's most recent audit rows, newest first.
+    async fn audit_log(&self, client: &ClientId, limit: u32) -> Result<Vec<AuditEntry>>;
+}

@@ -1,0 +1,16 @@
+//! Audit actions written by the store.
+
+pub const COLLECTION_CREATE: &str = "collection.create";
+pub const COLLECTION_UPDATE: &str = "collection.update";
+pub const COLLECTION_DELETE: &str = "collection.delete";
+/// A person added to a collection by a collection update (`object_id` = person).
+pub const PERSON_ATTACH: &str = "person.attach";
+/// A person removed from a collection, by `detach_person` or a collection update
+/// (`object_id` = person).
+pub const PERSON_DETACH: &str = "person.detach";
+pub const PERSON_CREATE: &str = "person.create";
+pub const PERSON_UPDATE: &str = "person.update";
+/// Faces replaced by an update: the old embeddings and thumbnails were erased.
+pub const PERSON_FACES_REPLACE: &str = "person.faces.replace";
+pub const PERSON_ERASE: &str = "person.erase";
+pub const TOKEN_REVOKE: &str = "token.revoke";
