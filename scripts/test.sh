@@ -34,6 +34,8 @@ fi
 export VISAGE_TEST_DATABASE_URL
 
 cargo fmt --all --check
+# The layering: no crate's modules form a cycle (python3 is on every machine this runs on).
+python3 scripts/check-module-cycles.py
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
 cargo clippy --release --locked -p store --all-targets --features postgres-tests -- -D warnings
 # Everything on the embedded SQLite store (tests/nodes.rs runs two servers on PostgreSQL).

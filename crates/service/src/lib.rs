@@ -35,7 +35,10 @@ pub use store::{
     ClientId, Collection, CollectionId, CollectionUpdate, Gender, NewCollection, Person, PersonId,
     PersonStatus,
 };
-pub use vision::{BoundingBox, Detection, Embedding, Score};
+pub use vision::{round_score, BoundingBox, Detection, Embedding, Score};
+
+// The store keeps what the embedder makes: one size, checked where both meet.
+const _: () = assert!(vision::EMBEDDING_DIM == store::EMBEDDING_DIM);
 
 /// Every use case, over one store, one search backend and one face pipeline. Cheap to
 /// share behind an `Arc`.

@@ -85,9 +85,7 @@ impl Service {
         images: &[&str],
         params: &SearchParams<'_>,
     ) -> Result<Found> {
-        let scope = self.resolve_scope(client, params.collection).await?;
-        let probe = self.faces.probe(images).await?;
-        self.search_in(client, &probe, scope.as_ref(), params).await
+        self.search_images(client, images, params, false).await
     }
 
     /// 1:N with tight face crops: an image in which no face is detected is embedded whole.
@@ -97,8 +95,23 @@ impl Service {
         images: &[&str],
         params: &SearchParams<'_>,
     ) -> Result<Found> {
+        self.search_images(client, images, params, true).await
+    }
+
+    async fn search_images(
+        &self,
+        client: &ClientId,
+        images: &[&str],
+        params: &SearchParams<'_>,
+        crops: bool,
+    ) -> Result<Found> {
+        // The collection first, so an unknown one costs no face work.
         let scope = self.resolve_scope(client, params.collection).await?;
-        let probe = self.faces.crop_probe(images).await?;
+        let probe = if crops {
+            self.faces.crop_probe(images).await?
+        } else {
+            self.faces.probe(images).await?
+        };
         self.search_in(client, &probe, scope.as_ref(), params).await
     }
 

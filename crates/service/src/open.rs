@@ -47,6 +47,22 @@ pub struct Config {
     pub vacuum_every: Duration,
 }
 
+impl Config {
+    /// The defaults `visage serve` starts with: a face-pipeline job per core, 64 waiting,
+    /// the index's default parameters, at most one `VACUUM` a minute.
+    pub fn new(store: StoreConfig, models_dir: PathBuf) -> Config {
+        Config {
+            store,
+            models_dir,
+            pipeline: PipelineConfig::default(),
+            cpu_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            cpu_queue: 64,
+            index: IndexParams::default(),
+            vacuum_every: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Whether other processes may use an embedded store at the same time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {

@@ -83,6 +83,6 @@ impl LiveScore {
 
     /// As shown in answers: four decimals.
     pub fn rounded(self) -> f64 {
-        (f64::from(self.0) * 1e4).round() / 1e4
+        vision::round_score(f64::from(self.0))
     }
 }

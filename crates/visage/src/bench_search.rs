@@ -92,22 +92,12 @@ fn row(backend: &str, mode: &str, faces: usize, p50: f64, p99: f64, recall: Opti
     println!("{backend}\t{mode}\t{faces}\t{p50:.3}\t{p99:.3}\t{recall}");
 }
 
-/// The service as `visage serve` opens it, on the gallery in `store`.
+/// The service as `visage serve` opens it by default, on the gallery in `store`.
 async fn open_service(
     models: &crate::ModelsArgs,
     store: service::StoreConfig,
 ) -> anyhow::Result<service::Service> {
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    service::open(service::Config {
-        store,
-        models_dir: models.models_dir.clone(),
-        pipeline: vision::PipelineConfig::default(),
-        cpu_workers: workers,
-        cpu_queue: 64,
-        index: index::IndexParams::default(),
-        vacuum_every: std::time::Duration::from_secs(60),
-    })
-    .await
+    service::open(service::Config::new(store, models.models_dir.clone())).await
 }
 
 /// Both modes on one backend: the exact one as the reference, then the approximate one.
@@ -136,7 +126,7 @@ async fn bench_backend(
         }
     };
     let (p50, p99, faces, exact) = run(queries, search(SearchMode::Accurate)).await?;
-    row(name, "ACCURATE", faces, p50, p99, None);
+    row(name, SearchMode::Accurate.as_str(), faces, p50, p99, None);
     let (p50, p99, faces, fast) = run(queries, search(SearchMode::Fast)).await?;
     row(
         name,

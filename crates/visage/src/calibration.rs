@@ -102,7 +102,7 @@ pub fn false_positive_identification_rate(fmr: f64, gallery: f64) -> f64 {
     1.0 - (1.0 - fmr).powf(gallery)
 }
 
-/// The README's score table: one row per score threshold.
+/// The score table of `docs/scores.md`: one row per score threshold.
 pub fn print_score_table(genuine: &[f32], impostor: &[f32], all: &AllPairs) {
     println!(
         "score_table pairs: {} genuine / {} impostor; all pairs: {} genuine / {} impostor",

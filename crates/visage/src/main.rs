@@ -130,10 +130,10 @@ pub struct PipelineArgs {
     #[arg(long)]
     pub flip: bool,
     /// Longest image side given to the detector.
-    #[arg(long, default_value_t = 640)]
+    #[arg(long, default_value_t = vision::DetectorConfig::default().max_input_side)]
     pub detect_side: u32,
     /// Images whose longest side is below this are enlarged to it for detection.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = vision::DetectorConfig::default().min_input_side)]
     pub detect_min_side: u32,
 }
 

@@ -74,22 +74,21 @@ impl DatabaseArgs {
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let workers = args
-        .cpu_workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let defaults = service::Config::new(
+        args.database.store_config(&args.data_dir),
+        args.models.models_dir,
+    );
     let config = server::ServeConfig {
         service: service::Config {
-            store: args.database.store_config(&args.data_dir),
-            models_dir: args.models.models_dir,
-            pipeline: vision::PipelineConfig::default(),
-            cpu_workers: workers,
+            cpu_workers: args.cpu_workers.unwrap_or(defaults.cpu_workers),
             cpu_queue: args.cpu_queue,
             index: index::IndexParams {
                 graph_min_faces: args.graph_min_faces,
                 ef_search: args.ef_search.max(1),
-                ..index::IndexParams::default()
+                ..defaults.index
             },
             vacuum_every: std::time::Duration::from_secs(args.vacuum_secs.max(1)),
+            ..defaults
         },
         addr: SocketAddr::new(args.host, args.port),
         body_limit: args.body_limit_mb * 1024 * 1024,

@@ -4,14 +4,8 @@
 
 mod common;
 
-use common::{fixture_b64, TestServer, BASE};
+use common::{collection, fixture_b64, post_ok, TestServer, BASE};
 use serde_json::{json, Value};
-
-fn post_ok(s: &TestServer, t: &str, path: &str, body: Value) -> Value {
-    let (status, b) = s.post(&format!("{BASE}{path}"), t, body);
-    assert_eq!(status, 200, "{path}: {b}");
-    b
-}
 
 fn enrol(s: &TestServer, t: &str, name: &str, image: &str, collections: &[&Value]) -> String {
     let ids: Vec<&Value> = collections.iter().map(|c| &c["_id"]).collect();
@@ -22,10 +16,6 @@ fn enrol(s: &TestServer, t: &str, name: &str, image: &str, collections: &[&Value
         json!({"name": name, "images": [fixture_b64(image)], "collections": ids}),
     );
     b["data"]["_id"].as_str().expect("_id").to_owned()
-}
-
-fn collection(s: &TestServer, t: &str, name: &str) -> Value {
-    post_ok(s, t, "/collections", json!({"name": name}))["data"].clone()
 }
 
 fn search(s: &TestServer, t: &str, image: &str, min_score: f64, extra: Value) -> Value {

@@ -5,35 +5,15 @@
 mod common;
 
 use base64::Engine;
-use common::{fixture_b64, repo_path, TestServer, BASE};
+use common::{
+    error_body, fixture_b64, person_total, post_data, post_status, repo_path, validation_body,
+    TestServer, BASE,
+};
 use serde_json::{json, Value};
 
 fn live_fixture(name: &str) -> String {
     let bytes = std::fs::read(repo_path("fixtures/liveness").join(name)).expect("fixture");
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn post(s: &TestServer, t: &str, path: &str, body: Value) -> (u16, Value) {
-    s.post(&format!("{BASE}{path}"), t, body)
-}
-
-fn ok(s: &TestServer, t: &str, path: &str, body: Value) -> Value {
-    let (status, b) = post(s, t, path, body);
-    assert_eq!(status, 200, "{path}: {b}");
-    b["data"].clone()
-}
-
-fn error(message: &str) -> Value {
-    json!({"message": message, "code": "ERROR"})
-}
-
-fn validation(message: &str) -> Value {
-    json!({"message": message, "code": "MissingParameter"})
-}
-
-fn persons(s: &TestServer, t: &str) -> u64 {
-    let (_, b) = s.get(&format!("{BASE}/persons"), t);
-    b["pagination"]["total"].as_u64().expect("total")
 }
 
 /// obama.jpg shrunk so that its face is about 30 px wide.
@@ -58,7 +38,7 @@ fn liveness_endpoints_pass_the_live_selfie_and_fail_the_attacks() {
             ("image_F2.jpg", false),
             ("image_T1.jpg", true),
         ] {
-            let d = ok(
+            let d = post_data(
                 &s,
                 &t,
                 path,
@@ -71,7 +51,7 @@ fn liveness_endpoints_pass_the_live_selfie_and_fail_the_attacks() {
         }
     }
     // A stricter threshold than T1's score fails it: the rule is score > min_score.
-    let d = ok(
+    let d = post_data(
         &s,
         &t,
         "/liveness",
@@ -82,39 +62,46 @@ fn liveness_endpoints_pass_the_live_selfie_and_fail_the_attacks() {
     // Errors: validation, unknown collection, a face too small to judge, no face.
     let img = live_fixture("image_T1.jpg");
     for (body, status, expected) in [
-        (json!({"image": img}), 409, validation("\"os\" is required")),
+        (
+            json!({"image": img}),
+            409,
+            validation_body("\"os\" is required"),
+        ),
         (
             json!({"os": "WINDOWS", "image": img}),
             409,
-            validation("\"os\" must be one of [DESKTOP, IOS, ANDROID]"),
+            validation_body("\"os\" must be one of [DESKTOP, IOS, ANDROID]"),
         ),
         (
             json!({"os": "IOS"}),
             409,
-            validation("\"image\" is required"),
+            validation_body("\"image\" is required"),
         ),
         (
             json!({"os": "IOS", "image": img, "liveness_min_score": 2}),
             409,
-            validation("\"liveness_min_score\" must be less than or equal to 1"),
+            validation_body("\"liveness_min_score\" must be less than or equal to 1"),
         ),
         (
             json!({"os": "IOS", "image": img, "collection_id": "0123456789abcdef01234567"}),
             404,
-            error("invalid_collection"),
+            error_body("invalid_collection"),
         ),
         (
             json!({"os": "IOS", "image": tiny_face()}),
             412,
-            error("face_too_small"),
+            error_body("face_too_small"),
         ),
         (
             json!({"os": "IOS", "image": "abc"}),
             412,
-            error("only_images_in_base64"),
+            error_body("only_images_in_base64"),
         ),
     ] {
-        assert_eq!(post(&s, &t, "/liveness", body), (status, expected));
+        assert_eq!(
+            s.post(&format!("{BASE}/liveness"), &t, body),
+            (status, expected)
+        );
     }
 }
 
@@ -128,7 +115,7 @@ fn live_compare_search_and_enrolment() {
     let lobby = b["data"]["_id"].as_str().expect("id").to_owned();
 
     // compare-live: both verdicts always reported.
-    let d = ok(
+    let d = post_data(
         &s,
         &t,
         "/compare-live",
@@ -137,7 +124,7 @@ fn live_compare_search_and_enrolment() {
     assert_eq!(d["result"]["passed"], true, "{d}");
     assert_eq!(d["liveness"]["passed"], true);
     assert!(d["score"].as_f64().expect("score") >= 0.85);
-    let d = ok(
+    let d = post_data(
         &s,
         &t,
         "/compare-live",
@@ -146,7 +133,7 @@ fn live_compare_search_and_enrolment() {
     assert_eq!(d["liveness"]["passed"], false, "{d}");
     assert_eq!(d["passed"], false);
     assert_eq!(
-        post(
+        post_status(
             &s,
             &t,
             "/compare-live",
@@ -154,12 +141,12 @@ fn live_compare_search_and_enrolment() {
         ),
         (
             409,
-            validation("\"liveness_min_score\" must be greater than or equal to 0.52")
+            validation_body("\"liveness_min_score\" must be greater than or equal to 0.52")
         )
     );
 
     // compare-with-liveness: liveness only when the comparison passed.
-    let d = ok(
+    let d = post_data(
         &s,
         &t,
         "/compare-with-liveness",
@@ -168,7 +155,7 @@ fn live_compare_search_and_enrolment() {
     assert_eq!(d["comparison"]["passed"], true, "{d}");
     assert_eq!(d["liveness"]["passed"], true);
     assert_eq!(d["liveness"]["min_score"], 0.6);
-    let d = ok(
+    let d = post_data(
         &s,
         &t,
         "/compare-with-liveness",
@@ -177,13 +164,13 @@ fn live_compare_search_and_enrolment() {
     assert_eq!(d["comparison"]["passed"], false, "{d}");
     assert_eq!(d["liveness"], Value::Null);
     assert_eq!(
-        post(
+        post_status(
             &s,
             &t,
             "/compare-with-liveness",
             json!({"probe": fixture_b64("obama2.jpg"), "gallery": [fixture_b64("obama.jpg")]})
         ),
-        (409, validation("\"search_mode\" is required"))
+        (409, validation_body("\"search_mode\" is required"))
     );
 
     // persons/search-live-face: the live selfie is enrolled into the collection.
@@ -191,7 +178,7 @@ fn live_compare_search_and_enrolment() {
         json!({"name": "Live Person", "images": [image], "gender": "F", "date_of_birth": "1990-01-01",
                "collection_id": collection, "liveness_min_score": 0.6, "min_score": 0.81, "search_mode": "FAST"})
     };
-    let created = ok(
+    let created = post_data(
         &s,
         &t,
         "/persons/search-live-face",
@@ -201,38 +188,38 @@ fn live_compare_search_and_enrolment() {
     assert!(created["liveness_score"].as_f64().expect("score") > 0.6);
     // The same person again: a duplicate, found before liveness runs.
     assert_eq!(
-        post(
+        post_status(
             &s,
             &t,
             "/persons/search-live-face",
             enrol(live_fixture("image_T1.jpg"), &desk)
         ),
-        (409, error("409:duplicated_person"))
+        (409, error_body("409:duplicated_person"))
     );
     // The upstream samples show one man: his phone-replay attack is a duplicate in `desk`
     // (the search runs first), and in `lobby` it is refused by liveness; nothing is created.
     assert_eq!(
-        post(
+        post_status(
             &s,
             &t,
             "/persons/search-live-face",
             enrol(live_fixture("image_F2.jpg"), &desk)
         ),
-        (409, error("409:duplicated_person"))
+        (409, error_body("409:duplicated_person"))
     );
     assert_eq!(
-        post(
+        post_status(
             &s,
             &t,
             "/persons/search-live-face",
             enrol(live_fixture("image_F2.jpg"), &lobby)
         ),
-        (409, error("409:liveness_failed"))
+        (409, error_body("409:liveness_failed"))
     );
-    assert_eq!(persons(&s, &t), 1);
+    assert_eq!(person_total(&s, &t), 1);
 
     // search-live-face: liveness, then 1:N.
-    let d = ok(
+    let d = post_data(
         &s,
         &t,
         "/search-live-face",
@@ -241,13 +228,13 @@ fn live_compare_search_and_enrolment() {
     assert_eq!(d["persons"][0]["id"], created["_id"], "{d}");
     assert!(d["liveness_score"].as_f64().expect("score") > 0.6);
     assert_eq!(
-        post(
+        post_status(
             &s,
             &t,
             "/search-live-face",
             json!({"image": live_fixture("image_F1.jpg"), "os": "IOS", "liveness_min_score": 0.6, "min_score": 0.81, "search_mode": "FAST"})
         ),
-        (409, error("409:liveness_failed"))
+        (409, error_body("409:liveness_failed"))
     );
 }
 
@@ -267,7 +254,7 @@ fn without_the_liveness_models_live_endpoints_answer_501_and_create_nothing() {
     let (_, b) = s.post(&format!("{BASE}/collections"), &t, json!({"name": "desk"}));
     let desk = b["data"]["_id"].clone();
     let selfie = live_fixture("image_T1.jpg");
-    let not_available = (501, error("liveness_not_available"));
+    let not_available = (501, error_body("liveness_not_available"));
     for (path, body) in [
         ("/liveness", json!({"os": "IOS", "image": selfie})),
         ("/liveness-score", json!({"os": "IOS", "image": selfie})),
@@ -289,11 +276,15 @@ fn without_the_liveness_models_live_endpoints_answer_501_and_create_nothing() {
             "collection_id": desk, "liveness_min_score": 0.6, "min_score": 0.81, "search_mode": "FAST"}),
         ),
     ] {
-        assert_eq!(post(&s, &t, path, body), not_available, "{path}");
+        assert_eq!(
+            s.post(&format!("{BASE}{path}"), &t, body),
+            not_available,
+            "{path}"
+        );
     }
-    assert_eq!(persons(&s, &t), 0, "nothing was created");
+    assert_eq!(person_total(&s, &t), 0, "nothing was created");
     // Everything else still works.
-    ok(
+    post_data(
         &s,
         &t,
         "/search",

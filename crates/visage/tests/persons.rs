@@ -4,39 +4,19 @@
 mod common;
 
 use base64::Engine;
-use common::{fixture_b64, person_body, TestServer, BASE};
+use common::{
+    collection, create_person, fixture_b64, id, person_body, person_total, TestServer, BASE,
+};
 use serde_json::{json, Value};
 
 const NOT_FOUND: &str = r#"{"error":"Person not found","message":"PERSON_NOT_FOUND"}"#;
-
-fn create(s: &TestServer, t: &str, body: Value) -> Value {
-    let (status, b) = s.post(&format!("{BASE}/persons"), t, body);
-    assert_eq!(status, 200, "{b}");
-    b["data"].clone()
-}
-
-fn collection(s: &TestServer, t: &str, name: &str) -> Value {
-    let (status, b) = s.post(&format!("{BASE}/collections"), t, json!({"name": name}));
-    assert_eq!(status, 200, "{b}");
-    b["data"].clone()
-}
-
-fn total(s: &TestServer, t: &str) -> u64 {
-    let (status, b) = s.get(&format!("{BASE}/persons"), t);
-    assert_eq!(status, 200, "{b}");
-    b["pagination"]["total"].as_u64().expect("total")
-}
-
-fn id(v: &Value) -> String {
-    v["_id"].as_str().expect("_id").to_owned()
-}
 
 #[test]
 fn enrol_list_lookup_retrieve_update_delete() {
     let s = TestServer::start();
     let t = s.token("acme");
     let staff = collection(&s, &t, "staff");
-    let p = create(
+    let p = create_person(
         &s,
         &t,
         json!({"name": "Barack 44 Obama", "images": [fixture_b64("obama.jpg"), fixture_b64("obama2.jpg")],
@@ -56,8 +36,8 @@ fn enrol_list_lookup_retrieve_update_delete() {
     assert!(p.get("faceEncodings").is_none() && !p.to_string().contains("embedding"));
     let pid = id(&p);
 
-    create(&s, &t, person_body("Joe Biden", "biden.jpg"));
-    create(&s, &t, person_body("Eileen Collins", "astronaut.png"));
+    create_person(&s, &t, person_body("Joe Biden", "biden.jpg"));
+    create_person(&s, &t, person_body("Eileen Collins", "astronaut.png"));
 
     let (status, page) = s.get(&format!("{BASE}/persons?page=2&limit=2"), &t);
     assert_eq!(status, 200);
@@ -121,7 +101,7 @@ fn enrol_list_lookup_retrieve_update_delete() {
     assert_eq!((status, b.to_string().as_str()), (404, NOT_FOUND));
     let (status, b) = s.delete(&format!("{BASE}/persons/{pid}"), &t);
     assert_eq!((status, b.to_string().as_str()), (404, NOT_FOUND));
-    assert_eq!(total(&s, &t), 2);
+    assert_eq!(person_total(&s, &t), 2);
 }
 
 #[test]
@@ -130,7 +110,7 @@ fn duplicate_name_and_birth_date_in_a_collection_is_412() {
     let t = s.token("acme");
     let c = collection(&s, &t, "staff");
     let body = json!({"name": "Barack Obama", "date_of_birth": "1961-08-04", "images": [fixture_b64("obama.jpg")], "collections": [c["_id"]]});
-    let first = create(&s, &t, body.clone());
+    let first = create_person(&s, &t, body.clone());
     let (status, b) = s.post(&format!("{BASE}/persons"), &t, body);
     assert_eq!(status, 412);
     assert_eq!(
@@ -138,7 +118,7 @@ fn duplicate_name_and_birth_date_in_a_collection_is_412() {
         (Some("person_already_set"), Some("PreconditionFailed"))
     );
     assert_eq!(b["data"]["_id"], first["_id"]);
-    assert_eq!(total(&s, &t), 1);
+    assert_eq!(person_total(&s, &t), 1);
 }
 
 #[test]
@@ -146,13 +126,13 @@ fn detach_from_one_collection_or_erase_with_the_last() {
     let s = TestServer::start();
     let t = s.token("acme");
     let (a, b) = (collection(&s, &t, "a"), collection(&s, &t, "b"));
-    let p = create(
+    let p = create_person(
         &s,
         &t,
         json!({"name": "Obama", "images": [fixture_b64("obama.jpg")], "collections": [a["_id"], b["_id"]]}),
     );
     let pid = id(&p);
-    let other = create(&s, &t, person_body("Biden", "biden.jpg"));
+    let other = create_person(&s, &t, person_body("Biden", "biden.jpg"));
 
     let (status, body) = s.delete(
         &format!(
@@ -203,7 +183,7 @@ fn detach_from_one_collection_or_erase_with_the_last() {
 fn another_clients_persons_are_404_and_never_listed() {
     let s = TestServer::start();
     let (a, b) = (s.token("acme"), s.token("globex"));
-    let p = create(&s, &a, person_body("Barack Obama", "obama.jpg"));
+    let p = create_person(&s, &a, person_body("Barack Obama", "obama.jpg"));
     let pid = id(&p);
     let (_, list) = s.get(&format!("{BASE}/persons"), &b);
     assert_eq!(
@@ -262,7 +242,7 @@ fn png_bomb() -> String {
 fn bad_input_gets_an_error_and_changes_nothing() {
     let s = TestServer::start_with(&["--body-limit-mb", "4"]);
     let t = s.token("acme");
-    let p = create(&s, &t, person_body("Barack Obama", "obama.jpg"));
+    let p = create_person(&s, &t, person_body("Barack Obama", "obama.jpg"));
     let pid = id(&p);
     let before = s.get(&format!("{BASE}/persons/{pid}"), &t).1["data"].clone();
     let obama = std::fs::read(common::repo_path("fixtures/faces/obama.jpg")).expect("fixture");
@@ -393,7 +373,7 @@ fn bad_input_gets_an_error_and_changes_nothing() {
     let (status, b) = s.post_declared_size(&format!("{BASE}/persons"), &t, 5 * 1024 * 1024);
     assert_eq!((status, b), (413, err("ERROR", "payload_too_large")));
 
-    assert_eq!(total(&s, &t), 1, "nothing was created");
+    assert_eq!(person_total(&s, &t), 1, "nothing was created");
     let after = s.get(&format!("{BASE}/persons/{pid}"), &t).1["data"].clone();
     assert_eq!(before, after, "the person was not changed");
     assert_eq!(
@@ -446,7 +426,7 @@ fn enrolment_queue_overflow_is_503_and_cheap_calls_still_answer() {
     }
     let created = results.iter().filter(|r| r.0 == 200).count() as u64;
     assert!(created >= 1);
-    assert_eq!(total(&s, &t), created);
+    assert_eq!(person_total(&s, &t), created);
 }
 
 #[test]
@@ -454,7 +434,7 @@ fn an_unexpected_failure_is_a_bare_500() {
     crate::sqlite_only!();
     let s = TestServer::start();
     let t = s.token("acme");
-    let p = create(&s, &t, person_body("Barack Obama", "obama.jpg"));
+    let p = create_person(&s, &t, person_body("Barack Obama", "obama.jpg"));
     // Damage the stored row behind the server's back, as a broken disk or a careless
     // operator might.
     let db = rusqlite::Connection::open(s.data_dir.join("visage.db")).expect("open db");

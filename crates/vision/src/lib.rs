@@ -20,4 +20,4 @@ pub use embed::{Embedding, EMBEDDING_DIM};
 pub use error::{DecodeError, Error, Result};
 pub use liveness::{Liveness, MIN_FACE_WIDTH as MIN_LIVENESS_FACE_WIDTH};
 pub use pipeline::{largest, Face, Pipeline, PipelineConfig, StageTimes};
-pub use score::{Score, SCORE_MAP_MODEL};
+pub use score::{round_score, Score, SCORE_MAP_MODEL};

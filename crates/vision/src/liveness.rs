@@ -1,7 +1,7 @@
 //! Passive liveness (single-image presentation-attack detection) with upstream's MiniFASNet
 //! pair: MiniFASNetV2 on the face box scaled 2.7x, MiniFASNetV1SE on it scaled 4.0x, each an
 //! 80x80 BGR crop in raw 0..255; the live score is the mean of their class-1 probabilities.
-//! A print/replay filter, not a certified PAD system (README, "Liveness").
+//! A print/replay filter, not a certified PAD system (`docs/liveness.md`).
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! The map is piecewise linear and strictly increasing, so every score threshold is exactly
 //! one cosine threshold. Its knots were placed from LFW (`pairs-dev.txt`, folds 1-5, and every
 //! cross-identity pair of its 3,811 images); `visage eval lfw` prints the resulting table of
-//! score threshold -> false-accept and true-accept rates (README, "Scores"). Changing the
+//! score threshold -> false-accept and true-accept rates (`docs/scores.md`). Changing the
 //! embedding model means re-running that evaluation and changing these knots.
 
 /// `(cosine, score)` knots, both strictly increasing. Anchors, from `visage eval lfw`:
@@ -53,8 +53,13 @@ impl Score {
 
     /// Rounded to 4 decimals, as shown in responses.
     pub fn rounded(self) -> f64 {
-        (f64::from(self.0) * 1e4).round() / 1e4
+        round_score(f64::from(self.0))
     }
+}
+
+/// Every score the API shows (match, live, detection confidence) has 4 decimals.
+pub fn round_score(value: f64) -> f64 {
+    (value * 1e4).round() / 1e4
 }
 
 /// Linear interpolation through `KNOTS`, from the coordinate `from` to the coordinate `to`;

@@ -31,7 +31,7 @@ fn face(d: &Detection) -> Value {
         (right_mouth[0] + left_mouth[0]) / 2.0,
         (right_mouth[1] + left_mouth[1]) / 2.0,
     ];
-    let confidence = (f64::from(d.score) * 1e4).round() / 1e4;
+    let confidence = service::round_score(f64::from(d.score));
     json!({
         "bounding_box": {"x": round1(b.x), "y": round1(b.y), "width": round1(b.width), "height": round1(b.height)},
         "confidence": confidence,

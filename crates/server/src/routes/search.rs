@@ -4,7 +4,7 @@
 use axum::extract::State;
 use serde_json::{json, Value};
 use service::params::{MAX_IMAGES, MIN_SCORE_FLOOR, SEARCH_MIN_SCORE_FLOOR};
-use service::{Found, Gender, LiveEnrolment, PersonDraft, PersonStatus, SearchMode};
+use service::{ClientId, Found, Gender, LiveEnrolment, PersonDraft, PersonStatus, SearchMode};
 
 use super::params;
 use super::persons::{clean_name, GENDERS};
@@ -33,11 +33,7 @@ pub async fn search(
     AuthClient(client): AuthClient,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Envelope> {
-    let f = Fields(&body);
-    let images = f.req_str_array("images", 1, MAX_IMAGES)?;
-    let params = params::search(&f, SEARCH_MIN_SCORE_FLOOR)?;
-    let found = st.service.search(&client, &images, &params).await?;
-    Ok(answer(&st, matches(&found), &found, params.mode))
+    search_images(&st, &client, &Fields(&body), false).await
 }
 
 /// Tight face crops: an image in which no face is detected is embedded whole.
@@ -46,11 +42,29 @@ pub async fn crops(
     AuthClient(client): AuthClient,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Envelope> {
-    let f = Fields(&body);
+    search_images(&st, &client, &Fields(&body), true).await
+}
+
+/// `/search` (`min_score` from 0.2) and `/search/crops` (from 0.5).
+async fn search_images(
+    st: &AppState,
+    client: &ClientId,
+    f: &Fields<'_>,
+    crops: bool,
+) -> ApiResult<Envelope> {
     let images = f.req_str_array("images", 1, MAX_IMAGES)?;
-    let params = params::search(&f, MIN_SCORE_FLOOR)?;
-    let found = st.service.search_crops(&client, &images, &params).await?;
-    Ok(answer(&st, matches(&found), &found, params.mode))
+    let floor = if crops {
+        MIN_SCORE_FLOOR
+    } else {
+        SEARCH_MIN_SCORE_FLOOR
+    };
+    let params = params::search(f, floor)?;
+    let found = if crops {
+        st.service.search_crops(client, &images, &params).await?
+    } else {
+        st.service.search(client, &images, &params).await?
+    };
+    Ok(answer(st, matches(&found), &found, params.mode))
 }
 
 /// One probe, no liveness (as documented), answered as `[{id, score, ...}]`.

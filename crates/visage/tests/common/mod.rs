@@ -427,3 +427,52 @@ impl Drop for TestServer {
 pub fn person_body(name: &str, image: &str) -> Value {
     serde_json::json!({"name": name, "images": [fixture_b64(image)]})
 }
+
+/// A POST under [`BASE`]: the status and the reply.
+pub fn post_status(s: &TestServer, t: &str, path: &str, body: Value) -> (u16, Value) {
+    s.post(&format!("{BASE}{path}"), t, body)
+}
+
+/// A POST under [`BASE`] that must answer 200; the whole reply.
+pub fn post_ok(s: &TestServer, t: &str, path: &str, body: Value) -> Value {
+    let (status, b) = post_status(s, t, path, body);
+    assert_eq!(status, 200, "{path}: {b}");
+    b
+}
+
+/// The `data` of a POST under [`BASE`] that must answer 200.
+pub fn post_data(s: &TestServer, t: &str, path: &str, body: Value) -> Value {
+    post_ok(s, t, path, body)["data"].clone()
+}
+
+/// A new collection of the token's client.
+pub fn collection(s: &TestServer, t: &str, name: &str) -> Value {
+    post_data(s, t, "/collections", serde_json::json!({"name": name}))
+}
+
+/// A new person of the token's client.
+pub fn create_person(s: &TestServer, t: &str, body: Value) -> Value {
+    post_data(s, t, "/persons", body)
+}
+
+/// How many persons the token's client has.
+pub fn person_total(s: &TestServer, t: &str) -> u64 {
+    let (status, b) = s.get(&format!("{BASE}/persons"), t);
+    assert_eq!(status, 200, "{b}");
+    b["pagination"]["total"].as_u64().expect("total")
+}
+
+/// The `_id` of a stored object.
+pub fn id(v: &Value) -> String {
+    v["_id"].as_str().expect("_id").to_owned()
+}
+
+/// A Verifik `{"message", "code": "ERROR"}` body.
+pub fn error_body(message: &str) -> Value {
+    serde_json::json!({"message": message, "code": "ERROR"})
+}
+
+/// A Joi validation body (409).
+pub fn validation_body(message: &str) -> Value {
+    serde_json::json!({"message": message, "code": "MissingParameter"})
+}

@@ -1,0 +1,347 @@
+//! The HTTP layer in-process, through `router().oneshot(...)`: validation, error bodies and
+//! the envelope, fast (no process, no socket), with the real service behind the router.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const BASE: &str = "/v2/face-recognition";
+const BODY_LIMIT: usize = 1 << 20;
+
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    app: server::AppState,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+fn models_dir() -> std::path::PathBuf {
+    std::env::var_os("VISAGE_MODELS_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
+}
+
+/// One service for every test of this binary (the models load once).
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = service::StoreConfig {
+            data_dir: dir.path().to_owned(),
+            database: None,
+        };
+        let config = service::Config::new(store, models_dir());
+        let svc = rt.block_on(service::open(config)).expect("service opens");
+        let secret = service::tokens::Secret::load_or_create(dir.path()).expect("secret");
+        let client = service::ClientId::parse("inprocess").expect("client id");
+        let now = chrono::Utc::now().timestamp();
+        let (token, _) = service::tokens::issue(&secret, &client, now, 3600).expect("token");
+        let app = server::AppState::new(Arc::new(svc), "Signed by visage");
+        Fixture {
+            rt,
+            app,
+            token,
+            _dir: dir,
+        }
+    })
+}
+
+/// One request through a fresh router; the status and the body as JSON (`Null` if empty).
+fn call(method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+    let f = fixture();
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let body = match body {
+        Some(b) => {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+            Body::from(b.to_owned())
+        }
+        None => Body::empty(),
+    };
+    let request = request.body(body).expect("request");
+    f.rt.block_on(async {
+        let response = server::router(f.app.clone(), BODY_LIMIT)
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    })
+}
+
+fn post(path: &str, body: Value) -> (StatusCode, Value) {
+    let f = fixture();
+    call(
+        "POST",
+        &format!("{BASE}{path}"),
+        Some(&f.token),
+        Some(&body.to_string()),
+    )
+}
+
+fn validation(message: &str) -> Value {
+    json!({"code": "MissingParameter", "message": message})
+}
+
+fn error(message: &str) -> Value {
+    json!({"code": "ERROR", "message": message})
+}
+
+/// Long enough to pass the length check, so that what is judged is the content.
+fn filler(c: char) -> String {
+    std::iter::repeat_n(c, 200).collect()
+}
+
+#[test]
+fn requests_without_a_valid_token_are_refused_before_anything_else() {
+    let unauthorized = json!({"code": "UNAUTHORIZED", "message": "Authentication required"});
+    for token in [None, Some("garbage"), Some("a.b.c")] {
+        let (status, body) = call("POST", &format!("{BASE}/search"), token, Some("{"));
+        assert_eq!(
+            (status, body),
+            (StatusCode::UNAUTHORIZED, unauthorized.clone()),
+            "{token:?}"
+        );
+    }
+}
+
+#[test]
+fn bodies_that_are_not_json_objects_get_joi_worded_409s() {
+    let f = fixture();
+    let path = format!("{BASE}/collections");
+    for (body, message) in [
+        ("{\"name\": ", "\"body\" must be valid JSON"),
+        ("[1, 2]", "\"value\" must be of type object"),
+        ("{\"name\": 5}", "\"name\" must be a string"),
+        ("{}", "\"name\" is required"),
+    ] {
+        let (status, reply) = call("POST", &path, Some(&f.token), Some(body));
+        assert_eq!(
+            (status, reply),
+            (StatusCode::CONFLICT, validation(message)),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn search_fields_are_checked_in_joi_order() {
+    let image = filler('A');
+    let cases = [
+        (json!({}), "\"images\" is required"),
+        (
+            json!({"images": []}),
+            "\"images\" must contain at least 1 items",
+        ),
+        (
+            json!({"images": [image, image, image, image]}),
+            "\"images\" must contain less than or equal to 3 items",
+        ),
+        (json!({"images": [image]}), "\"min_score\" is required"),
+        (
+            json!({"images": [image], "min_score": 0.1}),
+            "\"min_score\" must be greater than or equal to 0.2",
+        ),
+        (
+            json!({"images": [image], "min_score": "x"}),
+            "\"min_score\" must be a number",
+        ),
+        (
+            json!({"images": [image], "min_score": 0.8}),
+            "\"search_mode\" is required",
+        ),
+        (
+            json!({"images": [image], "min_score": 0.8, "search_mode": "SLOW"}),
+            "\"search_mode\" must be one of [FAST, ACCURATE]",
+        ),
+        (
+            json!({"images": [image], "min_score": 0.8, "search_mode": "FAST", "collection_id": 7}),
+            "\"collection_id\" must be a string",
+        ),
+        (
+            json!({"images": [image], "min_score": 0.8, "search_mode": "FAST", "max_results": 2.5}),
+            "\"max_results\" must be an integer",
+        ),
+        (
+            json!({"images": [image], "min_score": 0.8, "search_mode": "FAST", "max_results": 101}),
+            "\"max_results\" must be less than or equal to 100",
+        ),
+    ];
+    for (body, message) in cases {
+        let (status, reply) = post("/search", body.clone());
+        assert_eq!(
+            (status, reply),
+            (StatusCode::CONFLICT, validation(message)),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn images_are_judged_before_any_face_work() {
+    let search = |image: &str| {
+        post(
+            "/search",
+            json!({"images": [image], "min_score": 0.8, "search_mode": "ACCURATE"}),
+        )
+    };
+    assert_eq!(
+        search("abc"),
+        (
+            StatusCode::PRECONDITION_FAILED,
+            error("only_images_in_base64")
+        )
+    );
+    assert_eq!(
+        search(&format!("https://example.com/{}", filler('a'))),
+        (
+            StatusCode::PRECONDITION_FAILED,
+            error("image_urls_disabled")
+        )
+    );
+    assert_eq!(
+        search(&filler('!')),
+        (
+            StatusCode::PRECONDITION_FAILED,
+            error("only_images_in_base64")
+        )
+    );
+    // Valid base64 of bytes that are no image.
+    assert_eq!(
+        search(&filler('A')),
+        (StatusCode::PRECONDITION_FAILED, error("invalid_image"))
+    );
+}
+
+#[test]
+fn unknown_collections_and_persons_are_404_with_verifik_bodies() {
+    let image = filler('A');
+    let (status, reply) = post(
+        "/search",
+        json!({"images": [image], "min_score": 0.8, "search_mode": "FAST", "collection_id": "nope"}),
+    );
+    assert_eq!(
+        (status, reply),
+        (StatusCode::NOT_FOUND, error("invalid_collection"))
+    );
+    let f = fixture();
+    let not_found = json!({"error": "Person not found", "message": "PERSON_NOT_FOUND"});
+    for id in ["not-an-id", "0123456789abcdef01234567"] {
+        let (status, reply) = call("GET", &format!("{BASE}/persons/{id}"), Some(&f.token), None);
+        assert_eq!(
+            (status, reply),
+            (StatusCode::NOT_FOUND, not_found.clone()),
+            "{id}"
+        );
+    }
+    let (status, reply) = call("GET", "/nowhere", Some(&f.token), None);
+    assert_eq!(
+        (status, reply),
+        (StatusCode::NOT_FOUND, error("route_not_found"))
+    );
+}
+
+#[test]
+fn a_declared_oversize_body_is_413_unread() {
+    let f = fixture();
+    let request = Request::builder()
+        .method("POST")
+        .uri(format!("{BASE}/search"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.token))
+        .header(header::CONTENT_LENGTH, (BODY_LIMIT + 1).to_string())
+        .body(Body::empty())
+        .expect("request");
+    let status = f.rt.block_on(async {
+        server::router(f.app.clone(), BODY_LIMIT)
+            .oneshot(request)
+            .await
+            .expect("infallible")
+            .status()
+    });
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[test]
+fn token_renewal_answers_in_its_own_words() {
+    let f = fixture();
+    let (status, reply) = call("GET", "/v2/auth/session", None, None);
+    assert_eq!(
+        (status, reply),
+        (
+            StatusCode::CONFLICT,
+            validation("missing Authorization header")
+        )
+    );
+    let (status, reply) = call("GET", "/v2/auth/session", Some("garbage"), None);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply["code"], "Unauthorized");
+    assert_eq!(reply["message"], "Invalid or expired token.");
+    assert_eq!(reply["signature"]["message"], "Signed by visage");
+    let (status, reply) = call("GET", "/v2/auth/session?expiresIn=13", Some(&f.token), None);
+    assert_eq!(
+        (status, reply),
+        (
+            StatusCode::CONFLICT,
+            validation("\"expiresIn\" must be between 1 and 12")
+        )
+    );
+    let (status, reply) = call("GET", "/v2/auth/session?expiresIn=2", Some(&f.token), None);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply["tokenType"], "bearer");
+    let renewed = reply["accessToken"].as_str().expect("token");
+    let (status, _) = call("GET", &format!("{BASE}/collections"), Some(renewed), None);
+    assert_eq!(status, StatusCode::OK, "the renewed token works");
+}
+
+#[test]
+fn a_collection_round_trips_in_the_envelope() {
+    let f = fixture();
+    let (status, created) = post(
+        "/collections",
+        json!({"name": "  staff  ", "description": "d"}),
+    );
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["data"]["name"], "staff");
+    assert_eq!(created["signature"]["message"], "Signed by visage");
+    let id = created["data"]["_id"].as_str().expect("_id");
+    assert!(created["id"].as_str().is_some_and(|i| i.len() == 5));
+    let (status, fetched) = call(
+        "GET",
+        &format!("{BASE}/collections/{id}"),
+        Some(&f.token),
+        None,
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fetched["data"], created["data"]);
+    let (status, _) = call(
+        "DELETE",
+        &format!("{BASE}/collections/{id}"),
+        Some(&f.token),
+        None,
+    );
+    assert_eq!(status, StatusCode::OK);
+    let (status, reply) = call(
+        "GET",
+        &format!("{BASE}/collections/{id}"),
+        Some(&f.token),
+        None,
+    );
+    assert_eq!(
+        (status, reply),
+        (StatusCode::NOT_FOUND, error("invalid_collection"))
+    );
+}
