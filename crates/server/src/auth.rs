@@ -8,15 +8,18 @@ use service::ClientId;
 use crate::error::ApiError;
 use crate::AppState;
 
-/// The token from an `Authorization` header: `Bearer x`, `JWT x`, `jwt x` or bare `x`.
+/// The token from an `Authorization` header: `Bearer x` or `JWT x` (schemes are
+/// case-insensitive, as RFC 9110 says), or a bare `x`.
 fn token_from_header(value: &str) -> &str {
     let value = value.trim();
-    for scheme in ["Bearer ", "bearer ", "JWT ", "jwt "] {
-        if let Some(rest) = value.strip_prefix(scheme) {
-            return rest.trim();
+    match value.split_once(char::is_whitespace) {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("jwt") =>
+        {
+            rest.trim()
         }
+        _ => value,
     }
-    value
 }
 
 /// The tenant of a request; `None` when it carries no `Authorization` header.
@@ -35,10 +38,15 @@ impl FromRequestParts<AppState> for AuthClient {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match authenticate(parts, state).await {
-            None => Err(ApiError::Unauthenticated),
-            Some(client) => Ok(AuthClient(client?)),
+        let client = match authenticate(parts, state).await {
+            None => return Err(ApiError::Unauthenticated),
+            Some(client) => client?,
+        };
+        if let Err(wait) = state.rate_limiter.admit(&client) {
+            state.overload.refused(&client, "rate limit reached: 429");
+            return Err(ApiError::RateLimited(wait));
         }
+        Ok(AuthClient(client))
     }
 }
 
@@ -67,7 +75,15 @@ mod tests {
 
     #[test]
     fn every_documented_scheme_is_accepted() {
-        for h in ["Bearer abc", "JWT abc", "jwt abc", "abc", "  Bearer   abc "] {
+        for h in [
+            "Bearer abc",
+            "BEARER abc",
+            "bEaReR abc",
+            "JWT abc",
+            "jwt abc",
+            "abc",
+            "  Bearer   abc ",
+        ] {
             assert_eq!(token_from_header(h), "abc");
         }
     }

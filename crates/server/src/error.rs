@@ -57,6 +57,20 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("route not found")]
     RouteNotFound,
+    /// The route exists, not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request line or headers are larger than this server reads.
+    #[error("uri too long")]
+    UriTooLong,
+    #[error("headers too large")]
+    HeadersTooLarge,
+    /// The body did not arrive within the body deadline.
+    #[error("request timeout")]
+    RequestTimeout,
+    /// The client's rate limit; try again after the duration.
+    #[error("rate limited")]
+    RateLimited(std::time::Duration),
     /// The CPU queue is full; try again shortly.
     #[error("busy")]
     Busy,
@@ -134,6 +148,16 @@ impl ApiError {
                 (StatusCode::PAYLOAD_TOO_LARGE, error("payload_too_large"))
             }
             ApiError::RouteNotFound => (StatusCode::NOT_FOUND, error("route_not_found")),
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, error("method_not_allowed"))
+            }
+            ApiError::UriTooLong => (StatusCode::URI_TOO_LONG, error("uri_too_long")),
+            ApiError::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                error("headers_too_large"),
+            ),
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, error("request_timeout")),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, error("too_many_requests")),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, error("server_busy")),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, error("internal_error")),
         }
@@ -147,10 +171,15 @@ impl IntoResponse for ApiError {
         }
         let (status, body) = self.status_and_body();
         let mut response = (status, axum::Json(body)).into_response();
-        if matches!(self, ApiError::Busy) {
+        let retry_after = match &self {
+            ApiError::Busy => Some(1),
+            ApiError::RateLimited(wait) => Some(wait.as_secs().max(1)),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -2,9 +2,12 @@
 //! the one error table. Handlers validate, make one call to the [`service::Service`] and
 //! shape its answer; they never touch the store, the index or the models.
 
+mod admission;
 mod auth;
 mod envelope;
 pub mod error;
+mod guards;
+mod listener;
 mod present;
 mod query;
 mod routes;
@@ -12,12 +15,17 @@ mod validate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use admission::{BodyBudget, RateLimiter};
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use service::Service;
+use service::{OverloadLog, Service};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+
+pub use admission::RateLimit;
+pub use listener::ConnectionLimits;
 
 /// Everything `visage serve` needs to know.
 #[derive(Debug, Clone)]
@@ -26,8 +34,33 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    pub requests: RequestLimits,
+    pub connections: ConnectionLimits,
     /// `signature.message` of every envelope.
     pub signature_message: String,
+}
+
+/// Limits on requests, past the connection level.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// A body must be read in full within this.
+    pub body_timeout: Duration,
+    /// Bytes of request bodies being read at once, server-wide; over it: 503.
+    pub body_budget: usize,
+    /// Per client, per node; over it: 429.
+    pub rate: RateLimit,
+}
+
+impl RequestLimits {
+    /// The defaults for a body limit: 60 s to send a body (32 MiB at ~4.5 Mbit/s), room for
+    /// four bodies of the largest size at once.
+    pub fn for_body_limit(body_limit: usize) -> Self {
+        RequestLimits {
+            body_timeout: Duration::from_secs(60),
+            body_budget: body_limit.saturating_mul(4),
+            rate: RateLimit::default(),
+        }
+    }
 }
 
 /// Shared by every handler; cheap to clone.
@@ -35,13 +68,21 @@ pub struct ServeConfig {
 pub struct AppState {
     pub service: Arc<Service>,
     pub message: Arc<str>,
+    rate_limiter: Arc<RateLimiter>,
+    overload: Arc<OverloadLog>,
+    body_budget: BodyBudget,
+    body_timeout: Duration,
 }
 
 impl AppState {
-    pub fn new(service: Arc<Service>, signature_message: &str) -> Self {
+    pub fn new(service: Arc<Service>, signature_message: &str, limits: RequestLimits) -> Self {
         AppState {
             service,
             message: Arc::from(signature_message),
+            rate_limiter: Arc::new(RateLimiter::new(limits.rate)),
+            overload: Arc::new(OverloadLog::default()),
+            body_budget: BodyBudget::new(limits.body_budget),
+            body_timeout: limits.body_timeout,
         }
     }
 
@@ -53,81 +94,42 @@ impl AppState {
 
 /// The whole API as a router (used by `serve` and by tests).
 pub fn router(state: AppState, body_limit: usize) -> Router {
+    let guard_state = state.clone();
     routes::routes()
         .fallback(|| async { error::ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
-                refuse_declared_oversize(req, next, body_limit)
+                guards::admit(req, next, body_limit, guard_state.body_budget.clone())
             },
         ))
-        .layer(axum::middleware::from_fn(close_after_unread_body))
+        .layer(axum::middleware::from_fn(guards::close_after_unread_body))
+        .layer(axum::middleware::from_fn(guards::private_responses))
         .layer(CatchPanicLayer::custom(|_| {
             use axum::response::IntoResponse;
             error::ApiError::internal("handler panicked").into_response()
         }))
-        .layer(TraceLayer::new_for_http())
+        // 5xx are logged where they arise, with what caused them (an internal error's
+        // detail, an overload once per client per interval), not once more per response.
+        .layer(TraceLayer::new_for_http().on_failure(()))
         .with_state(state)
 }
 
-/// An error answered before the request body was read (a refused token, an unavailable
-/// database, a body too large) leaves unread bytes on the connection, which the server then
-/// closes; saying so in `Connection: close` stops the client from sending its next request
-/// on a connection that is going away.
-async fn close_after_unread_body(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-    let has_body = req.headers().contains_key(TRANSFER_ENCODING)
-        || req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0");
-    let mut response = next.run(req).await;
-    let status = response.status();
-    if has_body && (status.is_client_error() || status.is_server_error()) {
-        response
-            .headers_mut()
-            .insert(CONNECTION, axum::http::HeaderValue::from_static("close"));
-    }
-    response
-}
-
-/// Answers 413 at once when `Content-Length` already says the body is too large, without
-/// reading it (bodies without a length are cut off by `DefaultBodyLimit` as they stream).
-async fn refuse_declared_oversize(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-    limit: usize,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let declared = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(n) if n > limit as u64 => error::ApiError::PayloadTooLarge.into_response(),
-        _ => next.run(req).await,
-    }
-}
-
-/// Opens the service, binds, and serves until SIGTERM or SIGINT; in-flight requests finish
-/// before the service is shut down (the search index saved, the database pool closed).
+/// Opens the service, binds, and serves until SIGTERM or SIGINT; in-flight requests get the
+/// grace period to finish, then the service is shut down (the search index saved, the
+/// database pool closed).
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     use anyhow::Context;
     let service = Arc::new(service::open(config.service).await?);
-    let state = AppState::new(service.clone(), &config.signature_message);
+    let state = AppState::new(service.clone(), &config.signature_message, config.requests);
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;
     let local = listener.local_addr()?;
     tracing::info!("visage listening on http://{local}");
-    axum::serve(listener, router(state, config.body_limit))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    let app = router(state, config.body_limit);
+    listener::serve(listener, app, config.connections, shutdown_signal()).await;
     service.shutdown().await;
     tracing::info!("visage stopped");
     Ok(())

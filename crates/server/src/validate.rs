@@ -6,22 +6,29 @@ use axum::extract::{FromRequest, Request};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::AppState;
 
 /// A JSON object body. Bad JSON, or JSON that is not an object, is a 409 validation error;
 /// a body over the limit is a 413.
 pub struct JsonObject(pub Map<String, Value>);
 
-impl<S: Send + Sync> FromRequest<S> for JsonObject {
+impl FromRequest<AppState> for JsonObject {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::Validation("\"body\" could not be read".into())
-            }
-        })?;
+    /// A body that has not arrived in full within the body deadline is 408: a client that
+    /// stalls mid-upload holds its memory and its share of the body budget no longer.
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let read = Bytes::from_request(req, state);
+        let bytes = tokio::time::timeout(state.body_timeout, read)
+            .await
+            .map_err(|_| ApiError::RequestTimeout)?
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::Validation("\"body\" could not be read".into())
+                }
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonObject(Map::new()));
         }
@@ -33,6 +40,19 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
             Err(_) => Err(ApiError::Validation("\"body\" must be valid JSON".into())),
         }
     }
+}
+
+/// Characters that change how a name displays without being visible themselves.
+fn is_deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{200B}'..='\u{200F}' // zero-width space, joiners, marks
+            | '\u{202A}'..='\u{202E}' // bidirectional embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}' // bidirectional isolates
+            | '\u{061C}' // Arabic letter mark
+            | '\u{FEFF}' // zero-width no-break space
+        )
 }
 
 /// Typed access to the fields of a body, each failure a Joi-worded 409.
@@ -49,6 +69,22 @@ impl<'a> Fields<'a> {
             Some(Value::String(s)) => Ok(Some(s.as_str())),
             Some(_) => Err(ApiError::Validation(format!("\"{key}\" must be a string"))),
         }
+    }
+
+    /// A name: no control characters, no bidirectional overrides or isolates and no
+    /// zero-width characters, which would make one name display as another.
+    pub fn opt_name(&self, key: &str) -> Result<Option<&'a str>, ApiError> {
+        match self.opt_str(key)? {
+            Some(s) if s.chars().any(is_deceptive) => Err(ApiError::Validation(format!(
+                "\"{key}\" must not contain control, bidirectional or zero-width characters"
+            ))),
+            other => Ok(other),
+        }
+    }
+
+    pub fn req_name(&self, key: &str) -> Result<&'a str, ApiError> {
+        self.opt_name(key)?;
+        self.req_str(key)
     }
 
     pub fn req_str(&self, key: &str) -> Result<&'a str, ApiError> {
@@ -271,6 +307,25 @@ mod tests {
             "\"mode\" is required"
         );
         assert_eq!(f.req_number("min", 0.0, 1.0).ok(), Some(0.1));
+        for name in [
+            "Ev\u{202E}il",
+            "Zero\u{200B}Width",
+            "Bell\u{7}",
+            "Tab\tbed",
+            "Iso\u{2066}late",
+        ] {
+            let body = json!({ "name": name });
+            let f = Fields(body.as_object().expect("object"));
+            assert_eq!(
+                msg(f.req_name("name").unwrap_err()),
+                "\"name\" must not contain control, bidirectional or zero-width characters",
+                "{name:?}"
+            );
+        }
+        let body = json!({"name": "José Ñúñez-O'Brien 李"});
+        assert!(Fields(body.as_object().expect("object"))
+            .req_name("name")
+            .is_ok());
         assert_eq!(f.req_str_or_array("probe", 1, 3).ok(), Some(vec!["abc"]));
     }
 }

@@ -44,7 +44,8 @@ fn fixture() -> &'static Fixture {
         let client = service::ClientId::parse("inprocess").expect("client id");
         let now = chrono::Utc::now().timestamp();
         let (token, _) = service::tokens::issue(&secret, &client, now, 3600).expect("token");
-        let app = server::AppState::new(Arc::new(svc), "Signed by visage");
+        let limits = server::RequestLimits::for_body_limit(BODY_LIMIT);
+        let app = server::AppState::new(Arc::new(svc), "Signed by visage", limits);
         Fixture {
             rt,
             app,
@@ -56,6 +57,18 @@ fn fixture() -> &'static Fixture {
 
 /// One request through a fresh router; the status and the body as JSON (`Null` if empty).
 fn call(method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+    let (status, _, body) = call_with(&fixture().app, method, path, token, body);
+    (status, body)
+}
+
+/// [`call`] through a router on `app`, with the response headers.
+fn call_with(
+    app: &server::AppState,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
     let f = fixture();
     let mut request = Request::builder().method(method).uri(path);
     if let Some(token) = token {
@@ -63,23 +76,26 @@ fn call(method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (S
     }
     let body = match body {
         Some(b) => {
-            request = request.header(header::CONTENT_TYPE, "application/json");
+            request = request
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_LENGTH, b.len());
             Body::from(b.to_owned())
         }
         None => Body::empty(),
     };
     let request = request.body(body).expect("request");
     f.rt.block_on(async {
-        let response = server::router(f.app.clone(), BODY_LIMIT)
+        let response = server::router(app.clone(), BODY_LIMIT)
             .oneshot(request)
             .await
             .expect("infallible");
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .expect("body");
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, value)
+        (status, headers, value)
     })
 }
 
@@ -344,4 +360,173 @@ fn a_collection_round_trips_in_the_envelope() {
         (status, reply),
         (StatusCode::NOT_FOUND, error("invalid_collection"))
     );
+}
+
+#[test]
+fn framework_errors_have_verifik_bodies() {
+    let f = fixture();
+    let (status, reply) = call(
+        "PATCH",
+        &format!("{BASE}/collections"),
+        Some(&f.token),
+        None,
+    );
+    assert_eq!(
+        (status, reply),
+        (StatusCode::METHOD_NOT_ALLOWED, error("method_not_allowed"))
+    );
+    let long = format!("{BASE}/persons?name={}", "a".repeat(9000));
+    let (status, reply) = call("GET", &long, Some(&f.token), None);
+    assert_eq!(
+        (status, reply),
+        (StatusCode::URI_TOO_LONG, error("uri_too_long"))
+    );
+    let request = Request::builder()
+        .uri(format!("{BASE}/collections"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.token))
+        .header("x-padding", "p".repeat(40 * 1024))
+        .body(Body::empty())
+        .expect("request");
+    let (status, bytes) = f.rt.block_on(async {
+        let response = server::router(f.app.clone(), BODY_LIMIT)
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        (
+            status,
+            axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .expect("body"),
+        )
+    });
+    assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&bytes).ok(),
+        Some(error("headers_too_large"))
+    );
+}
+
+#[test]
+fn every_answer_is_private_and_unsniffable() {
+    let f = fixture();
+    for (method, path, token) in [
+        ("GET", format!("{BASE}/collections"), Some(f.token.as_str())),
+        ("GET", format!("{BASE}/collections"), None),
+        ("GET", "/health".to_owned(), None),
+    ] {
+        let (_, headers, _) = call_with(&f.app, method, &path, token, None);
+        assert_eq!(
+            headers.get(header::CACHE_CONTROL).map(|v| v.as_bytes()),
+            Some(&b"no-store"[..]),
+            "{path}"
+        );
+        assert_eq!(
+            headers
+                .get(header::X_CONTENT_TYPE_OPTIONS)
+                .map(|v| v.as_bytes()),
+            Some(&b"nosniff"[..]),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive() {
+    let f = fixture();
+    for scheme in ["Bearer", "bearer", "BEARER", "JWT"] {
+        let request = Request::builder()
+            .uri(format!("{BASE}/collections"))
+            .header(header::AUTHORIZATION, format!("{scheme} {}", f.token))
+            .body(Body::empty())
+            .expect("request");
+        let status = f.rt.block_on(async {
+            server::router(f.app.clone(), BODY_LIMIT)
+                .oneshot(request)
+                .await
+                .expect("infallible")
+                .status()
+        });
+        assert_eq!(status, StatusCode::OK, "{scheme}");
+    }
+}
+
+#[test]
+fn names_that_would_display_as_another_are_refused() {
+    for name in ["Barack\u{202E}amabO", "Ba\u{200B}rack", "Bar\u{0007}ack"] {
+        let (status, reply) = post("/collections", json!({ "name": name }));
+        assert_eq!(
+            (status, reply),
+            (
+                StatusCode::CONFLICT,
+                validation(
+                    "\"name\" must not contain control, bidirectional or zero-width characters"
+                )
+            ),
+            "{name:?}"
+        );
+    }
+}
+
+#[test]
+fn a_client_over_its_rate_is_429_and_others_are_not() {
+    let f = fixture();
+    let mut limits = server::RequestLimits::for_body_limit(BODY_LIMIT);
+    limits.rate = server::RateLimit {
+        per_second: 0.5,
+        burst: 3.0,
+    };
+    let app = server::AppState::new(f.app.service.clone(), "Signed by visage", limits);
+    let path = format!("{BASE}/collections");
+    for _ in 0..3 {
+        let (status, _, _) = call_with(&app, "GET", &path, Some(&f.token), None);
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, headers, reply) = call_with(&app, "GET", &path, Some(&f.token), None);
+    assert_eq!(
+        (status, reply),
+        (StatusCode::TOO_MANY_REQUESTS, error("too_many_requests"))
+    );
+    let retry: u64 = headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=2).contains(&retry), "{retry}");
+    let secret = service::tokens::Secret::load_or_create(f._dir.path()).expect("secret");
+    let other = service::ClientId::parse("another").expect("client");
+    let (token, _) =
+        service::tokens::issue(&secret, &other, chrono::Utc::now().timestamp(), 60).expect("token");
+    let (status, _, _) = call_with(&app, "GET", &path, Some(&token), None);
+    assert_eq!(status, StatusCode::OK, "another client has its own bucket");
+}
+
+#[test]
+fn bodies_over_the_server_wide_budget_are_503_unread() {
+    let f = fixture();
+    let mut limits = server::RequestLimits::for_body_limit(BODY_LIMIT);
+    limits.body_budget = 1000;
+    let app = server::AppState::new(f.app.service.clone(), "Signed by visage", limits);
+    let big = json!({"name": "x".repeat(2000)}).to_string();
+    let (status, headers, reply) = call_with(
+        &app,
+        "POST",
+        &format!("{BASE}/collections"),
+        Some(&f.token),
+        Some(&big),
+    );
+    assert_eq!(
+        (status, reply),
+        (StatusCode::SERVICE_UNAVAILABLE, error("server_busy"))
+    );
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    let small = json!({"name": "fits"}).to_string();
+    let (status, _, _) = call_with(
+        &app,
+        "POST",
+        &format!("{BASE}/collections"),
+        Some(&f.token),
+        Some(&small),
+    );
+    assert_eq!(status, StatusCode::OK, "a body within the budget is read");
 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use image::RgbImage;
 use vision::{largest, Detection, Embedding, Face, Pipeline};
 
+use store::ClientId;
+
 use crate::cpu::CpuPool;
 use crate::error::{Error, ImageError, Result};
 
@@ -33,7 +35,12 @@ pub(crate) struct Faces {
 impl Faces {
     /// Checks every string, then decodes each image and applies `per_image` (with the image's
     /// index) to it on the CPU pool, in one job; the first failure fails the whole call.
-    async fn each_image<T, F>(&self, images: &[&str], per_image: F) -> Result<Vec<T>>
+    async fn each_image<T, F>(
+        &self,
+        client: &ClientId,
+        images: &[&str],
+        per_image: F,
+    ) -> Result<Vec<T>>
     where
         T: Send + 'static,
         F: Fn(&Pipeline, usize, &RgbImage) -> Result<T> + Send + 'static,
@@ -44,7 +51,7 @@ impl Faces {
         let owned: Vec<String> = images.iter().map(|s| s.to_string()).collect();
         let pipeline = self.pipeline.clone();
         self.cpu
-            .run(move || {
+            .run(client, move || {
                 owned
                     .iter()
                     .enumerate()
@@ -63,18 +70,18 @@ impl Faces {
     }
 
     /// The largest face of each image; an image without a face fails the call.
-    pub async fn largest_faces(&self, images: &[&str]) -> Result<Vec<Face>> {
-        self.each_image(images, |p, _, img| {
+    pub async fn largest_faces(&self, client: &ClientId, images: &[&str]) -> Result<Vec<Face>> {
+        self.each_image(client, images, |p, _, img| {
             p.largest_face(img)?.ok_or(Error::NoFace)
         })
         .await
     }
 
     /// The live score of the largest face of one image.
-    pub async fn liveness(&self, image: &str) -> Result<f32> {
+    pub async fn liveness(&self, client: &ClientId, image: &str) -> Result<f32> {
         self.require_liveness()?;
         let mut scores = self
-            .each_image(&[image], |p, _, img| {
+            .each_image(client, &[image], |p, _, img| {
                 live_score(p, img, &largest_detection(p, img)?)
             })
             .await?;
@@ -83,10 +90,14 @@ impl Faces {
 
     /// The largest face of each image, and the live score of the first image's face (the
     /// live capture, where a use case takes one).
-    pub async fn largest_faces_first_live(&self, images: &[&str]) -> Result<(Vec<Face>, f32)> {
+    pub async fn largest_faces_first_live(
+        &self,
+        client: &ClientId,
+        images: &[&str],
+    ) -> Result<(Vec<Face>, f32)> {
         self.require_liveness()?;
         let scored = self
-            .each_image(images, |p, i, img| {
+            .each_image(client, images, |p, i, img| {
                 let detection = largest_detection(p, img)?;
                 let live = if i == 0 {
                     Some(live_score(p, img, &detection)?)
@@ -102,16 +113,16 @@ impl Faces {
 
     /// One embedding for 1-3 images of the same person: the normalised mean of their
     /// largest faces' embeddings.
-    pub async fn probe(&self, images: &[&str]) -> Result<Embedding> {
-        let faces = self.largest_faces(images).await?;
+    pub async fn probe(&self, client: &ClientId, images: &[&str]) -> Result<Embedding> {
+        let faces = self.largest_faces(client, images).await?;
         combine(faces.iter().map(|f| &f.embedding))
     }
 
     /// Like [`Self::probe`], for tight face crops: an image in which no face is detected is
     /// taken to be the face itself, resized to the embedder's input.
-    pub async fn crop_probe(&self, images: &[&str]) -> Result<Embedding> {
+    pub async fn crop_probe(&self, client: &ClientId, images: &[&str]) -> Result<Embedding> {
         let embeddings = self
-            .each_image(images, |p, _, img| {
+            .each_image(client, images, |p, _, img| {
                 Ok(match p.largest_face(img)? {
                     Some(face) => face.embedding,
                     None => p.embed_crop(img)?,
@@ -125,11 +136,12 @@ impl Faces {
     /// `embed` is set.
     pub async fn all_faces(
         &self,
+        client: &ClientId,
         image: &str,
         embed: bool,
     ) -> Result<Vec<(Detection, Option<Embedding>)>> {
         let mut per_image = self
-            .each_image(&[image], move |p, _, img| {
+            .each_image(client, &[image], move |p, _, img| {
                 p.detect(img)?
                     .into_iter()
                     .map(|d| {

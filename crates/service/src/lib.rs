@@ -12,6 +12,7 @@ mod error;
 mod faces;
 mod matching;
 mod open;
+mod overload;
 pub mod params;
 mod persons;
 mod search;
@@ -27,6 +28,7 @@ pub use matching::{
     Comparison, DetectParams, DetectedFace, Found, Match, SearchParams, Verification,
 };
 pub use open::{lock_data_dir, open, open_store, Access, Config, OpenStore, StoreConfig};
+pub use overload::OverloadLog;
 pub use params::{LiveScore, SearchMode};
 pub use persons::{Detached, LiveEnrolment, PersonChanges, PersonDraft, PersonList, PersonQuery};
 pub use search::SearchBackend;

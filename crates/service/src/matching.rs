@@ -108,9 +108,9 @@ impl Service {
         // The collection first, so an unknown one costs no face work.
         let scope = self.resolve_scope(client, params.collection).await?;
         let probe = if crops {
-            self.faces.crop_probe(images).await?
+            self.faces.crop_probe(client, images).await?
         } else {
-            self.faces.probe(images).await?
+            self.faces.probe(client, images).await?
         };
         self.search_in(client, &probe, scope.as_ref(), params).await
     }
@@ -136,7 +136,10 @@ impl Service {
         params: &SearchParams<'_>,
     ) -> Result<(Found, LiveScore)> {
         let scope = self.resolve_scope(client, params.collection).await?;
-        let (faces, live) = self.faces.largest_faces_first_live(&[image]).await?;
+        let (faces, live) = self
+            .faces
+            .largest_faces_first_live(client, &[image])
+            .await?;
         let live = LiveScore::new(live);
         if !live.passes(liveness_min_score) {
             return Err(Error::LivenessFailed);
@@ -203,7 +206,7 @@ impl Service {
             .filter(|p| p.status == PersonStatus::Active)
             .filter(|p| scope.as_ref().is_none_or(|c| p.collections.contains(c)))
             .ok_or(Error::PersonNotFound)?;
-        let probe = self.faces.probe(images).await?;
+        let probe = self.faces.probe(client, images).await?;
         let best = self
             .store
             .faces_of_person(client, id)
@@ -227,12 +230,13 @@ impl Service {
     /// 1:1 between two sets of images (each image's largest face), nothing stored.
     pub async fn compare(
         &self,
+        client: &ClientId,
         probe: &[&str],
         gallery: &[&str],
         threshold: Score,
     ) -> Result<Comparison> {
         let images: Vec<&str> = probe.iter().chain(gallery).copied().collect();
-        let faces = self.faces.largest_faces(&images).await?;
+        let faces = self.faces.largest_faces(client, &images).await?;
         let (probe_faces, gallery_faces) = faces.split_at(probe.len());
         let score = best_pair(probe_faces, gallery_faces);
         Ok(Comparison {
@@ -245,6 +249,7 @@ impl Service {
     /// score, in one pass.
     pub async fn compare_live(
         &self,
+        client: &ClientId,
         probe: &str,
         gallery: &[&str],
         threshold: Score,
@@ -252,7 +257,7 @@ impl Service {
         let images: Vec<&str> = std::iter::once(probe)
             .chain(gallery.iter().copied())
             .collect();
-        let (faces, live) = self.faces.largest_faces_first_live(&images).await?;
+        let (faces, live) = self.faces.largest_faces_first_live(client, &images).await?;
         let (probe_face, gallery_faces) = faces.split_at(1);
         let score = best_pair(probe_face, gallery_faces);
         let comparison = Comparison {
@@ -271,7 +276,7 @@ impl Service {
         params: &DetectParams<'_>,
     ) -> Result<Vec<DetectedFace>> {
         let scope = self.resolve_scope(client, params.collection).await?;
-        let mut detected = self.faces.all_faces(image, scope.is_some()).await?;
+        let mut detected = self.faces.all_faces(client, image, scope.is_some()).await?;
         detected.truncate(params.max_results);
         let search = SearchParams {
             min_score: params.min_score,
@@ -303,6 +308,6 @@ impl Service {
         collection: Option<&str>,
     ) -> Result<LiveScore> {
         self.resolve_scope(client, collection).await?;
-        Ok(LiveScore::new(self.faces.liveness(image).await?))
+        Ok(LiveScore::new(self.faces.liveness(client, image).await?))
     }
 }

@@ -94,7 +94,7 @@ impl Service {
     pub async fn enrol(&self, client: &ClientId, draft: PersonDraft<'_>) -> Result<Person> {
         // Collections first, so an unknown one costs no face work.
         let collections = self.resolve_collections(client, &draft.collections).await?;
-        let faces = self.faces.largest_faces(&draft.images).await?;
+        let faces = self.faces.largest_faces(client, &draft.images).await?;
         self.create_person(client, draft, collections, faces).await
     }
 
@@ -139,7 +139,10 @@ impl Service {
             .resolve_scope(client, search.collection)
             .await?
             .ok_or(Error::CollectionNotFound)?;
-        let (faces, live) = self.faces.largest_faces_first_live(&person.images).await?;
+        let (faces, live) = self
+            .faces
+            .largest_faces_first_live(client, &person.images)
+            .await?;
         let live = LiveScore::new(live);
         let probe = combine(faces.iter().map(|f| &f.embedding))?;
         let found = self
@@ -223,7 +226,9 @@ impl Service {
         // Existence first, so a missing person costs no face work.
         self.person(client, id).await?;
         let faces = match &changes.images {
-            Some(images) => Some(stored_faces(self.faces.largest_faces(images).await?)),
+            Some(images) => Some(stored_faces(
+                self.faces.largest_faces(client, images).await?,
+            )),
             None => None,
         };
         let update = PersonUpdate {

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -39,6 +40,28 @@ pub struct ServeArgs {
     /// Candidates the graph collects per FAST search (HNSW ef).
     #[arg(long, env = "VISAGE_EF_SEARCH", default_value_t = index::IndexParams::default().ef_search)]
     pub ef_search: usize,
+    /// A request's headers must arrive within this many seconds; an idle keep-alive
+    /// connection is closed after as long.
+    #[arg(long, env = "VISAGE_HEADER_TIMEOUT_SECS", default_value_t = 15)]
+    pub header_timeout_secs: u64,
+    /// A request's body must arrive within this many seconds (else 408).
+    #[arg(long, env = "VISAGE_BODY_TIMEOUT_SECS", default_value_t = 60)]
+    pub body_timeout_secs: u64,
+    /// MiB of request bodies read at once, server-wide (else 503; default: 4 bodies of the
+    /// largest size).
+    #[arg(long, env = "VISAGE_BODY_BUDGET_MB")]
+    pub body_budget_mb: Option<usize>,
+    /// Connections open at once (default: 1024, or fewer under a low open-file limit).
+    #[arg(long, env = "VISAGE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// After SIGTERM, seconds in-flight requests get before their connections are dropped.
+    #[arg(long, env = "VISAGE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+    /// Requests per second per client on this node (else 429), and the burst above it.
+    #[arg(long, env = "VISAGE_RATE_LIMIT", default_value_t = server::RateLimit::default().per_second)]
+    pub rate_limit: f64,
+    #[arg(long, env = "VISAGE_RATE_BURST", default_value_t = server::RateLimit::default().burst)]
+    pub rate_burst: f64,
     #[command(flatten)]
     pub database: DatabaseArgs,
     /// On PostgreSQL: at most one VACUUM per this many seconds, and only after erasures.
@@ -74,24 +97,46 @@ impl DatabaseArgs {
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let defaults = service::Config::new(
+    if !(args.rate_limit.is_finite() && args.rate_limit > 0.0) {
+        bail!("--rate-limit must be a positive number of requests per second");
+    }
+    let body_limit = args.body_limit_mb.saturating_mul(1024 * 1024);
+    let defaults = server::RequestLimits::for_body_limit(body_limit);
+    let service_defaults = service::Config::new(
         args.database.store_config(&args.data_dir),
         args.models.models_dir,
     );
     let config = server::ServeConfig {
         service: service::Config {
-            cpu_workers: args.cpu_workers.unwrap_or(defaults.cpu_workers),
+            cpu_workers: args.cpu_workers.unwrap_or(service_defaults.cpu_workers),
             cpu_queue: args.cpu_queue,
             index: index::IndexParams {
                 graph_min_faces: args.graph_min_faces,
                 ef_search: args.ef_search.max(1),
-                ..defaults.index
+                ..service_defaults.index
             },
-            vacuum_every: std::time::Duration::from_secs(args.vacuum_secs.max(1)),
-            ..defaults
+            vacuum_every: Duration::from_secs(args.vacuum_secs.max(1)),
+            ..service_defaults
         },
         addr: SocketAddr::new(args.host, args.port),
-        body_limit: args.body_limit_mb * 1024 * 1024,
+        body_limit,
+        requests: server::RequestLimits {
+            body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
+            body_budget: args
+                .body_budget_mb
+                .map_or(defaults.body_budget, |mb| mb.saturating_mul(1024 * 1024)),
+            rate: server::RateLimit {
+                per_second: args.rate_limit,
+                burst: args.rate_burst.max(1.0),
+            },
+        },
+        connections: server::ConnectionLimits {
+            header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+            max_connections: args
+                .max_connections
+                .unwrap_or(server::ConnectionLimits::default().max_connections),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+        },
         signature_message: args.signature,
     };
     runtime()?.block_on(server::serve(config))

@@ -22,7 +22,7 @@ pub async fn create(
 ) -> ApiResult<Envelope> {
     let f = Fields(&body);
     let new = NewCollection {
-        name: f.req_str("name")?.trim().to_owned(),
+        name: f.req_name("name")?.trim().to_owned(),
         description: f.opt_str("description")?.map(str::to_owned),
         project: f.opt_str("project")?.map(str::to_owned),
     };
@@ -78,7 +78,7 @@ pub async fn update(
     let id = collection_id(&id)?;
     let f = Fields(&body);
     let update = CollectionUpdate {
-        name: Some(f.req_str("name")?.trim().to_owned()),
+        name: Some(f.req_name("name")?.trim().to_owned()),
         description: f.opt_str("description")?.map(str::to_owned),
         project: f.opt_str("project")?.map(str::to_owned),
         people: body

@@ -33,7 +33,7 @@ pub(super) fn outcome(c: &Comparison, threshold: Score) -> Value {
 /// answer shapes: `{score, result: {score, compare_min_score, passed}, compare_min_score}`.
 pub async fn compare(
     State(st): State<AppState>,
-    AuthClient(_client): AuthClient,
+    AuthClient(client): AuthClient,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Envelope> {
     let f = Fields(&body);
@@ -42,7 +42,10 @@ pub async fn compare(
     // Required by the docs, not sent by Verifik's own demo client: optional here.
     let mode = params::opt_search_mode(&f)?;
     let threshold = threshold(&f)?;
-    let compared = st.service.compare(&probe, &gallery, threshold).await?;
+    let compared = st
+        .service
+        .compare(&client, &probe, &gallery, threshold)
+        .await?;
     let mut data = outcome(&compared, threshold);
     if let Value::Object(fields) = &mut data {
         fields.insert("result".into(), outcome(&compared, threshold));

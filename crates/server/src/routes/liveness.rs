@@ -44,7 +44,7 @@ pub async fn liveness(
 /// `/compare-live`: compare and liveness on the probe, both always reported.
 pub async fn compare_live(
     State(st): State<AppState>,
-    AuthClient(_client): AuthClient,
+    AuthClient(client): AuthClient,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Envelope> {
     let f = Fields(&body);
@@ -54,7 +54,10 @@ pub async fn compare_live(
     let mode = params::opt_search_mode(&f)?;
     let liveness_min = f.req_number("liveness_min_score", COMPARE_LIVENESS_MIN_SCORE_FLOOR, 1.0)?;
     let threshold = threshold(&f)?;
-    let (compared, live) = st.service.compare_live(probe, &gallery, threshold).await?;
+    let (compared, live) = st
+        .service
+        .compare_live(&client, probe, &gallery, threshold)
+        .await?;
     let passed = compared.passed && live.passes(liveness_min);
     Ok(st.envelope(json!({
         "score": compared.score.rounded(),
@@ -77,7 +80,7 @@ pub async fn compare_live(
 /// `/compare-with-liveness`: compare first; liveness only reported when the compare passed.
 pub async fn compare_with_liveness(
     State(st): State<AppState>,
-    AuthClient(_client): AuthClient,
+    AuthClient(client): AuthClient,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Envelope> {
     let f = Fields(&body);
@@ -88,7 +91,10 @@ pub async fn compare_with_liveness(
         .opt_number("liveness_min_score", COMPARE_LIVENESS_MIN_SCORE_FLOOR, 1.0)?
         .unwrap_or(DEFAULT_LIVENESS_MIN_SCORE);
     let threshold = threshold(&f)?;
-    let (compared, live) = st.service.compare_live(probe, &gallery, threshold).await?;
+    let (compared, live) = st
+        .service
+        .compare_live(&client, probe, &gallery, threshold)
+        .await?;
     let liveness = if compared.passed {
         let mut v = verdict(live, liveness_min);
         if let Value::Object(fields) = &mut v {

@@ -39,7 +39,7 @@ pub(super) fn clean_name(raw: &str) -> ApiResult<String> {
 /// The person fields of a create or update body, validated; all optional here.
 fn changes<'a>(f: &Fields<'a>) -> ApiResult<PersonChanges<'a>> {
     Ok(PersonChanges {
-        name: f.opt_str("name")?.map(clean_name).transpose()?,
+        name: f.opt_name("name")?.map(clean_name).transpose()?,
         images: f.opt_str_array("images", 1, MAX_IMAGES)?,
         gender: f.opt_enum("gender", &GENDERS)?.and_then(Gender::parse),
         date_of_birth: f.opt_date("date_of_birth")?,
@@ -59,7 +59,7 @@ pub async fn create(
 ) -> ApiResult<Envelope> {
     let f = Fields(&body);
     // Required fields first, so their message wins as in Joi.
-    f.req_str("name")?;
+    f.req_name("name")?;
     f.req_str_array("images", 1, MAX_IMAGES)?;
     let p = changes(&f)?;
     let draft = PersonDraft {

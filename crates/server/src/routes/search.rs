@@ -108,7 +108,7 @@ pub async fn enrol_live_face(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Envelope> {
     let f = Fields(&body);
-    let name = clean_name(f.req_str("name")?)?;
+    let name = clean_name(f.req_name("name")?)?;
     let images = f.req_str_array("images", 1, MAX_IMAGES)?;
     let gender = Gender::parse(f.req_enum("gender", &GENDERS)?);
     let date_of_birth = f

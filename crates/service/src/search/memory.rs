@@ -43,7 +43,7 @@ impl SearchBackend for MemoryBackend {
         let (gallery, c, job) = (self.gallery.clone(), client.clone(), query.clone());
         let found = self
             .cpu
-            .run(move || Ok(gallery.candidates(&c, &job.request())))
+            .run(client, move || Ok(gallery.candidates(&c, &job.request())))
             .await?;
         let scanned = started.elapsed();
         let outcome = self

@@ -400,6 +400,24 @@ impl TestServer {
         assert!(status.success(), "graceful shutdown failed: {status:?}");
     }
 
+    /// SIGTERM, then the exit status if the process ends within `limit`.
+    pub fn terminate_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        send_signal(self.child.id() as i32, "TERM");
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// `host:port` of the listener, for raw TCP.
+    pub fn socket_addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
