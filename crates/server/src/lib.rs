@@ -8,6 +8,7 @@ mod envelope;
 pub mod error;
 mod guards;
 mod listener;
+mod parse_errors;
 mod present;
 mod query;
 mod routes;

@@ -12,6 +12,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::parse_errors::ParseErrorBodies;
+
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -91,7 +93,8 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let service = TowerToHyperService::new(router.clone());
-        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let io = TokioIo::new(ParseErrorBodies::new(stream));
+        let connection = http.serve_connection(io, service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // A connection error (a client gone, a header timeout) concerns that client only.

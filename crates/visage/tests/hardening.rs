@@ -139,3 +139,43 @@ fn framework_answers_keep_the_verifik_shape_and_private_headers() {
         .expect("request");
     assert_eq!(resp.status().as_u16(), 200, "BEARER is the Bearer scheme");
 }
+
+/// What the server answers on a fresh connection to raw bytes: status and body.
+fn raw_exchange(s: &TestServer, request: &[u8]) -> (u16, serde_json::Value) {
+    let mut stream = TcpStream::connect(s.socket_addr()).expect("connect");
+    // The server may answer and close before reading all of a large request.
+    let _ = stream.write_all(request);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    let text = String::from_utf8_lossy(&reply);
+    let status = text
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn requests_http_cannot_parse_still_get_verifik_bodies() {
+    let s = TestServer::start();
+    assert_eq!(
+        raw_exchange(&s, b"GARBAGE LINE\r\n\r\n"),
+        (400, error_body("bad_request"))
+    );
+    let mut huge = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 600 * 1024));
+    huge.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(
+        raw_exchange(&s, &huge),
+        (431, error_body("headers_too_large"))
+    );
+    let (status, _) = s.call("GET", "/health", None, None);
+    assert_eq!(status, 200);
+}
