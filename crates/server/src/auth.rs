@@ -42,6 +42,7 @@ impl FromRequestParts<AppState> for AuthClient {
             None => return Err(ApiError::Unauthenticated),
             Some(client) => client?,
         };
+        crate::access_log::record_client(&client);
         if let Err(wait) = state.rate_limiter.admit(&client) {
             state.overload.refused(&client, "rate limit reached: 429");
             return Err(ApiError::RateLimited(wait));
@@ -60,7 +61,10 @@ impl FromRequestParts<AppState> for RenewingClient {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match authenticate(parts, state).await {
             None => Err(ApiError::Validation("missing Authorization header".into())),
-            Some(Ok(client)) => Ok(RenewingClient(client)),
+            Some(Ok(client)) => {
+                crate::access_log::record_client(&client);
+                Ok(RenewingClient(client))
+            }
             Some(Err(service::Error::Unauthenticated | service::Error::TokenExpired)) => {
                 Err(ApiError::RenewalRefused(state.message.clone()))
             }

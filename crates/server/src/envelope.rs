@@ -51,7 +51,9 @@ impl Envelope {
 impl IntoResponse for Envelope {
     fn into_response(self) -> Response {
         let mut body = Map::new();
-        body.insert("id".into(), Value::String(request_id()));
+        // The request's id (also its `X-Request-Id` and in its access-log line).
+        let id = crate::access_log::current_request_id().unwrap_or_else(request_id);
+        body.insert("id".into(), Value::String(id));
         body.insert("data".into(), self.data);
         body.extend(self.extra);
         body.insert(

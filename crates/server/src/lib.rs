@@ -2,6 +2,7 @@
 //! the one error table. Handlers validate, make one call to the [`service::Service`] and
 //! shape its answer; they never touch the store, the index or the models.
 
+mod access_log;
 mod admission;
 mod auth;
 mod envelope;
@@ -97,6 +98,7 @@ impl AppState {
 pub fn router(state: AppState, body_limit: usize) -> Router {
     let guard_state = state.clone();
     routes::routes()
+        .route_layer(axum::middleware::from_fn(access_log::record_route))
         .fallback(|| async { error::ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
@@ -114,6 +116,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         // 5xx are logged where they arise, with what caused them (an internal error's
         // detail, an overload once per client per interval), not once more per response.
         .layer(TraceLayer::new_for_http().on_failure(()))
+        .layer(axum::middleware::from_fn(access_log::log_request))
         .with_state(state)
 }
 

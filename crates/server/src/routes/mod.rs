@@ -20,7 +20,9 @@ use crate::AppState;
 pub fn routes() -> Router<AppState> {
     const BASE: &str = "/v2/face-recognition";
     Router::new()
-        .route("/health", get(health))
+        .route("/livez", get(live))
+        .route("/readyz", get(ready))
+        .route("/health", get(ready))
         .route("/v2/auth/session", get(session::renew))
         .route(
             &format!("{BASE}/collections"),
@@ -69,8 +71,15 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// 200 when the store answers.
-async fn health(State(st): State<AppState>) -> ApiResult<axum::Json<serde_json::Value>> {
+/// 200 while the process answers at all; touches nothing (for a liveness probe, which must
+/// not restart a healthy node during a database outage).
+async fn live() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// 200 when the store answers (the models and the index are loaded before the server
+/// listens); 503 otherwise. `/health` is the same probe.
+async fn ready(State(st): State<AppState>) -> ApiResult<axum::Json<serde_json::Value>> {
     st.service.health().await?;
     Ok(axum::Json(serde_json::json!({"status": "ok"})))
 }

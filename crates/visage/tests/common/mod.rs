@@ -178,6 +178,7 @@ pub struct TestServer {
     pub database: Option<String>,
     _tmp: Option<tempfile::TempDir>,
     child: Child,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub url: String,
     http: reqwest::blocking::Client,
 }
@@ -251,13 +252,23 @@ impl TestServer {
                 _ => panic!("visage serve exited before listening"),
             }
         };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        // Keep draining the log so the server never blocks on a full pipe; keep the lines
+        // for tests that read the log.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(mut l) = sink.lock() {
+                    l.push(line);
+                }
+            }
+        });
         TestServer {
             data_dir: data_dir.to_owned(),
             database,
             _tmp: None,
             child,
+            log,
             url,
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(120))
@@ -411,6 +422,11 @@ impl TestServer {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// The server's log lines so far (stderr, at the level the test started it with).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// `host:port` of the listener, for raw TCP.
