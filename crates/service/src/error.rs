@@ -94,9 +94,9 @@ impl From<vision::Error> for Error {
         use vision::DecodeError as D;
         match e {
             vision::Error::Decode(D::NotBase64 | D::Empty) => Error::Image(ImageError::NotBase64),
-            vision::Error::Decode(D::UnsupportedFormat | D::Corrupt(_)) => {
-                Error::Image(ImageError::Invalid)
-            }
+            vision::Error::Decode(
+                D::UnsupportedFormat | D::Corrupt(_) | D::CannotHoldFace { .. },
+            ) => Error::Image(ImageError::Invalid),
             vision::Error::Decode(D::DimensionsTooLarge { .. }) => {
                 Error::Image(ImageError::DimensionsTooLarge)
             }

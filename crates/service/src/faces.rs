@@ -132,20 +132,24 @@ impl Faces {
         combine(embeddings.iter())
     }
 
-    /// Every face of one image, best detection score first, each with its embedding when
-    /// `embed` is set.
+    /// The first `max_faces` faces of one image, best detection score first; the first
+    /// `embedded` of them with their embeddings.
     pub async fn all_faces(
         &self,
         client: &ClientId,
         image: &str,
-        embed: bool,
+        max_faces: usize,
+        embedded: usize,
     ) -> Result<Vec<(Detection, Option<Embedding>)>> {
         let mut per_image = self
             .each_image(client, &[image], move |p, _, img| {
-                p.detect(img)?
+                let mut faces = p.detect(img)?;
+                faces.truncate(max_faces);
+                faces
                     .into_iter()
-                    .map(|d| {
-                        let embedding = if embed {
+                    .enumerate()
+                    .map(|(i, d)| {
+                        let embedding = if i < embedded {
                             Some(p.embed_aligned(&p.align(img, &d)?)?)
                         } else {
                             None

@@ -1,11 +1,14 @@
 //! 1:N search, 1:1 verify and compare, detection and liveness: thresholds in API scores,
 //! answers as persons with scores.
 
+use std::collections::HashMap;
+
+use index::SearchOutcome;
 use store::{ClientId, CollectionId, Person, PersonId, PersonStatus};
 use vision::{Detection, Embedding, Face, Score};
 
 use crate::error::{Error, Result};
-use crate::params::{LiveScore, SearchMode};
+use crate::params::{LiveScore, SearchMode, DETECT_MAX_SEARCHED_FACES};
 use crate::search::Query;
 use crate::Service;
 
@@ -50,10 +53,11 @@ pub struct Comparison {
     pub passed: bool,
 }
 
-/// `/detect` with an optional search of every face.
+/// `/detect` with an optional search of its faces.
 #[derive(Debug, Clone)]
 pub struct DetectParams<'a> {
-    /// When given, each face is searched in this collection (`_id` or `code`).
+    /// When given, the faces are searched in this collection (`_id` or `code`), at most
+    /// [`DETECT_MAX_SEARCHED_FACES`] of them.
     pub collection: Option<&'a str>,
     pub mode: SearchMode,
     pub min_score: Score,
@@ -61,11 +65,24 @@ pub struct DetectParams<'a> {
     pub max_results: usize,
 }
 
-/// One detected face; `matches` when a collection was searched.
+/// One detected face; `matches` when it was searched in a collection.
 #[derive(Debug, Clone)]
 pub struct DetectedFace {
     pub detection: Detection,
     pub matches: Option<Vec<Match>>,
+}
+
+/// The backend's query for one probe. The score map is monotone, so the score threshold is
+/// a cosine threshold; the small margin keeps faces whose score rounds to exactly
+/// `min_score`, which are then checked on the score itself.
+fn query(probe: &Embedding, scope: Option<&CollectionId>, params: &SearchParams<'_>) -> Query {
+    Query {
+        probe: probe.as_slice().to_vec(),
+        collection: scope.cloned(),
+        mode: params.mode,
+        min_cosine: params.min_score.to_cosine() - 1e-6,
+        max_results: params.max_results,
+    }
 }
 
 /// The score of the best probe/gallery pair.
@@ -159,25 +176,60 @@ impl Service {
         scope: Option<&CollectionId>,
         params: &SearchParams<'_>,
     ) -> Result<Found> {
-        // The score map is monotone, so the score threshold is a cosine threshold; the small
-        // margin keeps faces whose score rounds to exactly `min_score`, which are then
-        // checked on the score itself.
-        let query = Query {
-            probe: probe.as_slice().to_vec(),
-            collection: scope.cloned(),
-            mode: params.mode,
-            min_cosine: params.min_score.to_cosine() - 1e-6,
-            max_results: params.max_results,
-        };
-        let outcome = self.search.search(client, query).await?;
+        let outcome = self
+            .search
+            .search(client, query(probe, scope, params))
+            .await?;
+        self.found(client, outcome, params, &mut HashMap::new())
+            .await
+    }
+
+    /// [`Self::search_in`] for several probes at once: one pass of the backend, and each
+    /// person found read once.
+    async fn search_many_in(
+        &self,
+        client: &ClientId,
+        probes: &[Embedding],
+        scope: Option<&CollectionId>,
+        params: &SearchParams<'_>,
+    ) -> Result<Vec<Found>> {
+        if probes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let queries = probes.iter().map(|p| query(p, scope, params)).collect();
+        let outcomes = self.search.search_many(client, queries).await?;
+        let mut persons = HashMap::new();
+        let mut found = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            found.push(self.found(client, outcome, params, &mut persons).await?);
+        }
+        Ok(found)
+    }
+
+    /// The backend's hits as persons with scores; `persons` keeps those already read.
+    async fn found(
+        &self,
+        client: &ClientId,
+        outcome: SearchOutcome,
+        params: &SearchParams<'_>,
+        persons: &mut HashMap<PersonId, Option<Person>>,
+    ) -> Result<Found> {
         let mut matches = Vec::with_capacity(outcome.hits.len());
         for hit in outcome.hits {
             let score = Score::from_cosine(hit.cosine);
             if score < params.min_score {
                 continue;
             }
+            let person = match persons.get(&hit.person) {
+                Some(person) => person.clone(),
+                None => {
+                    let person = self.store.get_person(client, &hit.person).await?;
+                    persons.insert(hit.person.clone(), person.clone());
+                    person
+                }
+            };
             // A person erased between the scan and this read is simply not reported.
-            if let Some(person) = self.store.get_person(client, &hit.person).await? {
+            if let Some(person) = person {
                 matches.push(Match { person, score });
             }
         }
@@ -267,8 +319,8 @@ impl Service {
         Ok((comparison, LiveScore::new(live)))
     }
 
-    /// Every face of one image, best detection first; with a collection, each face is also
-    /// searched in it.
+    /// Every face of one image, best detection first; with a collection, the first
+    /// [`DETECT_MAX_SEARCHED_FACES`] are also searched in it, in one batch.
     pub async fn detect(
         &self,
         client: &ClientId,
@@ -276,27 +328,44 @@ impl Service {
         params: &DetectParams<'_>,
     ) -> Result<Vec<DetectedFace>> {
         let scope = self.resolve_scope(client, params.collection).await?;
-        let mut detected = self.faces.all_faces(client, image, scope.is_some()).await?;
-        detected.truncate(params.max_results);
+        // Only the faces that will be searched are embedded: a crowd (or a crafted grid of
+        // small faces) holds hundreds, each costing an embedding of 20-50 ms.
+        let embedded = match scope {
+            Some(_) => params.max_results.min(DETECT_MAX_SEARCHED_FACES),
+            None => 0,
+        };
+        let detected = self
+            .faces
+            .all_faces(client, image, params.max_results, embedded)
+            .await?;
+        let Some(scope) = scope else {
+            return Ok(detected
+                .into_iter()
+                .map(|(detection, _)| DetectedFace {
+                    detection,
+                    matches: None,
+                })
+                .collect());
+        };
+        let embeddings: Vec<Embedding> = detected.iter().filter_map(|(_, e)| e.clone()).collect();
         let search = SearchParams {
             min_score: params.min_score,
             mode: params.mode,
             collection: params.collection,
             max_results: params.max_results,
         };
-        let mut faces = Vec::with_capacity(detected.len());
-        for (detection, embedding) in detected {
-            let matches = match (&scope, embedding) {
-                (Some(scope), Some(embedding)) => Some(
-                    self.search_in(client, &embedding, Some(scope), &search)
-                        .await?
-                        .matches,
-                ),
-                _ => None,
-            };
-            faces.push(DetectedFace { detection, matches });
-        }
-        Ok(faces)
+        let found = self
+            .search_many_in(client, &embeddings, Some(&scope), &search)
+            .await?;
+        // The embedded faces are the first ones, in order, as are the searches.
+        let mut matches = found.into_iter().map(|f| f.matches);
+        Ok(detected
+            .into_iter()
+            .map(|(detection, embedding)| DetectedFace {
+                detection,
+                matches: embedding.and_then(|_| matches.next()),
+            })
+            .collect())
     }
 
     /// The live score of an image's largest face. `collection`, when given, must be the

@@ -13,6 +13,12 @@ pub const MAX_RESULTS: u32 = 100;
 pub const DEFAULT_MAX_RESULTS: u32 = 10;
 /// `max_results` of `/detect` when absent (the legacy contract's default).
 pub const DETECT_DEFAULT_MAX_RESULTS: u32 = 99;
+/// `/detect` with a collection searches at most this many faces (the first, best detection
+/// score first); the others are answered without matches. Each searched face costs an
+/// embedding, 20-50 ms of one core (`visage bench vision`, "embed"), so 20 bound such a
+/// request to about a second of CPU, where 99 faces took 5.8 s; the group photos of
+/// `fixtures/faces` hold 3 to 6 faces.
+pub const DETECT_MAX_SEARCHED_FACES: usize = 20;
 
 /// The floor of `min_score` on every search but `/search`, which allows [`SEARCH_MIN_SCORE_FLOOR`].
 pub const MIN_SCORE_FLOOR: f64 = 0.5;

@@ -1,5 +1,5 @@
 //! `visage bench vision`: per-stage latency of the face pipeline, single-threaded, and
-//! throughput on all cores.
+//! throughput on all cores; then what images made to cost much for their size cost.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -63,6 +63,101 @@ fn liveness_times(
     Ok(Some(times))
 }
 
+/// Images that cost much for their size, built here: faceless, and shaped or filled to make
+/// the pipeline work (name, encoded bytes).
+fn adversarial_images() -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+    let png = |img: &image::RgbImage| -> anyhow::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)?;
+        Ok(out)
+    };
+    let grey = image::Rgb([128, 128, 128]);
+    // Noise in 4x4-px blocks: at one random colour a pixel it would be 48 MB of PNG, over
+    // the 10 MB encoded limit; this is about 6 MB, and decodes to the same 48 MB of pixels.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut blocks = image::RgbImage::new(1000, 1000);
+    for p in blocks.pixels_mut() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let [r, g, b, ..] = state.to_le_bytes();
+        *p = image::Rgb([r, g, b]);
+    }
+    let noise = image::imageops::resize(&blocks, 4000, 4000, image::imageops::FilterType::Nearest);
+    Ok(vec![
+        (
+            "1x11999 grey PNG",
+            png(&image::RgbImage::from_pixel(1, 11_999, grey))?,
+        ),
+        (
+            "12000x1 grey PNG",
+            png(&image::RgbImage::from_pixel(12_000, 1, grey))?,
+        ),
+        ("4000x4000 noise PNG", png(&noise)?),
+    ])
+}
+
+/// A field of `/proc/self/status` in KiB (`VmRSS`, `VmHWM`); `None` off Linux.
+fn proc_status_kib(field: &str) -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Runs `f` and returns how far the peak resident memory rose above what was resident
+/// before, in MiB (`None` where the peak cannot be reset: not Linux, or before 4.0).
+fn peak_rss_growth_mib<T>(f: impl FnOnce() -> T) -> (T, Option<f64>) {
+    // Writing 5 to clear_refs resets VmHWM to the current RSS (proc(5)).
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let before = proc_status_kib("VmRSS");
+    let out = f();
+    let growth = match (reset, before, proc_status_kib("VmHWM")) {
+        (true, Some(before), Some(peak)) => Some(peak.saturating_sub(before) as f64 / 1024.0),
+        _ => None,
+    };
+    (out, growth)
+}
+
+/// ms and peak memory of each adversarial image through decode, detection and (if a face
+/// is found) alignment and embedding, one thread, after one warm-up run.
+fn adversarial(pipeline: &vision::Pipeline, repeat: usize) -> anyhow::Result<()> {
+    let images = adversarial_images()?;
+    println!(
+        "{:<20} {:>9} {:>9} {:>13}  outcome",
+        "adversarial", "bytes", "p50_ms", "peak_rss_mib"
+    );
+    for (name, bytes) in &images {
+        let outcome = |r: &vision::Result<(Option<vision::Embedding>, StageTimes)>| match r {
+            Ok((Some(_), _)) => "a face".to_owned(),
+            Ok((None, _)) => "no face".to_owned(),
+            Err(e) => format!("refused: {e}"),
+        };
+        let warm = pipeline.timed_largest_face(bytes);
+        let mut times = Vec::new();
+        let mut peak: Option<f64> = None;
+        for _ in 0..repeat.max(1) {
+            let t = Instant::now();
+            let (_, growth) = peak_rss_growth_mib(|| pipeline.timed_largest_face(bytes));
+            times.push(ms(t.elapsed()));
+            peak = growth.map(|g| peak.map_or(g, |p| p.max(g)));
+        }
+        println!(
+            "{name:<20} {:>9} {:>9.2} {:>13}  {}",
+            bytes.len(),
+            quantile(&times, 0.5).unwrap_or(0.0),
+            peak.map_or("n/a".to_owned(), |p| format!("{p:.1}")),
+            outcome(&warm)
+        );
+    }
+    Ok(())
+}
+
 /// Picks one stage's milliseconds out of a run.
 type StagePick = fn(&StageTimes) -> f64;
 
@@ -72,14 +167,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     } else {
         args.files.clone()
     };
-    let images: Vec<Vec<u8>> = files
-        .iter()
-        .map(|f| std::fs::read(f).with_context(|| format!("reading {}", f.display())))
-        .collect::<anyhow::Result<_>>()?;
     let pipeline = args.pipeline.load()?;
-    // Warm-up: builds the detector plan for each input shape outside the timings.
-    for bytes in &images {
-        pipeline.timed_largest_face(bytes)?;
+    let mut images: Vec<Vec<u8>> = Vec::with_capacity(files.len());
+    for file in &files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        // Warm-up: builds the detector plan for each input shape outside the timings. An
+        // image the decoder refuses is left out (and said so): it has no stages to time.
+        match pipeline.timed_largest_face(&bytes) {
+            Ok(_) => images.push(bytes),
+            Err(vision::Error::Decode(e)) => println!("left out {}: {e}", file.display()),
+            Err(e) => return Err(e.into()),
+        }
     }
     let mut runs: Vec<StageTimes> = Vec::new();
     let mut missing = 0;
@@ -134,5 +232,5 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         work.len() as f64 / started.elapsed().as_secs_f64(),
         rayon::current_num_threads()
     );
-    Ok(())
+    adversarial(&pipeline, args.repeat)
 }

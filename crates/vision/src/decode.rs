@@ -1,5 +1,5 @@
-//! Caller bytes to pixels: base64 / `data:` URIs, format sniffing, size limits checked
-//! before any pixel is decoded, EXIF orientation, and conversion to 8-bit RGB.
+//! Caller bytes to pixels: base64 / `data:` URIs, format sniffing, size and shape limits
+//! checked before any pixel is decoded, EXIF orientation, and conversion to 8-bit RGB.
 
 use std::io::Cursor;
 
@@ -9,15 +9,21 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
+use crate::detect::{DetectorConfig, MIN_FACE_SIDE};
 use crate::error::DecodeError;
 
 /// Bounds on what a caller may make us decode. Checked against the encoded size and
-/// the header's dimensions, so a small file claiming huge dimensions costs nothing.
+/// the header's dimensions, so a small file claiming huge dimensions, or a shape no face
+/// fits in, costs nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {
     pub max_encoded_bytes: usize,
     pub max_pixels: u64,
     pub max_side: u32,
+    /// Images whose shorter side is under this many pixels hold no face.
+    pub min_side: u32,
+    /// Images whose longer side is more than this many times the shorter hold no face.
+    pub max_aspect_ratio: u32,
 }
 
 impl Default for DecodeLimits {
@@ -26,6 +32,12 @@ impl Default for DecodeLimits {
             max_encoded_bytes: 10 * 1024 * 1024,
             max_pixels: 40_000_000,
             max_side: 12_000,
+            // A face needs MIN_FACE_SIDE (10) px at the detector's input. The shorter side
+            // holds one only if it has that many pixels in the image (enlarging adds no
+            // detail) and still has them once the longer side is shrunk to the detector's
+            // 640 px: a ratio of at most 640 / 10 = 64.
+            min_side: MIN_FACE_SIDE,
+            max_aspect_ratio: DetectorConfig::default().max_input_side / MIN_FACE_SIDE,
         }
     }
 }
@@ -119,6 +131,12 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Dec
         || u64::from(width) * u64::from(height) > limits.max_pixels
     {
         return Err(too_large());
+    }
+    let (long, short) = (width.max(height), width.min(height));
+    if short < limits.min_side
+        || u64::from(long) > u64::from(short) * u64::from(limits.max_aspect_ratio)
+    {
+        return Err(DecodeError::CannotHoldFace { width, height });
     }
     let mut alloc_limits = image::Limits::default();
     // 8 bytes per pixel covers 16-bit RGBA, the widest layout we accept, plus decoder slack.
@@ -235,8 +253,35 @@ mod tests {
     }
 
     #[test]
+    fn shapes_no_face_fits_in_are_refused_from_the_header() {
+        let limits = DecodeLimits::default();
+        assert_eq!((limits.min_side, limits.max_aspect_ratio), (10, 64));
+        for (w, h) in [
+            (1, 11_999),
+            (12_000, 1),
+            (9, 400),
+            (400, 9),
+            (10, 641),
+            (641, 10),
+        ] {
+            assert_eq!(
+                decode_image(&png_bytes(w, h), &limits),
+                Err(DecodeError::CannotHoldFace {
+                    width: w,
+                    height: h
+                }),
+                "{w}x{h}"
+            );
+        }
+        for (w, h) in [(10, 10), (10, 640), (640, 10), (188, 12_000)] {
+            let img = decode_image(&png_bytes(w, h), &limits).expect("a face could fit");
+            assert_eq!(img.dimensions(), (w, h));
+        }
+    }
+
+    #[test]
     fn rgba_is_composited_over_white() {
-        let img = image::RgbaImage::from_pixel(2, 2, image::Rgba([0, 0, 0, 0]));
+        let img = image::RgbaImage::from_pixel(16, 16, image::Rgba([0, 0, 0, 0]));
         let mut out = Vec::new();
         img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
             .expect("encode png");

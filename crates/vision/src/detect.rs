@@ -96,6 +96,56 @@ const STRIDES: [usize; 3] = [8, 16, 32];
 /// Input sides are rounded up to this, which bounds how many shape-specialised plans exist.
 const SIDE_QUANTUM: u32 = 32;
 
+/// The smallest face YuNet finds, in pixels of its input: OpenCV Zoo's model card says it
+/// detects faces "between around 10x10 to 300x300" pixels, from its training scheme.
+pub(crate) const MIN_FACE_SIDE: u32 = 10;
+
+/// The no-face retry runs only on frames whose long side is at most this many times the
+/// short one. A face fills a frame only when the frame is about face-shaped: YuNet's boxes
+/// are about 1:1.2, and a loose head-and-shoulders crop is still under 1:2. In a longer
+/// frame the face covers at most half the long side, which YuNet finds without a border.
+const RETRY_MAX_ASPECT: u32 = 2;
+
+/// The detector's input size for a `w` x `h` image: the long side shrunk to
+/// `max_input_side` or enlarged to `min_input_side`, the aspect ratio kept.
+fn input_size(w: u32, h: u32, config: &DetectorConfig) -> (u32, u32) {
+    let longest = w.max(h);
+    let target = longest
+        .min(config.max_input_side)
+        .max(config.min_input_side.min(config.max_input_side));
+    if target == longest {
+        return (w, h);
+    }
+    let scale = f64::from(target) / f64::from(longest);
+    let side = |s: u32| ((f64::from(s) * scale).round() as u32).max(1);
+    (side(w), side(h))
+}
+
+/// Where the retry puts the detector's input: shrunk to half inside a border of a quarter
+/// of its long side, so the canvas is no larger than the input. (The same framing as a
+/// border of half the long side around the full-resolution image, shrunk to the input
+/// size, without ever holding that canvas.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Retry {
+    width: u32,
+    height: u32,
+    pad: u32,
+}
+
+/// The retry for an input of `iw` x `ih`, or `None` when the frame is too elongated for a
+/// face to fill it.
+fn retry_geometry(iw: u32, ih: u32) -> Option<Retry> {
+    let (long, short) = (iw.max(ih), iw.min(ih));
+    if short == 0 || long > short.saturating_mul(RETRY_MAX_ASPECT) {
+        return None;
+    }
+    Some(Retry {
+        width: iw.div_ceil(2),
+        height: ih.div_ceil(2),
+        pad: long / 4,
+    })
+}
+
 pub struct Detector {
     graph: OnnxGraph,
     plans: Mutex<HashMap<(u32, u32), Plan>>,
@@ -111,41 +161,54 @@ impl Detector {
         })
     }
 
-    /// All faces in `img`, best score first. When nothing is found, the image is retried
-    /// inside a border: YuNet misses faces that fill the whole frame.
+    /// All faces in `img`, best score first. When nothing is found in a frame about as tall
+    /// as wide, the image is retried inside a border: YuNet misses faces that fill the whole
+    /// frame (a crop tighter than SFace's 112x112 alignment). Both passes run at the
+    /// detector's input scale, so the cost is bounded by what was decoded, whatever the
+    /// image's shape.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>> {
-        let faces = self.detect_once(img)?;
-        if !faces.is_empty() {
-            return Ok(faces);
-        }
-        let (w, h) = img.dimensions();
-        let pad = w.max(h) / 2;
-        let mut canvas = RgbImage::new(w + 2 * pad, h + 2 * pad);
-        imageops::replace(&mut canvas, img, i64::from(pad), i64::from(pad));
-        let shift = pad as f32;
-        Ok(self
-            .detect_once(&canvas)?
-            .into_iter()
-            .map(|d| d.scaled(1.0, shift, shift))
-            .collect())
-    }
-
-    fn detect_once(&self, img: &RgbImage) -> Result<Vec<Detection>> {
         let (w, h) = img.dimensions();
         let longest = w.max(h);
-        let target = longest
-            .min(self.config.max_input_side)
-            .max(self.config.min_input_side.min(self.config.max_input_side));
-        let scale = target as f32 / longest as f32;
+        let (iw, ih) = input_size(w, h, &self.config);
         let resized;
-        let input = if target != longest {
-            let rw = ((w as f32 * scale).round() as u32).max(1);
-            let rh = ((h as f32 * scale).round() as u32).max(1);
-            resized = imageops::resize(img, rw, rh, FilterType::Triangle);
+        let input = if iw.max(ih) != longest {
+            resized = imageops::resize(img, iw, ih, FilterType::Triangle);
             &resized
         } else {
             img
         };
+        // Input pixels to source pixels; one factor for both axes, as the resize kept the
+        // aspect ratio (to rounding).
+        let back = longest as f32 / iw.max(ih) as f32;
+        let faces = self.infer(input)?;
+        if !faces.is_empty() {
+            return Ok(faces
+                .into_iter()
+                .map(|d| d.scaled(back, 0.0, 0.0))
+                .collect());
+        }
+        let Some(retry) = retry_geometry(iw, ih) else {
+            return Ok(faces);
+        };
+        let small = imageops::resize(input, retry.width, retry.height, FilterType::Triangle);
+        let mut canvas = RgbImage::new(retry.width + 2 * retry.pad, retry.height + 2 * retry.pad);
+        imageops::replace(
+            &mut canvas,
+            &small,
+            i64::from(retry.pad),
+            i64::from(retry.pad),
+        );
+        let back = longest as f32 / retry.width.max(retry.height) as f32;
+        let shift = retry.pad as f32 * back;
+        Ok(self
+            .infer(&canvas)?
+            .into_iter()
+            .map(|d| d.scaled(back, shift, shift))
+            .collect())
+    }
+
+    /// YuNet on an image already at its input scale; boxes in that image's pixels.
+    fn infer(&self, input: &RgbImage) -> Result<Vec<Detection>> {
         let (iw, ih) = input.dimensions();
         let pw = iw.div_ceil(SIDE_QUANTUM) * SIDE_QUANTUM;
         let ph = ih.div_ceil(SIDE_QUANTUM) * SIDE_QUANTUM;
@@ -153,13 +216,8 @@ impl Detector {
         let outputs = self
             .plan_for(pw, ph)?
             .run(shape, bgr_planes(input, pw, ph))?;
-        let mut faces = self.decode(&outputs, pw as usize, ph as usize)?;
-        faces = nms(faces, self.config.nms_iou);
-        let back = 1.0 / scale;
-        Ok(faces
-            .into_iter()
-            .map(|d| d.scaled(back, 0.0, 0.0))
-            .collect())
+        let faces = self.decode(&outputs, pw as usize, ph as usize)?;
+        Ok(nms(faces, self.config.nms_iou))
     }
 
     fn plan_for(&self, w: u32, h: u32) -> Result<Plan> {
@@ -279,6 +337,57 @@ mod tests {
         let kept = nms(vec![face(0.0, 0.8), face(1.0, 0.9), face(50.0, 0.75)], 0.3);
         let xs: Vec<f32> = kept.iter().map(|d| d.bbox.x).collect();
         assert_eq!(xs, vec![1.0, 50.0]);
+    }
+
+    #[test]
+    fn the_retry_canvas_is_never_larger_than_the_detector_input() {
+        let config = DetectorConfig::default();
+        let sides = [
+            1, 2, 9, 10, 63, 112, 250, 499, 500, 640, 641, 1000, 4000, 11_999, 12_000,
+        ];
+        for w in sides {
+            for h in sides {
+                let (iw, ih) = input_size(w, h, &config);
+                assert!(iw.max(ih) <= config.max_input_side, "{w}x{h} -> {iw}x{ih}");
+                if let Some(r) = retry_geometry(iw, ih) {
+                    let (cw, ch) = (r.width + 2 * r.pad, r.height + 2 * r.pad);
+                    assert!(cw <= iw.max(ih) && ch <= iw.max(ih), "{w}x{h}: {r:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_retry_frames_the_input_as_a_border_of_half_its_long_side_would() {
+        let config = DetectorConfig::default();
+        // A 112x112 crop is enlarged to 500x500; the retry puts it at 250 px in the middle.
+        let (iw, ih) = input_size(112, 112, &config);
+        assert_eq!((iw, ih), (500, 500));
+        let expected = Retry {
+            width: 250,
+            height: 250,
+            pad: 125,
+        };
+        assert_eq!(retry_geometry(iw, ih), Some(expected));
+        // A large portrait photo is shrunk to 480x640 and retried at 240x320 in 480x640.
+        assert_eq!(input_size(3000, 4000, &config), (480, 640));
+        let expected = Retry {
+            width: 240,
+            height: 320,
+            pad: 160,
+        };
+        assert_eq!(retry_geometry(480, 640), Some(expected));
+    }
+
+    #[test]
+    fn elongated_frames_are_not_retried() {
+        assert!(retry_geometry(640, 320).is_some());
+        assert_eq!(retry_geometry(640, 319), None);
+        assert_eq!(retry_geometry(319, 640), None);
+        let (iw, ih) = input_size(1, 11_999, &DetectorConfig::default());
+        assert_eq!((iw, ih), (1, 640));
+        assert_eq!(retry_geometry(iw, ih), None);
+        assert_eq!(retry_geometry(0, 0), None);
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub enum DecodeError {
         max_pixels: u64,
         max_side: u32,
     },
+    /// Too small, or too long and thin, for any face to fit (checked from the header).
+    #[error("the image is {width}x{height} pixels; no face fits in that shape")]
+    CannotHoldFace { width: u32, height: u32 },
     #[error("the image is corrupt or truncated: {0}")]
     Corrupt(String),
 }

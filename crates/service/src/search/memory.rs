@@ -67,6 +67,49 @@ impl SearchBackend for MemoryBackend {
         Ok(outcome)
     }
 
+    /// Every probe's candidates in one CPU-pool job (one queue slot, not one per face), then
+    /// each re-scored.
+    async fn search_many(
+        &self,
+        client: &ClientId,
+        queries: Vec<Query>,
+    ) -> Result<Vec<SearchOutcome>> {
+        let started = std::time::Instant::now();
+        let queries = Arc::new(queries);
+        let (gallery, c, jobs) = (self.gallery.clone(), client.clone(), queries.clone());
+        let found = self
+            .cpu
+            .run(client, move || {
+                Ok(jobs
+                    .iter()
+                    .map(|q| gallery.candidates(&c, &q.request()))
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        let scanned = started.elapsed();
+        let mut outcomes = Vec::with_capacity(found.len());
+        for (query, found) in queries.iter().zip(&found) {
+            outcomes.push(
+                self.gallery
+                    .rescore(
+                        client,
+                        found,
+                        &query.probe,
+                        query.min_cosine,
+                        query.max_results,
+                    )
+                    .await?,
+            );
+        }
+        tracing::debug!(
+            probes = queries.len(),
+            scan_ms = scanned.as_secs_f64() * 1e3,
+            rescore_ms = (started.elapsed() - scanned).as_secs_f64() * 1e3,
+            "search_many"
+        );
+        Ok(outcomes)
+    }
+
     async fn persons_changed(&self, client: &ClientId, ids: &[PersonId]) {
         Self::log_refresh_failure(self.gallery.refresh_persons(client, ids).await);
     }

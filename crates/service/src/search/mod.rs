@@ -43,6 +43,20 @@ pub trait SearchBackend: Send + Sync {
     /// Persons nearest to the probe, best first, and how many faces were compared.
     async fn search(&self, client: &ClientId, query: Query) -> Result<SearchOutcome>;
 
+    /// Several probes (the faces of one image), each answered as [`Self::search`] would,
+    /// in order. By default one search after the other.
+    async fn search_many(
+        &self,
+        client: &ClientId,
+        queries: Vec<Query>,
+    ) -> Result<Vec<SearchOutcome>> {
+        let mut outcomes = Vec::with_capacity(queries.len());
+        for query in queries {
+            outcomes.push(self.search(client, query).await?);
+        }
+        Ok(outcomes)
+    }
+
     /// After a committed change to these persons (created, updated, detached). Search must
     /// not keep showing what the store no longer holds: when a refresh cannot read the
     /// store, the persons leave search until their next change or a restart.
