@@ -3,7 +3,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use service::ClientId;
+use service::{ClientId, Session};
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -22,13 +22,13 @@ fn token_from_header(value: &str) -> &str {
     }
 }
 
-/// The tenant of a request; `None` when it carries no `Authorization` header.
-async fn authenticate(parts: &Parts, state: &AppState) -> Option<Result<ClientId, service::Error>> {
+/// The session of a request; `None` when it carries no `Authorization` header.
+async fn authenticate(parts: &Parts, state: &AppState) -> Option<Result<Session, service::Error>> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())?;
-    Some(state.service.authenticate(token_from_header(header)).await)
+    Some(state.service.session(token_from_header(header)).await)
 }
 
 /// The tenant of an authenticated request (every API route).
@@ -40,7 +40,7 @@ impl FromRequestParts<AppState> for AuthClient {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let client = match authenticate(parts, state).await {
             None => return Err(ApiError::Unauthenticated),
-            Some(client) => client?,
+            Some(session) => session?.client,
         };
         crate::access_log::record_client(&client);
         if let Err(wait) = state.rate_limiter.admit(&client) {
@@ -51,9 +51,9 @@ impl FromRequestParts<AppState> for AuthClient {
     }
 }
 
-/// The tenant of a token renewal (`/v2/auth/session`), which Verifik answers in its own
+/// The session whose token is renewed (`/v2/auth/session`), which Verifik answers in its own
 /// words: a missing header is a missing parameter, any refused token one 401.
-pub struct RenewingClient(pub ClientId);
+pub struct RenewingClient(pub Session);
 
 impl FromRequestParts<AppState> for RenewingClient {
     type Rejection = ApiError;
@@ -61,9 +61,9 @@ impl FromRequestParts<AppState> for RenewingClient {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match authenticate(parts, state).await {
             None => Err(ApiError::Validation("missing Authorization header".into())),
-            Some(Ok(client)) => {
-                crate::access_log::record_client(&client);
-                Ok(RenewingClient(client))
+            Some(Ok(session)) => {
+                crate::access_log::record_client(&session.client);
+                Ok(RenewingClient(session))
             }
             Some(Err(service::Error::Unauthenticated | service::Error::TokenExpired)) => {
                 Err(ApiError::RenewalRefused(state.message.clone()))

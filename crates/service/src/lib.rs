@@ -20,7 +20,8 @@ pub mod tokens;
 
 use std::sync::Arc;
 
-use store::Store;
+use chrono::{DateTime, Utc};
+use store::{Store, TokenRenewal};
 
 pub use cpu::CpuPool;
 pub use error::{Error, ImageError, Result};
@@ -53,38 +54,87 @@ pub struct Service {
     _lock: Option<std::fs::File>,
 }
 
+/// A caller authenticated by a token: its client, and which token it used (to renew it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub client: ClientId,
+    jti: String,
+    issued_at: DateTime<Utc>,
+}
+
 impl Service {
     /// The client a token stands for, if it is well signed, unexpired and not revoked.
     pub async fn authenticate(&self, token: &str) -> Result<ClientId> {
-        let now = chrono::Utc::now().timestamp();
+        Ok(self.session(token).await?.client)
+    }
+
+    /// The session of a token that is well signed, unexpired, and not revoked: neither itself
+    /// nor any token it was renewed from, nor by its client's cutoff.
+    pub async fn session(&self, token: &str) -> Result<Session> {
+        let now = Utc::now().timestamp();
         let claims = match tokens::verify(&self.secret, token, now) {
             Ok(c) => c,
             Err(tokens::TokenError::Expired) => return Err(Error::TokenExpired),
             Err(_) => return Err(Error::Unauthenticated),
         };
-        if self.store.is_token_revoked(&claims.jti).await? {
+        let client = ClientId::parse(&claims.client_id).map_err(|_| Error::Unauthenticated)?;
+        let issued_at = DateTime::from_timestamp(claims.iat, 0).ok_or(Error::Unauthenticated)?;
+        if self
+            .store
+            .is_token_revoked(&claims.jti, &client, issued_at)
+            .await?
+        {
             return Err(Error::TokenExpired);
         }
-        ClientId::parse(&claims.client_id).map_err(|_| Error::Unauthenticated)
+        Ok(Session {
+            client,
+            jti: claims.jti,
+            issued_at,
+        })
     }
 
     /// A new token for the client of a valid one, living `months` (1 to
-    /// [`tokens::MAX_RENEWAL_MONTHS`]) months.
-    pub fn renew_token(&self, client: &ClientId, months: u32) -> Result<String> {
+    /// [`tokens::MAX_RENEWAL_MONTHS`]) months. The store records it as renewed from the
+    /// session's token (with a `token.renew` audit row), so that revoking that token, or any
+    /// it descends from, revokes the new one too.
+    pub async fn renew_token(&self, parent: &Session, months: u32) -> Result<String> {
         if !(1..=tokens::MAX_RENEWAL_MONTHS).contains(&months) {
             return Err(Error::Invalid {
                 field: "expiresIn",
                 reason: "out of range",
             });
         }
-        let now = chrono::Utc::now().timestamp();
+        let now = Utc::now().timestamp();
         let ttl = i64::from(months) * tokens::MONTH_SECS;
-        Ok(tokens::issue(&self.secret, client, now, ttl)?.0)
+        let (token, claims) =
+            tokens::issue_renewal(&self.secret, &parent.client, now, ttl, &parent.jti)?;
+        let expires_at = DateTime::from_timestamp(claims.exp, 0)
+            .ok_or_else(|| Error::internal("token expiry out of range"))?;
+        let renewal = TokenRenewal {
+            jti: claims.jti,
+            parent: parent.jti.clone(),
+            client: parent.client.clone(),
+            expires_at,
+        };
+        self.store.record_token_renewal(&renewal).await?;
+        // A revocation that committed after the parent was authenticated and before the
+        // renewal was recorded did not see the new token: refuse to hand it out.
+        if self
+            .store
+            .is_token_revoked(&parent.jti, &parent.client, parent.issued_at)
+            .await?
+        {
+            return Err(Error::TokenExpired);
+        }
+        Ok(token)
     }
 
     /// Whether the store answers (for health probes).
     pub async fn health(&self) -> Result<()> {
-        self.store.is_token_revoked("health-check").await?;
+        let probe = ClientId::parse("health-check").map_err(Error::internal)?;
+        self.store
+            .is_token_revoked("health-check", &probe, DateTime::UNIX_EPOCH)
+            .await?;
         Ok(())
     }
 

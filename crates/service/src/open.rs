@@ -169,13 +169,22 @@ pub async fn open(config: Config) -> anyhow::Result<Service> {
 /// the first one's writes, and a bulk import under a running server would leave the server's
 /// index without the imported persons.
 pub fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let path = dir.join("visage.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
+    // Private like every file in the data directory, whatever the umask (or an older build)
+    // made it.
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o777 != 0o600 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making {} private", path.display()))?;
+    }
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(

@@ -1,10 +1,11 @@
-//! Tokens: HS256 JWTs carrying `clientId`, `iat`, `exp` and `jti`, signed with a secret kept
-//! in the data directory (mode 0600) or given by `VISAGE_JWT_SECRET`. Revocation is looked up
-//! in the store on every request (see `Service::authenticate`).
+//! Tokens: HS256 JWTs carrying `clientId`, `iat`, `exp` and `jti` (and `par`, the parent's
+//! `jti`, when renewed), signed with a secret kept in the data directory (mode 0600) or given
+//! by `VISAGE_JWT_SECRET`. Revocation is looked up in the store on every request (see
+//! `Service::authenticate`).
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,6 +18,9 @@ use store::ClientId;
 use crate::error::{Error, Result};
 
 const SECRET_FILE: &str = "jwt-secret";
+/// How far in the future a token's `iat` may be (clocks of nodes differ a little); beyond,
+/// the token is refused.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 60;
 /// Renewed tokens live `expiresIn` months: 1 by default, at most this.
 pub const MAX_RENEWAL_MONTHS: u32 = 12;
 /// A month, for token lifetimes.
@@ -35,7 +39,9 @@ impl std::fmt::Debug for Secret {
 
 impl Secret {
     /// `VISAGE_JWT_SECRET` when set (at least 32 bytes), else the data directory's secret
-    /// file, created with 64 random bytes and mode 0600 on first use.
+    /// file, created with 64 random bytes and mode 0600 on first use (the directory, when
+    /// new, with mode 0700). An existing secret file that its group or others may access is
+    /// refused: anyone who reads it can sign tokens for every client.
     pub fn load_or_create(data_dir: &Path) -> std::io::Result<Secret> {
         if let Ok(value) = std::env::var("VISAGE_JWT_SECRET") {
             if value.len() < 32 {
@@ -45,10 +51,26 @@ impl Secret {
             }
             return Ok(Secret(value.into_bytes()));
         }
-        fs::create_dir_all(data_dir)?;
+        create_private_dir(data_dir)?;
         let path = data_dir.join(SECRET_FILE);
-        match fs::read_to_string(&path) {
-            Ok(text) => {
+        match fs::File::open(&path) {
+            Ok(mut file) => {
+                use std::io::Read;
+                let mode = file.metadata()?.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        format!(
+                            "{} is accessible by other users (mode {mode:03o}): anyone who can \
+                             read it can sign tokens. Run `chmod 600 {}` (and consider \
+                             replacing the secret, which revokes every token)",
+                            path.display(),
+                            path.display()
+                        ),
+                    ));
+                }
+                let mut text = String::new();
+                file.read_to_string(&mut text)?;
                 let bytes = hex::decode(text.trim()).map_err(std::io::Error::other)?;
                 if bytes.len() < 32 {
                     return Err(std::io::Error::other(format!(
@@ -66,6 +88,8 @@ impl Secret {
                     .create_new(true)
                     .mode(0o600)
                     .open(&path)?;
+                // Exactly 0600: the creation mode went through the umask.
+                file.set_permissions(fs::Permissions::from_mode(0o600))?;
                 file.write_all(hex::encode(&bytes).as_bytes())?;
                 file.sync_all()?;
                 Ok(Secret(bytes))
@@ -87,6 +111,12 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// Not valid before (this server issues none; honoured when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// The `jti` of the token this one was renewed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub par: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +135,28 @@ pub fn issue(
     now: i64,
     ttl_secs: i64,
 ) -> Result<(String, Claims)> {
+    sign(secret, client, now, ttl_secs, None)
+}
+
+/// As [`issue`], for a token renewed from the token `parent` (a `jti`), which it names in its
+/// `par` claim.
+pub fn issue_renewal(
+    secret: &Secret,
+    client: &ClientId,
+    now: i64,
+    ttl_secs: i64,
+    parent: &str,
+) -> Result<(String, Claims)> {
+    sign(secret, client, now, ttl_secs, Some(parent.to_owned()))
+}
+
+fn sign(
+    secret: &Secret,
+    client: &ClientId,
+    now: i64,
+    ttl_secs: i64,
+    parent: Option<String>,
+) -> Result<(String, Claims)> {
     let mut jti = [0u8; 16];
     getrandom::fill(&mut jti)
         .map_err(|e| Error::internal(format!("no randomness for a token id: {e}")))?;
@@ -113,6 +165,8 @@ pub fn issue(
         iat: now,
         exp: now + ttl_secs,
         jti: hex::encode(jti),
+        nbf: None,
+        par: parent,
     };
     let payload = serde_json::to_vec(&claims).map_err(Error::internal)?;
     let signing_input = format!(
@@ -126,7 +180,9 @@ pub fn issue(
     Ok((format!("{signing_input}.{signature}"), claims))
 }
 
-/// Checks the signature (constant time), the algorithm and the expiry.
+/// Checks the signature (constant time), the algorithm, the times and the expiry. A token not
+/// valid yet (`nbf` in the future) or issued in the future (`iat` more than
+/// [`MAX_CLOCK_SKEW_SECS`] ahead) is [`TokenError::Malformed`]: no server of ours makes one.
 pub fn verify(secret: &Secret, token: &str, now: i64) -> Result<Claims, TokenError> {
     let claims = decode_unverified(token)?;
     let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
@@ -137,6 +193,9 @@ pub fn verify(secret: &Secret, token: &str, now: i64) -> Result<Claims, TokenErr
     mac.update(signing_input.as_bytes());
     mac.verify_slice(&signature)
         .map_err(|_| TokenError::BadSignature)?;
+    if claims.nbf.is_some_and(|nbf| nbf > now) || claims.iat > now + MAX_CLOCK_SKEW_SECS {
+        return Err(TokenError::Malformed);
+    }
     if claims.exp <= now {
         return Err(TokenError::Expired);
     }
@@ -165,6 +224,20 @@ pub fn decode_unverified(token: &str) -> Result<Claims, TokenError> {
         .ok()
         .and_then(|p| serde_json::from_slice(&p).ok())
         .ok_or(TokenError::Malformed)
+}
+
+/// Creates `dir` (and missing parents) with mode 0700 whatever the umask; an existing one is
+/// left as the operator made it.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
 
 #[cfg(test)]
@@ -208,6 +281,48 @@ mod tests {
         );
     }
 
+    /// A token with these claims, well signed.
+    fn signed(claims: &serde_json::Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(HEADER),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut mac = secret().mac();
+        mac.update(input.as_bytes());
+        let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("{input}.{sig}")
+    }
+
+    #[test]
+    fn tokens_from_the_future_are_refused() {
+        let at = |iat: i64, nbf: Option<i64>| {
+            let mut c =
+                serde_json::json!({"clientId": "acme", "iat": iat, "exp": 10_000, "jti": "j"});
+            if let Some(nbf) = nbf {
+                c["nbf"] = nbf.into();
+            }
+            verify(&secret(), &signed(&c), 1_000).map(|c| (c.iat, c.nbf))
+        };
+        assert_eq!(at(1_000, None), Ok((1_000, None)));
+        assert_eq!(at(1_060, None), Ok((1_060, None)), "a minute of clock skew");
+        assert_eq!(at(1_061, None), Err(TokenError::Malformed));
+        assert_eq!(at(900, Some(1_000)), Ok((900, Some(1_000))));
+        assert_eq!(at(900, Some(1_001)), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn renewed_tokens_name_their_parent() {
+        let client = ClientId::parse("acme").expect("valid");
+        let (parent, p) = issue(&secret(), &client, 1_000, 60).expect("issued");
+        assert_eq!(p.par, None);
+        assert!(!parent.contains("par"), "no claim without a parent");
+        let (child, c) = issue_renewal(&secret(), &client, 1_010, 60, &p.jti).expect("issued");
+        assert_eq!(verify(&secret(), &child, 1_011), Ok(c.clone()));
+        assert_eq!(c.par.as_deref(), Some(p.jti.as_str()));
+        assert_ne!(c.jti, p.jti);
+    }
+
     #[test]
     fn secret_debug_is_redacted() {
         assert_eq!(format!("{:?}", secret()), "Secret(<redacted>)");
@@ -215,7 +330,6 @@ mod tests {
 
     #[test]
     fn secret_file_is_private_and_stable() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let a = Secret::load_or_create(dir.path()).expect("created");
         let b = Secret::load_or_create(dir.path()).expect("reloaded");
@@ -225,5 +339,27 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_secret_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("new").join("data");
+        Secret::load_or_create(&data).expect("created");
+        let mode = |p: &Path| fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        let file = data.join(SECRET_FILE);
+        for lax in [0o640, 0o604, 0o620] {
+            fs::set_permissions(&file, fs::Permissions::from_mode(lax)).expect("chmod");
+            let e = Secret::load_or_create(&data).expect_err("refused");
+            let text = e.to_string();
+            assert!(text.contains(&file.display().to_string()), "{text}");
+            assert!(
+                text.contains(&format!("chmod 600 {}", file.display())),
+                "{text}"
+            );
+        }
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o400)).expect("chmod");
+        Secret::load_or_create(&data).expect("owner-only is fine");
     }
 }

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::ids::{ClientId, CollectionId, FaceId, PersonId};
 use crate::model::{
     AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
-    Person, PersonFilter, PersonUpdate,
+    Person, PersonFilter, PersonUpdate, TokenRenewal,
 };
 
 /// Persistence of everything visage keeps. Object-safe: use it as `&dyn Store` or
@@ -86,7 +86,11 @@ pub trait Store: Send + Sync {
 
     /// Partial update; `None` when the person does not exist for this client. Replacing the
     /// faces erases the old ones before returning. All or nothing (an unknown collection
-    /// fails with [`Error::UnknownCollection`]). No duplicate check (that is on create only).
+    /// fails with [`Error::UnknownCollection`]). The duplicate rule of
+    /// [`Store::create_person`] holds for the person's resulting name, date of birth and
+    /// collections: [`Error::PersonAlreadySet`] when another person of the client matches in
+    /// a collection to be checked (all of them when the name or date of birth changes, else
+    /// only those the person joins).
     async fn update_person(
         &self,
         client: &ClientId,
@@ -143,11 +147,28 @@ pub trait Store: Send + Sync {
 
     // ---- tokens ----
 
-    /// Records that the token with this `jti` is revoked (idempotent). Rows whose
-    /// `expires_at` has passed are pruned on the way.
+    /// Records that the token with this `jti` is revoked, and with it every token renewed from
+    /// it, at any depth (idempotent). The revocation is kept until `expires_at` or until the
+    /// last of those renewed tokens expires, whichever is later. Revocations and renewals whose
+    /// expiry has passed are pruned on the way.
     async fn revoke_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<()>;
 
-    async fn is_token_revoked(&self, jti: &str) -> Result<bool>;
+    /// Records that `renewal.jti` was issued by renewing `renewal.parent`, with a
+    /// `token.renew` audit row of the client (expired rows are pruned on the way).
+    async fn record_token_renewal(&self, renewal: &TokenRenewal) -> Result<()>;
+
+    /// Revokes every token of the client issued at or before `cutoff` (a later cutoff
+    /// replaces an earlier one, never the reverse), with a `token.revoke_client` audit row.
+    async fn revoke_client_tokens(&self, client: &ClientId, cutoff: DateTime<Utc>) -> Result<()>;
+
+    /// Whether the token `jti` of `client`, issued at `issued_at`, is revoked: itself or any
+    /// token it was renewed from (one recursive query), or by its client's cutoff.
+    async fn is_token_revoked(
+        &self,
+        jti: &str,
+        client: &ClientId,
+        issued_at: DateTime<Utc>,
+    ) -> Result<bool>;
 
     // ---- audit ----
 

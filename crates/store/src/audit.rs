@@ -13,4 +13,9 @@ pub const PERSON_UPDATE: &str = "person.update";
 /// Faces replaced by an update: the old embeddings and thumbnails were erased.
 pub const PERSON_FACES_REPLACE: &str = "person.faces.replace";
 pub const PERSON_ERASE: &str = "person.erase";
+/// A token revoked by its `jti` (client `''`, `object_id` = the jti).
 pub const TOKEN_REVOKE: &str = "token.revoke";
+/// A token renewed (`object_id` = the new token's jti, never the token).
+pub const TOKEN_RENEW: &str = "token.renew";
+/// Every token of a client issued until now revoked (`object_id` = the client).
+pub const TOKEN_REVOKE_CLIENT: &str = "token.revoke_client";

@@ -77,8 +77,19 @@ impl ClientId {
     pub const MAX_LEN: usize = 128;
 
     /// Accepts a non-empty string of at most [`Self::MAX_LEN`] characters without control
-    /// characters.
+    /// characters or leading or trailing whitespace (`"acme "` would be a tenant of its own
+    /// that nobody means).
     pub fn parse(s: &str) -> Result<Self, IdError> {
+        let id = Self::from_stored(s)?;
+        if s.trim() != s {
+            return Err(IdError::new("client id", "leading or trailing whitespace"));
+        }
+        Ok(id)
+    }
+
+    /// A client id read back from the store: the rules of [`Self::parse`] but padding, which
+    /// builds before it was refused could store (their objects must stay readable).
+    pub(crate) fn from_stored(s: &str) -> Result<Self, IdError> {
         const KIND: &str = "client id";
         if s.is_empty() {
             return Err(IdError::new(KIND, "empty"));
@@ -271,6 +282,18 @@ mod tests {
         assert!(ClientId::parse(&"x".repeat(129)).is_err());
         assert!(ClientId::parse(&"é".repeat(128)).is_ok());
         assert!(ClientId::parse("a\nb").is_err());
+        for padded in [" acme", "acme ", "\u{a0}acme", "   "] {
+            let e = ClientId::parse(padded).map_err(|e| e.to_string());
+            assert_eq!(
+                e,
+                Err("invalid client id: leading or trailing whitespace".to_owned()),
+                "{padded:?}"
+            );
+            if !padded.trim().is_empty() {
+                assert!(ClientId::from_stored(padded).is_ok());
+            }
+        }
+        assert!(ClientId::parse("ac me").is_ok());
         assert_eq!(ClientId::new_random().as_str().len(), 24);
     }
 

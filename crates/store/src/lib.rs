@@ -1,5 +1,5 @@
 //! Persistence for visage: collections, persons, their faces (embeddings and thumbnails), the
-//! audit log and revoked tokens, behind one domain-shaped trait, [`Store`].
+//! audit log and token revocations, behind one domain-shaped trait, [`Store`].
 //!
 //! Rules every back-end keeps:
 //! - Every object belongs to exactly one client and every method filters by client: another
@@ -32,7 +32,7 @@ pub use error::{Error, Result};
 pub use ids::{ClientId, CollectionCode, CollectionId, FaceId, IdError, PersonId};
 pub use model::{
     AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, Gender, NewCollection,
-    NewFace, NewPerson, Person, PersonFilter, PersonStatus, PersonUpdate, Thumbnail,
+    NewFace, NewPerson, Person, PersonFilter, PersonStatus, PersonUpdate, Thumbnail, TokenRenewal,
     EMBEDDING_BYTES, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
 };
 #[cfg(feature = "postgres")]

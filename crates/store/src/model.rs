@@ -254,8 +254,22 @@ pub struct AuditEntry {
     pub client: Option<ClientId>,
     /// See [`crate::audit`] for the actions written.
     pub action: String,
-    /// The object acted on (person or collection `_id`, or a token's `jti`).
+    /// The object acted on (person or collection `_id`, a token's `jti`, or the client whose
+    /// tokens were revoked).
     pub object_id: String,
+}
+
+/// A token issued by renewing another one (`/v2/auth/session`): revoking the parent, or any
+/// token it descends from, revokes this one too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRenewal {
+    /// The new token's `jti`.
+    pub jti: String,
+    /// The `jti` of the token it was renewed from.
+    pub parent: String,
+    pub client: ClientId,
+    /// When the new token expires.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Little-endian f32 bytes of an embedding.

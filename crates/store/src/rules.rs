@@ -12,8 +12,8 @@ use crate::error::Error;
 use crate::ids::{ClientId, CollectionCode, CollectionId};
 use crate::model::{
     Collection, CollectionUpdate, DetachOutcome, NewCollection, NewFace, NewPerson, Person,
-    PersonUpdate, EMBEDDING_DIM, MAX_FACES_PER_PERSON, MAX_JTI_LEN, MAX_NAME_CHARS, MAX_TEXT_CHARS,
-    MAX_THUMBNAIL_BYTES,
+    PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_FACES_PER_PERSON, MAX_JTI_LEN, MAX_NAME_CHARS,
+    MAX_TEXT_CHARS, MAX_THUMBNAIL_BYTES,
 };
 
 // ---------------------------------------------------------------- validation
@@ -53,6 +53,19 @@ fn check_text(field: &'static str, text: Option<&str>) -> Result<(), Error> {
 pub(crate) fn check_jti(jti: &str) -> Result<(), Error> {
     if jti.is_empty() || jti.len() > MAX_JTI_LEN || !storable(jti) {
         return Err(Error::invalid("jti", "must be 1-256 bytes without NUL"));
+    }
+    Ok(())
+}
+
+/// A renewal to record: both ids are token ids, the expiry is the new token's.
+pub(crate) fn check_renewal(r: &TokenRenewal) -> Result<(), Error> {
+    check_jti(&r.jti)?;
+    check_jti(&r.parent)?;
+    if r.jti == r.parent {
+        return Err(Error::invalid(
+            "jti",
+            "a token cannot be renewed from itself",
+        ));
     }
     Ok(())
 }
@@ -238,6 +251,22 @@ pub(crate) fn merge_person(p: Person, u: &PersonUpdate, now: DateTime<Utc>) -> P
         updated_at: now,
         ..p
     }
+}
+
+/// The collections in which `update_person` must look for another person of the client with
+/// the updated person's resulting name (case-insensitive) and date of birth, the rule
+/// `create_person` keeps. `before` is the stored person with its collections, `after` the
+/// merged person with the collections it ends up in. When the name or the date of birth
+/// changes, every resulting collection; otherwise only those the person joins (a match in a
+/// collection it was already in was there before this update, which then still succeeds).
+pub(crate) fn duplicate_scope<K: Eq + Hash + Clone>(
+    before: (&Person, &[K]),
+    after: (&Person, &[K]),
+) -> Vec<K> {
+    let ((old, was_in), (new, ends_in)) = (before, after);
+    let same = name_key(&old.name) == name_key(&new.name) && old.date_of_birth == new.date_of_birth;
+    let scope = ends_in.iter().filter(|c| !same || !was_in.contains(c));
+    dedup(scope)
 }
 
 /// What detaching an existing person from one collection comes to, given the collections the
@@ -462,6 +491,66 @@ mod tests {
             ..stay
         };
         assert_eq!(merge_person(p, &u, at(2)), want);
+    }
+
+    #[test]
+    fn duplicates_are_looked_for_where_the_update_puts_the_person() {
+        let p = Person {
+            id: PersonId::new_random(),
+            client: ClientId::new_random(),
+            name: "Ana".into(),
+            gender: None,
+            date_of_birth: NaiveDate::from_ymd_opt(1990, 5, 17),
+            nationality: None,
+            notes: None,
+            status: PersonStatus::Active,
+            collections: Vec::new(),
+            thumbnails: Vec::new(),
+            created_at: at(1),
+            updated_at: at(1),
+        };
+        let scope =
+            |after: &Person, was: &[i32], ends: &[i32]| duplicate_scope((&p, was), (after, ends));
+        // Other fields only: only the collections joined.
+        let notes = merge_person(p.clone(), &PersonUpdate::default(), at(2));
+        assert_eq!(scope(&notes, &[1, 2], &[1, 2]), Vec::<i32>::new());
+        assert_eq!(scope(&notes, &[1, 2], &[2, 3, 3]), vec![3]);
+        // The same name in another case is no change.
+        let case = PersonUpdate {
+            name: Some(" ANA ".into()),
+            ..Default::default()
+        };
+        assert!(scope(&merge_person(p.clone(), &case, at(2)), &[1], &[1]).is_empty());
+        // A new name or date of birth: every resulting collection.
+        let renamed = PersonUpdate {
+            name: Some("Bea".into()),
+            ..Default::default()
+        };
+        let renamed = merge_person(p.clone(), &renamed, at(2));
+        assert_eq!(scope(&renamed, &[1, 2], &[2, 1]), vec![2, 1]);
+        let born = PersonUpdate {
+            date_of_birth: NaiveDate::from_ymd_opt(1991, 1, 1),
+            ..Default::default()
+        };
+        assert_eq!(
+            scope(&merge_person(p.clone(), &born, at(2)), &[1], &[1]),
+            [1]
+        );
+        assert!(scope(&renamed, &[1], &[]).is_empty());
+    }
+
+    #[test]
+    fn renewals_name_two_tokens() {
+        let r = |jti: &str, parent: &str| TokenRenewal {
+            jti: jti.into(),
+            parent: parent.into(),
+            client: ClientId::new_random(),
+            expires_at: at(1),
+        };
+        assert!(check_renewal(&r("b", "a")).is_ok());
+        assert!(check_renewal(&r("a", "a")).is_err());
+        assert!(check_renewal(&r("", "a")).is_err());
+        assert!(check_renewal(&r("b", "a\0")).is_err());
     }
 
     #[test]

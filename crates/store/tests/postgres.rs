@@ -213,6 +213,9 @@ mod postgres {
         delete_collection_detaches,
         audit_rows,
         tokens,
+        token_families,
+        client_token_cutoff,
+        update_keeps_duplicate_rule,
         nul_characters,
     );
 

@@ -98,6 +98,9 @@ mod sqlite {
         delete_collection_detaches,
         audit_rows,
         tokens,
+        token_families,
+        client_token_cutoff,
+        update_keeps_duplicate_rule,
         nul_characters,
     );
 
@@ -189,7 +192,9 @@ async fn sqlite_persists_across_reopen() -> TestResult {
     assert_eq!(s.get_collection(&c, &coll.id).await?, Some(coll.clone()));
     assert_eq!(s.get_person(&c, &person.id).await?, Some(person.clone()));
     assert_eq!(s.audit_log(&c, 100).await?, audit);
-    assert!(s.is_token_revoked("reopen-jti").await?);
+    let someone = suite::client("someone");
+    let issued = chrono::Utc::now() - chrono::Duration::hours(1);
+    assert!(s.is_token_revoked("reopen-jti", &someone, issued).await?);
     let faces = s.faces_for_index().await?;
     assert_eq!(faces.len(), 2);
     // Writes after reopening continue the sequences.

@@ -85,13 +85,18 @@ enum TokenCommand {
         #[arg(long, default_value = "30d")]
         ttl: String,
     },
-    /// Revoke a token by its jti (or give the token itself).
+    /// Revoke a token by its jti (or give the token itself), with every token renewed from
+    /// it; or, with --client, every token of a client issued until now.
     Revoke {
         #[arg(long, env = "VISAGE_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
         #[command(flatten)]
         database: serve_cmd::DatabaseArgs,
-        jti: String,
+        #[arg(required_unless_present = "client", conflicts_with = "client")]
+        jti: Option<String>,
+        /// Revoke every token of this client issued until now.
+        #[arg(long)]
+        client: Option<String>,
     },
 }
 
@@ -186,8 +191,13 @@ fn main() -> anyhow::Result<()> {
                     data_dir,
                     database,
                     jti,
+                    client,
                 },
-        } => serve_cmd::revoke_token(&data_dir, &database, &jti),
+        } => match (jti, client) {
+            (_, Some(client)) => serve_cmd::revoke_client_tokens(&data_dir, &database, &client),
+            (Some(jti), None) => serve_cmd::revoke_token(&data_dir, &database, &jti),
+            (None, None) => anyhow::bail!("give a JTI (or token) or --client NAME"),
+        },
         Command::Models {
             command: ModelsCommand::Fetch { models, from },
         } => {

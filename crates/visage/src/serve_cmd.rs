@@ -171,8 +171,13 @@ pub fn parse_ttl(text: &str) -> anyhow::Result<i64> {
     Ok(secs)
 }
 
+/// The `--client` of a token command: refused with the reason (empty, padded, ...).
+fn client_arg(client: &str) -> anyhow::Result<ClientId> {
+    ClientId::parse(client).map_err(|e| anyhow::anyhow!("bad --client {client:?}: {e}"))
+}
+
 pub fn create_token(data_dir: &std::path::Path, client: &str, ttl: &str) -> anyhow::Result<()> {
-    let client = ClientId::parse(client).map_err(|e| anyhow::anyhow!("bad --client: {e}"))?;
+    let client = client_arg(client)?;
     let ttl = parse_ttl(ttl)?;
     let secret = Secret::load_or_create(data_dir).context("JWT secret")?;
     let (token, _) = tokens::issue(&secret, &client, chrono::Utc::now().timestamp(), ttl)?;
@@ -202,6 +207,30 @@ pub fn revoke_token(
         anyhow::Ok(())
     })?;
     println!("revoked {jti}");
+    Ok(())
+}
+
+/// Revokes every token of the client issued until now, on every node at their next request.
+pub fn revoke_client_tokens(
+    data_dir: &std::path::Path,
+    database: &DatabaseArgs,
+    client: &str,
+) -> anyhow::Result<()> {
+    let client = client_arg(client)?;
+    let cutoff = chrono::Utc::now();
+    runtime()?.block_on(async {
+        let open = database.open(data_dir, Access::Shared).await?;
+        open.store.revoke_client_tokens(&client, cutoff).await?;
+        anyhow::Ok(())
+    })?;
+    // Tokens carry their issue time in whole seconds, so one issued later in the cutoff's
+    // second is revoked too: return only once that second is over, so that a token created
+    // after this command works.
+    let wait = (cutoff.timestamp() + 1) * 1000 - chrono::Utc::now().timestamp_millis();
+    if let Ok(ms) = u64::try_from(wait) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    println!("revoked every token of {client} issued until {cutoff}");
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{visage, TestServer, BASE};
+use common::{visage, visage_fails, TestServer, BASE};
 use serde_json::json;
 
 const UNAUTHORIZED: &str = r#"{"code":"UNAUTHORIZED","message":"Authentication required"}"#;
@@ -125,4 +125,97 @@ fn session_renews_valid_tokens_only() {
             r#"{"code":"MissingParameter","message":"missing Authorization header"}"#
         )
     );
+}
+
+#[test]
+fn renewed_tokens_are_revoked_with_their_parent() {
+    let s = TestServer::start();
+    let path = format!("{BASE}/collections");
+    let root = s.token("acme");
+    let child = s.renew(&root);
+    let grandchild = s.renew(&child);
+    let sibling = s.renew(&root);
+    let unrelated = s.token("acme");
+    for t in [&root, &child, &grandchild, &sibling, &unrelated] {
+        assert_eq!(s.get(&path, t).0, 200);
+    }
+
+    // Revoking the child (by the token itself) revokes what was renewed from it.
+    s.revoke(&[&child]);
+    for t in [&child, &grandchild] {
+        let (status, b) = s.get(&path, t);
+        assert_eq!((status, body(&b).as_str()), (403, FORBIDDEN));
+    }
+    for t in [&root, &sibling, &unrelated] {
+        assert_eq!(
+            s.get(&path, t).0,
+            200,
+            "the parent and other branches stay valid"
+        );
+    }
+    // A revoked family cannot renew itself back to life.
+    let (status, b) = s.call("GET", "/v2/auth/session", Some(&grandchild), None);
+    assert_eq!(
+        (status, &b["message"]),
+        (401, &json!("Invalid or expired token."))
+    );
+
+    // Revoking the root by its jti reaches every branch.
+    let jti = jti_of(&root);
+    s.revoke(&[&jti]);
+    for t in [&root, &sibling] {
+        let (status, b) = s.get(&path, t);
+        assert_eq!((status, body(&b).as_str()), (403, FORBIDDEN));
+    }
+    assert_eq!(s.get(&path, &unrelated).0, 200);
+}
+
+/// The `jti` claim of a token.
+fn jti_of(token: &str) -> String {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    claims["jti"].as_str().expect("jti").to_owned()
+}
+
+#[test]
+fn revoking_a_client_revokes_all_its_tokens_only() {
+    let s = TestServer::start();
+    let path = format!("{BASE}/collections");
+    let (a1, a2) = (s.token("acme"), s.token("acme"));
+    let renewed = s.renew(&a1);
+    let other = s.token("globex");
+    s.revoke(&["--client", "acme"]);
+    for t in [&a1, &a2, &renewed] {
+        let (status, b) = s.get(&path, t);
+        assert_eq!((status, body(&b).as_str()), (403, FORBIDDEN));
+    }
+    assert_eq!(s.get(&path, &other).0, 200, "another client is untouched");
+    // A token made after the command returned works.
+    let fresh = s.token("acme");
+    assert_eq!(s.get(&path, &fresh).0, 200);
+
+    let dir = s.data_dir.to_str().expect("utf-8 path");
+    let e = visage_fails(&["token", "revoke", "--data-dir", dir, "--client", " acme"]);
+    assert!(e.contains("leading or trailing whitespace"), "{e}");
+}
+
+#[test]
+fn token_create_refuses_empty_or_padded_clients() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path().to_str().expect("utf-8 path");
+    for (client, why) in [
+        ("", "empty"),
+        (" acme", "leading or trailing whitespace"),
+        ("acme ", "leading or trailing whitespace"),
+    ] {
+        let e = visage_fails(&["token", "create", "--data-dir", dir, "--client", client]);
+        assert!(
+            e.contains("bad --client") && e.contains(why),
+            "{client:?}: {e}"
+        );
+    }
 }

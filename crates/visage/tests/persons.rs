@@ -122,6 +122,52 @@ fn duplicate_name_and_birth_date_in_a_collection_is_412() {
 }
 
 #[test]
+fn renaming_into_a_duplicate_in_a_shared_collection_is_412_and_changes_nothing() {
+    let s = TestServer::start();
+    let t = s.token("acme");
+    let c = collection(&s, &t, "staff");
+    let obama = create_person(
+        &s,
+        &t,
+        json!({"name": "Barack Obama", "date_of_birth": "1961-08-04",
+               "images": [fixture_b64("obama.jpg")], "collections": [c["_id"]]}),
+    );
+    let biden = create_person(
+        &s,
+        &t,
+        json!({"name": "Joe Biden", "date_of_birth": "1942-11-20", "notes": "vp",
+               "images": [fixture_b64("biden.jpg")], "collections": [c["_id"]]}),
+    );
+    let path = format!("{BASE}/persons/{}", id(&biden));
+    let (_, before) = s.get(&path, &t);
+    let (status, b) = s.put(
+        &path,
+        &t,
+        json!({"name": "BARACK OBAMA", "date_of_birth": "1961-08-04", "notes": "renamed",
+               "images": [fixture_b64("obama2.jpg")]}),
+    );
+    assert_eq!(status, 412, "{b}");
+    assert_eq!(
+        (b["message"].as_str(), b["code"].as_str()),
+        (Some("person_already_set"), Some("PreconditionFailed"))
+    );
+    assert_eq!(b["data"]["_id"], obama["_id"]);
+    let (status, after) = s.get(&path, &t);
+    assert_eq!(status, 200);
+    assert_eq!(
+        after["data"], before["data"],
+        "nothing changed, faces included"
+    );
+    // Another date of birth is another person.
+    let (status, b) = s.put(
+        &path,
+        &t,
+        json!({"name": "Barack Obama", "date_of_birth": "1961-08-05"}),
+    );
+    assert_eq!(status, 200, "{b}");
+}
+
+#[test]
 fn detach_from_one_collection_or_erase_with_the_last() {
     let s = TestServer::start();
     let t = s.token("acme");

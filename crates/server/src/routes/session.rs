@@ -12,7 +12,7 @@ use crate::AppState;
 /// `{accessToken, tokenType}`, outside the envelope as Verifik answers it.
 pub async fn renew(
     State(st): State<AppState>,
-    RenewingClient(client): RenewingClient,
+    RenewingClient(session): RenewingClient,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<axum::Json<Value>> {
     let months = Query::parse(raw.as_deref())
@@ -22,7 +22,7 @@ pub async fn renew(
                 "\"expiresIn\" must be between 1 and {MAX_RENEWAL_MONTHS}"
             ))
         })?;
-    let token = st.service.renew_token(&client, months)?;
+    let token = st.service.renew_token(&session, months).await?;
     Ok(axum::Json(
         json!({"accessToken": token, "tokenType": "bearer"}),
     ))

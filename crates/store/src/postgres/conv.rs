@@ -80,7 +80,13 @@ macro_rules! from_text_ids {
     )*};
 }
 
-from_text_ids!(ClientId, PersonId, CollectionId, CollectionCode, FaceId);
+from_text_ids!(PersonId, CollectionId, CollectionCode, FaceId);
+
+impl FromText for ClientId {
+    fn from_text(s: &str) -> Option<Self> {
+        ClientId::from_stored(s).ok()
+    }
+}
 
 impl FromText for Gender {
     fn from_text(s: &str) -> Option<Self> {

@@ -37,11 +37,11 @@ use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
     AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
-    Person, PersonFilter, PersonUpdate, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
+    Person, PersonFilter, PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
 };
 use crate::rules::{
     check_collection_update, check_jti, check_new_collection, check_new_person,
-    check_person_update, storable,
+    check_person_update, check_renewal, storable,
 };
 
 use conv::{is_retryable, pg};
@@ -567,12 +567,31 @@ impl Store for PostgresStore {
         write_tx!(self, |tx| queries::revoke_token(&tx, jti, expires_at).await)
     }
 
-    async fn is_token_revoked(&self, jti: &str) -> Result<bool> {
-        if !storable(jti) {
-            // Never revoked: revoke_token refuses it.
-            return Ok(false);
-        }
-        read_tx!(self, |tx| queries::is_token_revoked(&tx, jti).await)
+    async fn record_token_renewal(&self, renewal: &TokenRenewal) -> Result<()> {
+        check_renewal(renewal)?;
+        write_tx!(self, |tx| queries::record_token_renewal(&tx, renewal).await)
+    }
+
+    async fn revoke_client_tokens(&self, client: &ClientId, cutoff: DateTime<Utc>) -> Result<()> {
+        write_tx!(self, |tx| queries::revoke_client_tokens(
+            &tx, client, cutoff
+        )
+        .await)
+    }
+
+    async fn is_token_revoked(
+        &self,
+        jti: &str,
+        client: &ClientId,
+        issued_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        // A jti PostgreSQL cannot hold was never revoked nor renewed (both refuse it): only
+        // the cutoff applies.
+        let jti = Some(jti).filter(|j| storable(j));
+        read_tx!(self, |tx| queries::is_token_revoked(
+            &tx, jti, client, issued_at
+        )
+        .await)
     }
 
     async fn audit_log(&self, client: &ClientId, limit: u32) -> Result<Vec<AuditEntry>> {

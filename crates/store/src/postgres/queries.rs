@@ -6,8 +6,8 @@
 //! - collections and persons a new membership points at: `FOR KEY SHARE` (they cannot be
 //!   deleted before the membership commits, yet other writers are not blocked);
 //! - a collection being updated or deleted: `FOR UPDATE`;
-//! - the duplicate check of `create_person`: an advisory lock on (client, name), so that two
-//!   creations of the same person cannot both pass it.
+//! - the duplicate check of `create_person` and `update_person`: an advisory lock on (client,
+//!   name), so that two creations (or renames) into the same person cannot both pass it.
 //!
 //! Every query that takes a client filters by it.
 
@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
     now_millis, AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection,
-    NewFace, NewPerson, Person, PersonFilter, PersonUpdate, Thumbnail,
+    NewFace, NewPerson, Person, PersonFilter, PersonUpdate, Thumbnail, TokenRenewal,
 };
 use crate::rules::{self, dedup, name_key, page_bounds, storable, MemberChange};
 
@@ -421,12 +421,28 @@ pub(crate) async fn generation(tx: &Tx<'_>) -> Result<u64> {
 
 // ---------------------------------------------------------------- tokens, audit (read)
 
-pub(crate) async fn is_token_revoked(tx: &Tx<'_>, jti: &str) -> Result<bool> {
-    Ok(
-        row_opt(tx, "SELECT 1 FROM revoked_tokens WHERE jti = $1", &[&jti])
-            .await?
-            .is_some(),
+/// The token, or one it was renewed from (its family up to the root, followed through the
+/// client's renewals), is revoked; or the client's cutoff is at or after its issue.
+pub(crate) async fn is_token_revoked(
+    tx: &Tx<'_>,
+    jti: Option<&str>,
+    client: &ClientId,
+    issued_at: DateTime<Utc>,
+) -> Result<bool> {
+    let r = row_one(
+        tx,
+        "WITH RECURSIVE family (jti) AS ( \
+             SELECT $1::text \
+             UNION \
+             SELECT r.parent FROM token_renewals r JOIN family f ON r.jti = f.jti \
+             WHERE r.client = $2 \
+         ) \
+         SELECT EXISTS (SELECT 1 FROM revoked_tokens t JOIN family f ON t.jti = f.jti) \
+             OR EXISTS (SELECT 1 FROM client_token_cutoffs WHERE client = $2 AND cutoff >= $3)",
+        &[&jti, &client.as_str(), &issued_at],
     )
+    .await?;
+    get(&r, 0)
 }
 
 pub(crate) async fn audit_log(
@@ -447,7 +463,7 @@ pub(crate) async fn audit_log(
         Ok(AuditEntry {
             seq: get(r, 0)?,
             at: get(r, 1)?,
-            client: ClientId::parse(client).ok(),
+            client: ClientId::from_stored(client).ok(),
             action: get(r, 3)?,
             object_id: get(r, 4)?,
         })
@@ -671,31 +687,37 @@ async fn insert_person(
     Ok((pk, id))
 }
 
-pub(crate) async fn create_person(
+/// Fails with [`Error::PersonAlreadySet`] (the oldest match) when a person of the client
+/// other than `except` has the name key and date of birth and is in one of `collections`.
+async fn refuse_duplicate(
     tx: &Tx<'_>,
     client: &ClientId,
-    new: &NewPerson,
-) -> Result<Person> {
-    let pks = collection_pks(tx, client, &new.collections).await?;
-    let key = name_key(&new.name);
-    if !pks.is_empty() {
-        // Whoever creates this name for this client first decides; the other then sees it.
-        let lock_key = format!("person-name\u{1f}{}\u{1f}{key}", client.as_str());
-        exec(
-            tx,
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[&lock_key],
-        )
-        .await?;
+    name: &str,
+    date_of_birth: Option<NaiveDate>,
+    collections: &[i64],
+    except: Option<i64>,
+) -> Result<()> {
+    if collections.is_empty() {
+        return Ok(());
     }
-    for c in &pks {
+    let key = name_key(name);
+    // Whoever creates (or renames into) this name for this client first decides; the other
+    // then sees it.
+    let lock_key = format!("person-name\u{1f}{}\u{1f}{key}", client.as_str());
+    exec(
+        tx,
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&lock_key],
+    )
+    .await?;
+    for c in collections {
         let existing = row_opt(
             tx,
             "SELECT p.pk FROM persons p JOIN memberships m ON m.person_pk = p.pk \
              WHERE p.client = $1 AND p.name_key = $2 \
              AND p.date_of_birth IS NOT DISTINCT FROM $3 \
-             AND m.collection_pk = $4 ORDER BY p.pk LIMIT 1",
-            &[&client.as_str(), &key, &new.date_of_birth, c],
+             AND m.collection_pk = $4 AND p.pk IS DISTINCT FROM $5 ORDER BY p.pk LIMIT 1",
+            &[&client.as_str(), &key, &date_of_birth, c, &except],
         )
         .await?;
         if let Some(r) = existing {
@@ -705,6 +727,16 @@ pub(crate) async fn create_person(
             )));
         }
     }
+    Ok(())
+}
+
+pub(crate) async fn create_person(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    new: &NewPerson,
+) -> Result<Person> {
+    let pks = collection_pks(tx, client, &new.collections).await?;
+    refuse_duplicate(tx, client, &new.name, new.date_of_birth, &pks, None).await?;
     let (pk, _) = insert_person(tx, client, new, &pks, now_millis()).await?;
     person_by_pk(tx, pk).await
 }
@@ -741,13 +773,26 @@ pub(crate) async fn update_person(
     let Some(pk) = lock_person(tx, client, id).await? else {
         return Ok(None);
     };
-    // Resolved first: an unknown collection fails before anything is written.
+    // Resolved and checked first: nothing is written when either fails.
+    let current: Vec<i64> = rows(
+        tx,
+        "SELECT collection_pk FROM memberships WHERE person_pk = $1 ORDER BY seq",
+        &[&pk],
+    )
+    .await?
+    .iter()
+    .map(|r| get(r, 0))
+    .collect::<Result<_>>()?;
     let collection_pks = match &u.collections {
         Some(c) => Some(collection_pks(tx, client, c).await?),
         None => None,
     };
     let now = now_millis();
-    let p = rules::merge_person(person_by_pk(tx, pk).await?, u, now);
+    let before = person_by_pk(tx, pk).await?;
+    let p = rules::merge_person(before.clone(), u, now);
+    let ends_in = collection_pks.as_deref().unwrap_or(&current);
+    let scope = rules::duplicate_scope((&before, &current), (&p, ends_in));
+    refuse_duplicate(tx, client, &p.name, p.date_of_birth, &scope, Some(pk)).await?;
     exec(
         tx,
         "UPDATE persons SET name = $2, name_key = $3, gender = $4, date_of_birth = $5, \
@@ -826,8 +871,9 @@ pub(crate) async fn detach_person(
     Ok(outcome)
 }
 
-pub(crate) async fn revoke_token(tx: &Tx<'_>, jti: &str, expires_at: DateTime<Utc>) -> Result<()> {
-    let now = now_millis();
+/// Drops revocations and renewals past their expiry: the tokens they concern are refused for
+/// being expired anyway.
+async fn prune_tokens(tx: &Tx<'_>, now: DateTime<Utc>) -> Result<()> {
     exec(
         tx,
         "DELETE FROM revoked_tokens WHERE expires_at < $1",
@@ -836,13 +882,75 @@ pub(crate) async fn revoke_token(tx: &Tx<'_>, jti: &str, expires_at: DateTime<Ut
     .await?;
     exec(
         tx,
-        "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) \
+        "DELETE FROM token_renewals WHERE expires_at < $1",
+        &[&now],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn revoke_token(tx: &Tx<'_>, jti: &str, expires_at: DateTime<Utc>) -> Result<()> {
+    let now = now_millis();
+    prune_tokens(tx, now).await?;
+    // Kept while a token renewed from this one may still be used: a renewal row's expiry
+    // covers its token's descendants, so its own row and its children's rows say how long.
+    exec(
+        tx,
+        "INSERT INTO revoked_tokens (jti, expires_at) \
+         SELECT $1, greatest($2, (SELECT max(expires_at) FROM token_renewals \
+                                  WHERE jti = $1 OR parent = $1)) \
          ON CONFLICT (jti) DO UPDATE \
          SET expires_at = greatest(revoked_tokens.expires_at, excluded.expires_at)",
         &[&jti, &expires_at],
     )
     .await?;
     write_audit(tx, now, "", audit::TOKEN_REVOKE, jti).await
+}
+
+pub(crate) async fn record_token_renewal(tx: &Tx<'_>, r: &TokenRenewal) -> Result<()> {
+    let now = now_millis();
+    prune_tokens(tx, now).await?;
+    let client = r.client.as_str();
+    exec(
+        tx,
+        "INSERT INTO token_renewals (jti, parent, client, expires_at) VALUES ($1, $2, $3, $4)",
+        &[&r.jti, &r.parent, &client, &r.expires_at],
+    )
+    .await?;
+    // Every ancestor's row lives at least as long as this token, so that the chain from it to
+    // a revoked ancestor is never pruned while it can be used.
+    exec(
+        tx,
+        "WITH RECURSIVE up (jti) AS ( \
+             SELECT $1::text \
+             UNION \
+             SELECT r.parent FROM token_renewals r JOIN up ON r.jti = up.jti \
+             WHERE r.client = $2 \
+         ) \
+         UPDATE token_renewals SET expires_at = $3 \
+         WHERE expires_at < $3 AND jti IN (SELECT jti FROM up)",
+        &[&r.parent, &client, &r.expires_at],
+    )
+    .await?;
+    write_audit(tx, now, &r.client, audit::TOKEN_RENEW, &r.jti).await
+}
+
+pub(crate) async fn revoke_client_tokens(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    cutoff: DateTime<Utc>,
+) -> Result<()> {
+    let now = now_millis();
+    prune_tokens(tx, now).await?;
+    exec(
+        tx,
+        "INSERT INTO client_token_cutoffs (client, cutoff) VALUES ($1, $2) \
+         ON CONFLICT (client) DO UPDATE \
+         SET cutoff = greatest(client_token_cutoffs.cutoff, excluded.cutoff)",
+        &[&client.as_str(), &cutoff],
+    )
+    .await?;
+    write_audit(tx, now, client, audit::TOKEN_REVOKE_CLIENT, client).await
 }
 
 // ---------------------------------------------------------------- 1:N search

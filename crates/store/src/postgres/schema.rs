@@ -7,11 +7,16 @@ use crate::error::Result;
 use crate::rules::migrations_after;
 
 /// Migrations in order; the number is the schema version the file brings the database to.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/postgresql/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgresql/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgresql/0002_token_families.sql"),
+    ),
+];
 
 /// Newest schema this build understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Key of the transaction-scoped advisory lock that serialises migrations between nodes
 /// starting at the same time ("visage" in ASCII, then 1).

@@ -23,7 +23,19 @@ macro_rules! sql_text {
     )*};
 }
 
-sql_text!(ClientId, PersonId, CollectionId, CollectionCode, FaceId);
+sql_text!(PersonId, CollectionId, CollectionCode, FaceId);
+
+impl ToSql for ClientId {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for ClientId {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        ClientId::from_stored(v.as_str()?).map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("unexpected stored value {0:?}")]

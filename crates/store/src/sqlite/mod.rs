@@ -22,10 +22,11 @@ use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
     AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
-    Person, PersonFilter, PersonUpdate,
+    Person, PersonFilter, PersonUpdate, TokenRenewal,
 };
 use crate::rules::{
-    check_collection_update, check_jti, check_new_collection, check_new_person, check_person_update,
+    check_collection_update, check_jti, check_new_collection, check_new_person,
+    check_person_update, check_renewal,
 };
 
 use readers::Readers;
@@ -53,15 +54,18 @@ impl SqliteStore {
     pub fn open(dir: &Path) -> Result<Self> {
         create_private_dir(dir)?;
         let path = dir.join(DB_FILE);
-        let created = !path.exists();
+        create_private_file(&path)?;
+        // SQLite gives new -wal and -shm files the database file's permissions, whatever the
+        // umask; ones an earlier run (or build) left are made private here.
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.clone().into_os_string();
+            side.push(suffix);
+            restrict_to_owner(Path::new(&side))?;
+        }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(&path, flags)?;
-        if created {
-            // SQLite gives the -wal and -shm files the database file's permissions.
-            restrict_to_owner(&path)?;
-        }
         schema::configure_writer(&conn)?;
         schema::migrate(&mut conn)?;
         // Start clean: whatever an earlier run left in the WAL goes into the database file.
@@ -94,17 +98,57 @@ impl SqliteStore {
     }
 }
 
+/// Makes an existing file readable and writable by its owner only (mode 0600); nothing when
+/// it does not exist or is private already.
 fn restrict_to_owner(path: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        match std::fs::metadata(path) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => set_mode(path, 0o600)?,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     #[cfg(not(unix))]
     let _ = path;
     Ok(())
 }
 
+/// The database file, created empty with mode 0600 whatever the umask before SQLite opens it
+/// (so it is never readable by others, not even for a moment); an existing one is made
+/// private.
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => set_mode(path, 0o600),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => restrict_to_owner(path),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Exactly `mode` (the creation mode was masked by the umask, which might even have taken the
+/// owner's bits).
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+/// The data directory, created with mode 0700 (parents too) whatever the umask; an existing
+/// one is left as the operator made it.
 fn create_private_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
@@ -118,7 +162,7 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         b.mode(0o700);
     }
     b.create(dir)?;
-    Ok(())
+    set_mode(dir, 0o700)
 }
 
 #[async_trait]
@@ -327,10 +371,32 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn is_token_revoked(&self, jti: &str) -> Result<bool> {
-        let jti = jti.to_owned();
+    async fn record_token_renewal(&self, renewal: &TokenRenewal) -> Result<()> {
+        check_renewal(renewal)?;
+        let renewal = renewal.clone();
+        self.writer
+            .run(false, move |c| queries::record_token_renewal(c, &renewal))
+            .await
+    }
+
+    async fn revoke_client_tokens(&self, client: &ClientId, cutoff: DateTime<Utc>) -> Result<()> {
+        let client = client.clone();
+        self.writer
+            .run(false, move |c| {
+                queries::revoke_client_tokens(c, &client, cutoff)
+            })
+            .await
+    }
+
+    async fn is_token_revoked(
+        &self,
+        jti: &str,
+        client: &ClientId,
+        issued_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (jti, client) = (jti.to_owned(), client.clone());
         self.readers
-            .run(move |c| queries::is_token_revoked(c, &jti))
+            .run(move |c| queries::is_token_revoked(c, &jti, &client, issued_at))
             .await
     }
 

@@ -15,7 +15,7 @@ use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
     embedding_from_bytes, embedding_to_bytes, now_millis, AuditEntry, Collection, CollectionUpdate,
     DetachOutcome, FaceRecord, NewCollection, NewFace, NewPerson, Person, PersonFilter,
-    PersonStatus, PersonUpdate, Thumbnail, EMBEDDING_DIM,
+    PersonStatus, PersonUpdate, Thumbnail, TokenRenewal, EMBEDDING_DIM,
 };
 use crate::rules::{self, dedup, name_key, page_bounds, MemberChange};
 
@@ -381,12 +381,26 @@ pub(crate) fn faces_of_person(
 
 // ---------------------------------------------------------------- tokens, audit (read)
 
-pub(crate) fn is_token_revoked(conn: &Connection, jti: &str) -> Result<bool> {
+/// The token, or one it was renewed from (its family up to the root, followed through the
+/// client's renewals), is revoked; or the client's cutoff is at or after its issue.
+pub(crate) fn is_token_revoked(
+    conn: &Connection,
+    jti: &str,
+    client: &ClientId,
+    issued_at: DateTime<Utc>,
+) -> Result<bool> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM revoked_tokens WHERE jti = ?1")?
-        .query_row([jti], |_| Ok(()))
-        .optional()?
-        .is_some())
+        .prepare_cached(
+            "WITH RECURSIVE family (jti) AS ( \
+                 SELECT ?1 \
+                 UNION \
+                 SELECT r.parent FROM token_renewals r JOIN family f ON r.jti = f.jti \
+                 WHERE r.client = ?2 \
+             ) \
+             SELECT EXISTS (SELECT 1 FROM revoked_tokens t JOIN family f ON t.jti = f.jti) \
+                 OR EXISTS (SELECT 1 FROM client_token_cutoffs WHERE client = ?2 AND cutoff >= ?3)",
+        )?
+        .query_row(params![jti, client, ms(issued_at)], |r| r.get(0))?)
 }
 
 pub(crate) fn audit_log(
@@ -403,7 +417,7 @@ pub(crate) fn audit_log(
         Ok(AuditEntry {
             seq: r.get(0)?,
             at: time_col(r, 1)?,
-            client: ClientId::parse(&client).ok(),
+            client: ClientId::from_stored(&client).ok(),
             action: r.get(3)?,
             object_id: r.get(4)?,
         })
@@ -592,27 +606,40 @@ fn insert_person(
     Ok((pk, id))
 }
 
+/// Fails with [`Error::PersonAlreadySet`] (the oldest match) when a person of the client
+/// other than `except` has the name key and date of birth and is in one of `collections`.
+fn refuse_duplicate(
+    conn: &Connection,
+    client: &ClientId,
+    name: &str,
+    date_of_birth: Option<NaiveDate>,
+    collections: &[i64],
+    except: Option<i64>,
+) -> Result<()> {
+    let (key, dob) = (name_key(name), date_text(date_of_birth));
+    for c in collections {
+        let existing: Option<i64> = conn
+            .prepare_cached(
+                "SELECT p.pk FROM persons p JOIN memberships m ON m.person_pk = p.pk \
+                 WHERE p.client = ?1 AND p.name_key = ?2 AND p.date_of_birth IS ?3 \
+                 AND m.collection_pk = ?4 AND p.pk IS NOT ?5 ORDER BY p.pk LIMIT 1",
+            )?
+            .query_row(params![client, key, dob, c, except], |r| r.get(0))
+            .optional()?;
+        if let Some(pk) = existing {
+            return Err(Error::PersonAlreadySet(Box::new(person_by_pk(conn, pk)?)));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn create_person(
     conn: &Connection,
     client: &ClientId,
     new: &NewPerson,
 ) -> Result<Done<Person>> {
     let pks = collection_pks(conn, client, &new.collections)?;
-    let key = name_key(&new.name);
-    let dob = date_text(new.date_of_birth);
-    for c in &pks {
-        let existing: Option<i64> = conn
-            .prepare_cached(
-                "SELECT p.pk FROM persons p JOIN memberships m ON m.person_pk = p.pk \
-                 WHERE p.client = ?1 AND p.name_key = ?2 AND p.date_of_birth IS ?3 \
-                 AND m.collection_pk = ?4 ORDER BY p.pk LIMIT 1",
-            )?
-            .query_row(params![client, key, dob, c], |r| r.get(0))
-            .optional()?;
-        if let Some(pk) = existing {
-            return Err(Error::PersonAlreadySet(Box::new(person_by_pk(conn, pk)?)));
-        }
-    }
+    refuse_duplicate(conn, client, &new.name, new.date_of_birth, &pks, None)?;
     let (pk, _) = insert_person(conn, client, new, &pks, now_millis())?;
     Ok(Done::kept(person_by_pk(conn, pk)?))
 }
@@ -649,8 +676,23 @@ pub(crate) fn update_person(
     let Some(pk) = person_pk(conn, client, id)? else {
         return Ok(Done::kept(None));
     };
+    // Resolved and checked before anything is written.
+    let current: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT collection_pk FROM memberships WHERE person_pk = ?1 ORDER BY rowid",
+        )?
+        .query_map([pk], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let wanted = match &u.collections {
+        Some(c) => Some(collection_pks(conn, client, c)?),
+        None => None,
+    };
     let now = now_millis();
-    let p = rules::merge_person(person_by_pk(conn, pk)?, u, now);
+    let before = person_by_pk(conn, pk)?;
+    let p = rules::merge_person(before.clone(), u, now);
+    let ends_in = wanted.as_deref().unwrap_or(&current);
+    let scope = rules::duplicate_scope((&before, &current), (&p, ends_in));
+    refuse_duplicate(conn, client, &p.name, p.date_of_birth, &scope, Some(pk))?;
     conn.prepare_cached(
         "UPDATE persons SET name = ?2, name_key = ?3, gender = ?4, date_of_birth = ?5, \
          nationality = ?6, notes = ?7, status = ?8, updated_at = ?9 WHERE pk = ?1",
@@ -676,11 +718,10 @@ pub(crate) fn update_person(
         insert_faces(conn, pk, faces)?;
         write_audit(conn, now, client, audit::PERSON_FACES_REPLACE, id)?;
     }
-    if let Some(collections) = &u.collections {
-        let pks = collection_pks(conn, client, collections)?;
+    if let Some(pks) = &wanted {
         conn.prepare_cached("DELETE FROM memberships WHERE person_pk = ?1")?
             .execute([pk])?;
-        insert_memberships(conn, pk, &pks)?;
+        insert_memberships(conn, pk, pks)?;
     }
     write_audit(conn, now, client, audit::PERSON_UPDATE, id)?;
     Ok(Done::erased(Some(person_by_pk(conn, pk)?), erased))
@@ -738,19 +779,72 @@ pub(crate) fn detach_person(
     Ok(Done::erased(outcome, erased))
 }
 
+/// Drops revocations and renewals past their expiry: the tokens they concern are refused for
+/// being expired anyway.
+fn prune_tokens(conn: &Connection, now: DateTime<Utc>) -> Result<()> {
+    conn.prepare_cached("DELETE FROM revoked_tokens WHERE expires_at < ?1")?
+        .execute([ms(now)])?;
+    conn.prepare_cached("DELETE FROM token_renewals WHERE expires_at < ?1")?
+        .execute([ms(now)])?;
+    Ok(())
+}
+
 pub(crate) fn revoke_token(
     conn: &Connection,
     jti: &str,
     expires_at: DateTime<Utc>,
 ) -> Result<Done<()>> {
     let now = now_millis();
-    conn.prepare_cached("DELETE FROM revoked_tokens WHERE expires_at < ?1")?
-        .execute([ms(now)])?;
+    prune_tokens(conn, now)?;
+    // Kept while a token renewed from this one may still be used: a renewal row's expiry
+    // covers its token's descendants, so its own row and its children's rows say how long.
     conn.prepare_cached(
-        "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2) \
+        "INSERT INTO revoked_tokens (jti, expires_at) \
+         SELECT ?1, max(?2, coalesce((SELECT max(expires_at) FROM token_renewals \
+                                      WHERE jti = ?1 OR parent = ?1), ?2)) \
+         WHERE true \
          ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
     )?
     .execute(params![jti, ms(expires_at)])?;
     write_audit(conn, now, "", audit::TOKEN_REVOKE, jti)?;
+    Ok(Done::kept(()))
+}
+
+pub(crate) fn record_token_renewal(conn: &Connection, r: &TokenRenewal) -> Result<Done<()>> {
+    let now = now_millis();
+    prune_tokens(conn, now)?;
+    conn.prepare_cached(
+        "INSERT INTO token_renewals (jti, parent, client, expires_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![r.jti, r.parent, r.client, ms(r.expires_at)])?;
+    // Every ancestor's row lives at least as long as this token, so that the chain from it to
+    // a revoked ancestor is never pruned while it can be used.
+    conn.prepare_cached(
+        "UPDATE token_renewals SET expires_at = ?3 WHERE expires_at < ?3 AND jti IN ( \
+             WITH RECURSIVE up (jti) AS ( \
+                 SELECT ?1 \
+                 UNION \
+                 SELECT r.parent FROM token_renewals r JOIN up ON r.jti = up.jti \
+                 WHERE r.client = ?2 \
+             ) SELECT jti FROM up)",
+    )?
+    .execute(params![r.parent, r.client, ms(r.expires_at)])?;
+    write_audit(conn, now, &r.client, audit::TOKEN_RENEW, &r.jti)?;
+    Ok(Done::kept(()))
+}
+
+pub(crate) fn revoke_client_tokens(
+    conn: &Connection,
+    client: &ClientId,
+    cutoff: DateTime<Utc>,
+) -> Result<Done<()>> {
+    let now = now_millis();
+    prune_tokens(conn, now)?;
+    conn.prepare_cached(
+        "INSERT INTO client_token_cutoffs (client, cutoff) VALUES (?1, ?2) \
+         ON CONFLICT (client) DO UPDATE SET cutoff = max(cutoff, excluded.cutoff)",
+    )?
+    .execute(params![client, ms(cutoff)])?;
+    write_audit(conn, now, client, audit::TOKEN_REVOKE_CLIENT, client)?;
     Ok(Done::kept(()))
 }

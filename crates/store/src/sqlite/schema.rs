@@ -14,10 +14,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_generation.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_token_families.sql"),
+    ),
 ];
 
 /// Newest schema this build understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a connection waits on a lock held by another connection before giving up.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

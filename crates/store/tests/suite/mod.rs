@@ -10,7 +10,8 @@ use std::sync::Arc;
 use chrono::{Duration, NaiveDate, Utc};
 use store::{
     ClientId, CollectionId, CollectionUpdate, DetachOutcome, Error, Gender, NewCollection, NewFace,
-    NewPerson, PersonFilter, PersonId, PersonStatus, PersonUpdate, Store, EMBEDDING_DIM,
+    NewPerson, PersonFilter, PersonId, PersonStatus, PersonUpdate, Store, TokenRenewal,
+    EMBEDDING_DIM,
 };
 
 pub type Present<'a> = &'a (dyn Fn(&[u8]) -> bool + Sync);
@@ -689,6 +690,132 @@ pub async fn person_already_set(s: &dyn Store) -> TestResult {
     Ok(())
 }
 
+/// The duplicate rule of create holds for the result of an update: renaming, changing the
+/// date of birth or joining a collection into a match is refused and changes nothing.
+pub async fn update_keeps_duplicate_rule(s: &dyn Store) -> TestResult {
+    let c = client("dup-put");
+    let a = s.create_collection(&c, coll("A")).await?;
+    let b = s.create_collection(&c, coll("B")).await?;
+    let ana = s.create_person(&c, person("Ana Ruiz", &[&a], 1)).await?;
+    let bea = s
+        .create_person(&c, person("Bea Ruiz", &[&a, &b], 1))
+        .await?;
+    let ana_b = s.create_person(&c, person("Ana Ruiz", &[&b], 1)).await?;
+    let younger = s
+        .create_person(
+            &c,
+            NewPerson {
+                date_of_birth: Some(date(2001, 2, 3)),
+                ..person("Ana Ruiz", &[&a], 1)
+            },
+        )
+        .await?;
+    let audit_before = s.audit_log(&c, 1000).await?;
+    let refused = |r: Result<Option<store::Person>, Error>, want: &store::Person| match r {
+        Err(Error::PersonAlreadySet(existing)) => {
+            assert_eq!(existing.id, want.id);
+            Ok(())
+        }
+        other => Err(format!("expected PersonAlreadySet, got {other:?}")),
+    };
+    let update = |name: Option<&str>, collections: Option<Vec<CollectionId>>| PersonUpdate {
+        name: name.map(str::to_owned),
+        notes: Some("changed".into()),
+        faces: Some(vec![face(600)]),
+        collections,
+        ..Default::default()
+    };
+
+    // Renamed (in another case) into Ana of A, with the faces replaced on the way.
+    let r = s
+        .update_person(&c, &bea.id, update(Some("ANA RUIZ"), None))
+        .await;
+    refused(r, &ana)?;
+    // Joining a collection where the same person is.
+    let r = s
+        .update_person(
+            &c,
+            &ana_b.id,
+            update(None, Some(vec![b.id.clone(), a.id.clone()])),
+        )
+        .await;
+    refused(r, &ana)?;
+    // Born on the same day as Ana of A.
+    let r = s
+        .update_person(
+            &c,
+            &younger.id,
+            PersonUpdate {
+                date_of_birth: Some(date(1990, 1, 15)),
+                ..update(None, None)
+            },
+        )
+        .await;
+    refused(r, &ana)?;
+    // Renamed and moved at once: the resulting collections count.
+    let r = s
+        .update_person(
+            &c,
+            &bea.id,
+            update(Some("ana ruiz"), Some(vec![b.id.clone()])),
+        )
+        .await;
+    refused(r, &ana_b)?;
+    for p in [&ana, &bea, &ana_b, &younger] {
+        assert_eq!(
+            s.get_person(&c, &p.id).await?.as_ref(),
+            Some(p),
+            "unchanged"
+        );
+    }
+    assert_eq!(
+        s.audit_log(&c, 1000).await?,
+        audit_before,
+        "nothing written"
+    );
+
+    // Allowed: a person matching only itself, a rename out of the way, a collection where
+    // no one matches, the same identity in other words.
+    s.update_person(
+        &c,
+        &ana.id,
+        update(Some(" ana ruiz "), Some(vec![a.id.clone()])),
+    )
+    .await?;
+    s.update_person(&c, &bea.id, update(Some("Bea Ruiz Díaz"), None))
+        .await?;
+    let moved = s
+        .update_person(
+            &c,
+            &younger.id,
+            update(None, Some(vec![a.id.clone(), b.id.clone()])),
+        )
+        .await?
+        .ok_or("younger exists")?;
+    assert_eq!(moved.collections, vec![a.id.clone(), b.id.clone()]);
+
+    // A match that was there before the update (a collection update has no duplicate check)
+    // does not block updating other fields.
+    s.update_collection(
+        &c,
+        &a.id,
+        CollectionUpdate {
+            people: Some(vec![ana.id.clone(), ana_b.id.clone()]),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let kept = s.update_person(&c, &ana_b.id, update(None, None)).await?;
+    assert_eq!(kept.map(|p| p.notes), Some(Some("changed".to_owned())));
+    // Another client's same person is no match.
+    let c2 = client("dup-put-other");
+    let a2 = s.create_collection(&c2, coll("A")).await?;
+    let p2 = s.create_person(&c2, person("Other", &[&a2], 0)).await?;
+    s.update_person(&c2, &p2.id, update(Some("Ana Ruiz"), None))
+        .await?;
+    Ok(())
+}
+
 pub async fn create_is_all_or_nothing(s: &dyn Store) -> TestResult {
     let c = client("atomic");
     let a = s.create_collection(&c, coll("A")).await?;
@@ -1115,28 +1242,174 @@ pub async fn audit_rows(s: &dyn Store) -> TestResult {
     Ok(())
 }
 
+pub fn jti(tag: &str) -> String {
+    format!("{tag}-{}", hex(&random_bytes(8)))
+}
+
+/// Whether the token `jti` of `c`, issued an hour ago, is revoked.
+async fn revoked(s: &dyn Store, jti: &str, c: &ClientId) -> Result<bool, Error> {
+    s.is_token_revoked(jti, c, Utc::now() - Duration::hours(1))
+        .await
+}
+
 pub async fn tokens(s: &dyn Store) -> TestResult {
-    let jti = format!("jti-{}", hex(&random_bytes(8)));
-    assert!(!s.is_token_revoked(&jti).await?);
+    let c = client("tokens");
+    let jti = jti("jti");
+    assert!(!revoked(s, &jti, &c).await?);
     s.revoke_token(&jti, Utc::now() + Duration::days(30))
         .await?;
-    assert!(s.is_token_revoked(&jti).await?);
+    assert!(revoked(s, &jti, &c).await?);
     // Idempotent.
     s.revoke_token(&jti, Utc::now() + Duration::days(30))
         .await?;
-    assert!(s.is_token_revoked(&jti).await?);
-    assert!(!s.is_token_revoked("some-other-jti").await?);
+    assert!(revoked(s, &jti, &c).await?);
+    assert!(!revoked(s, "some-other-jti", &c).await?);
     assert!(s.revoke_token("", Utc::now()).await.is_err());
     // Expired revocations are pruned (the token is refused for being expired anyway).
-    let old = format!("old-{}", hex(&random_bytes(8)));
+    let old = self::jti("old");
     s.revoke_token(&old, Utc::now() - Duration::days(1)).await?;
-    s.revoke_token(
-        &format!("new-{}", hex(&random_bytes(8))),
-        Utc::now() + Duration::days(1),
-    )
-    .await?;
-    assert!(!s.is_token_revoked(&old).await?);
-    assert!(s.is_token_revoked(&jti).await?);
+    s.revoke_token(&self::jti("new"), Utc::now() + Duration::days(1))
+        .await?;
+    assert!(!revoked(s, &old, &c).await?);
+    assert!(revoked(s, &jti, &c).await?);
+    Ok(())
+}
+
+fn renewal(c: &ClientId, jti: &str, parent: &str, lives: Duration) -> TokenRenewal {
+    TokenRenewal {
+        jti: jti.to_owned(),
+        parent: parent.to_owned(),
+        client: c.clone(),
+        expires_at: Utc::now() + lives,
+    }
+}
+
+/// Revoking a token revokes every token renewed from it, at any depth, and nothing else; the
+/// revocation lasts as long as its longest-lived descendant.
+pub async fn token_families(s: &dyn Store) -> TestResult {
+    let c = client("family");
+    let month = Duration::days(30);
+    // root -> a -> b, root -> sibling; other -> unrelated.
+    let (root, a, b, sibling) = (jti("root"), jti("a"), jti("b"), jti("sibling"));
+    let (other, unrelated) = (jti("other"), jti("unrelated"));
+    for (child, parent) in [
+        (&a, &root),
+        (&b, &a),
+        (&sibling, &root),
+        (&unrelated, &other),
+    ] {
+        s.record_token_renewal(&renewal(&c, child, parent, month))
+            .await?;
+    }
+    for t in [&root, &a, &b, &sibling, &unrelated] {
+        assert!(!revoked(s, t, &c).await?, "{t}");
+    }
+
+    s.revoke_token(&a, Utc::now() + Duration::days(1)).await?;
+    assert!(revoked(s, &a, &c).await?);
+    assert!(revoked(s, &b, &c).await?, "a grandchild of a revoked token");
+    assert!(!revoked(s, &root, &c).await?, "the parent stays valid");
+    assert!(!revoked(s, &sibling, &c).await?);
+    assert!(!revoked(s, &unrelated, &c).await?);
+    // The family is followed through the client's own renewals only.
+    assert!(!revoked(s, &b, &client("stranger")).await?);
+
+    s.revoke_token(&root, Utc::now() + Duration::days(1))
+        .await?;
+    assert!(revoked(s, &sibling, &c).await?);
+    assert!(!revoked(s, &unrelated, &c).await?);
+
+    // A revocation given an expiry already past still holds while a descendant lives: the
+    // next write prunes expired rows, not this one.
+    let (short, long) = (jti("short"), jti("long"));
+    s.record_token_renewal(&renewal(&c, &long, &short, month))
+        .await?;
+    s.revoke_token(&short, Utc::now() - Duration::hours(1))
+        .await?;
+    s.revoke_token(&jti("prune"), Utc::now() + Duration::days(1))
+        .await?;
+    assert!(revoked(s, &long, &c).await?);
+
+    // A renewal keeps the chain above it as long as it lives: once the middle token has
+    // expired (and its row would have been pruned), revoking the root still reaches the
+    // grandchild.
+    let (g0, g1, g2) = (jti("g0"), jti("g1"), jti("g2"));
+    s.record_token_renewal(&renewal(&c, &g1, &g0, Duration::seconds(1)))
+        .await?;
+    s.record_token_renewal(&renewal(&c, &g2, &g1, month))
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    s.revoke_token(&jti("prune"), Utc::now() + Duration::days(1))
+        .await?;
+    assert!(!revoked(s, &g2, &c).await?);
+    s.revoke_token(&g0, Utc::now() + Duration::seconds(1))
+        .await?;
+    assert!(revoked(s, &g2, &c).await?);
+
+    // Expired renewals are pruned: a renewal that lived 1 ms no longer links its child.
+    let (p, child) = (jti("p"), jti("child"));
+    s.record_token_renewal(&renewal(&c, &child, &p, Duration::milliseconds(1)))
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    s.revoke_token(&p, Utc::now() + Duration::days(1)).await?;
+    assert!(!revoked(s, &child, &c).await?);
+
+    // Invalid renewals are refused.
+    for (j, parent) in [("", "x"), ("x", ""), ("x", "x"), ("x\0", "y")] {
+        let r = s.record_token_renewal(&renewal(&c, j, parent, month)).await;
+        assert!(
+            matches!(r, Err(Error::Invalid { .. })),
+            "{j:?} {parent:?}: {r:?}"
+        );
+    }
+
+    // Audited as the client's, with the new token's id.
+    let log = s.audit_log(&c, 100).await?;
+    let renewed: Vec<&str> = log
+        .iter()
+        .filter(|e| e.action == "token.renew")
+        .map(|e| e.object_id.as_str())
+        .collect();
+    assert_eq!(renewed.len(), 8);
+    assert!(renewed.contains(&b.as_str()) && renewed.contains(&g2.as_str()));
+    Ok(())
+}
+
+/// Revoking every token of a client: those issued at or before the cutoff, of that client
+/// only; the cutoff never moves back.
+pub async fn client_token_cutoff(s: &dyn Store) -> TestResult {
+    let (c, other) = (client("cutoff"), client("cutoff-other"));
+    let cutoff = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
+        .ok_or("now is representable")?;
+    let at = |ms: i64| cutoff + Duration::milliseconds(ms);
+    let (t, renewed) = (jti("t"), jti("renewed"));
+    s.record_token_renewal(&renewal(&c, &renewed, &t, Duration::days(1)))
+        .await?;
+    assert!(!s.is_token_revoked(&t, &c, at(-1000)).await?);
+
+    s.revoke_client_tokens(&c, cutoff).await?;
+    assert!(s.is_token_revoked(&t, &c, at(-1000)).await?);
+    assert!(s.is_token_revoked(&t, &c, at(0)).await?, "at the cutoff");
+    assert!(!s.is_token_revoked(&renewed, &c, at(1000)).await?);
+    assert!(!s.is_token_revoked(&t, &other, at(-1000)).await?);
+    // A jti nothing could store is still refused by the cutoff.
+    assert!(s.is_token_revoked("x\0", &c, at(-1000)).await?);
+
+    // An earlier cutoff does not bring tokens back; a later one extends.
+    s.revoke_client_tokens(&c, at(-60_000)).await?;
+    assert!(s.is_token_revoked(&t, &c, at(-1000)).await?);
+    s.revoke_client_tokens(&c, at(5000)).await?;
+    assert!(s.is_token_revoked(&renewed, &c, at(1000)).await?);
+    assert!(!s.is_token_revoked(&renewed, &c, at(6000)).await?);
+
+    let log = s.audit_log(&c, 100).await?;
+    let revokes = log
+        .iter()
+        .filter(|e| e.action == "token.revoke_client")
+        .inspect(|e| assert_eq!(e.object_id, c.as_str()))
+        .count();
+    assert_eq!(revokes, 3);
+    assert!(s.audit_log(&other, 100).await?.is_empty());
     Ok(())
 }
 
@@ -1188,7 +1461,7 @@ pub async fn nul_characters(s: &dyn Store) -> TestResult {
             .await,
         Err(Error::Invalid { .. })
     ));
-    assert!(!s.is_token_revoked("jti\0").await?);
+    assert!(!revoked(s, "jti\0", &c).await?);
     Ok(())
 }
 

@@ -152,6 +152,21 @@ pub fn visage(args: &[&str]) -> std::process::Output {
     out
 }
 
+/// Runs `visage ARGS`, which must fail; its stderr.
+pub fn visage_fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_visage"))
+        .args(args)
+        .env_remove("VISAGE_JWT_SECRET")
+        .output()
+        .expect("run visage");
+    assert!(
+        !out.status.success(),
+        "visage {args:?} succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 pub fn token(data_dir: &Path, client: &str, ttl: &str) -> String {
     let out = visage(&[
         "token",
@@ -216,13 +231,43 @@ impl TestServer {
         Self::spawn(Some(url.to_owned()), data_dir, &models_dir(), extra)
     }
 
+    /// Starts on `data_dir` with the process umask set to `umask` (through `sh`).
+    pub fn start_under_umask(data_dir: &Path, umask: u32) -> TestServer {
+        Self::spawn_with_umask(
+            database_of(data_dir),
+            data_dir,
+            &models_dir(),
+            &[],
+            Some(umask),
+        )
+    }
+
     fn spawn(
         database: Option<String>,
         data_dir: &Path,
         models: &Path,
         extra: &[&str],
     ) -> TestServer {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_visage"));
+        Self::spawn_with_umask(database, data_dir, models, extra, None)
+    }
+
+    fn spawn_with_umask(
+        database: Option<String>,
+        data_dir: &Path,
+        models: &Path,
+        extra: &[&str],
+        umask: Option<u32>,
+    ) -> TestServer {
+        let mut command = match umask {
+            None => Command::new(env!("CARGO_BIN_EXE_visage")),
+            Some(mask) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("umask {mask:03o} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_visage"));
+                sh
+            }
+        };
         command.args(["serve", "--port", "0"]);
         if let Some(url) = &database {
             command.arg("--database").arg(url);
@@ -279,6 +324,21 @@ impl TestServer {
 
     pub fn token(&self, client: &str) -> String {
         token(&self.data_dir, client, "1d")
+    }
+
+    /// `visage token revoke ARGS` on this server's store (a jti or token, or `--client NAME`).
+    pub fn revoke(&self, args: &[&str]) {
+        let mut all = vec!["token".to_owned(), "revoke".to_owned()];
+        all.extend(self.store_args());
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        visage(&all.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    /// A token renewed from `token` through `/v2/auth/session`.
+    pub fn renew(&self, token: &str) -> String {
+        let (status, b) = self.call("GET", "/v2/auth/session?expiresIn=1", Some(token), None);
+        assert_eq!(status, 200, "renewal: {b}");
+        b["accessToken"].as_str().expect("accessToken").to_owned()
     }
 
     /// `--data-dir DIR [--database URL]`: the store this server uses, for other commands.
