@@ -12,7 +12,22 @@ use axum::middleware::Next;
 use axum::response::Response;
 use service::ClientId;
 
-use crate::envelope::request_id;
+const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Five random alphanumerics, like Verifik's request ids.
+pub fn new_request_id() -> String {
+    let mut bytes = [0u8; 16];
+    // Falls back to fixed bytes only if the OS has no randomness, which would already
+    // have failed at start-up when the JWT secret was made; the id is a trace aid.
+    let _ = getrandom::fill(&mut bytes);
+    bytes
+        .iter()
+        // 62 * 4 = 248: values 248..=255 are skipped to keep the draw uniform.
+        .filter(|b| **b < 248)
+        .take(5)
+        .map(|b| char::from(ID_ALPHABET[usize::from(*b % 62)]))
+        .collect()
+}
 
 const HEADER: &str = "x-request-id";
 
@@ -54,7 +69,7 @@ pub async fn log_request(req: Request, next: Next) -> Response {
         .headers()
         .get(HEADER)
         .and_then(well_formed)
-        .unwrap_or_else(request_id);
+        .unwrap_or_else(new_request_id);
     let method = req.method().clone();
     let current = Arc::new(Current {
         id: id.clone(),
@@ -103,6 +118,15 @@ pub async fn record_route(req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_five_alphanumerics() {
+        for _ in 0..100 {
+            let id = new_request_id();
+            assert_eq!(id.len(), 5, "{id}");
+            assert!(id.chars().all(|c| c.is_ascii_alphanumeric()));
+        }
+    }
 
     #[test]
     fn only_short_plain_ids_are_echoed() {

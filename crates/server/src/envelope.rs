@@ -4,22 +4,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 
-const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-/// Five random alphanumerics, like Verifik's request ids.
-pub fn request_id() -> String {
-    let mut bytes = [0u8; 16];
-    // Falls back to fixed bytes only if the OS has no randomness, which would already
-    // have failed at start-up when the JWT secret was made; the id is a trace aid.
-    let _ = getrandom::fill(&mut bytes);
-    bytes
-        .iter()
-        // 62 * 4 = 248: values 248..=255 are skipped to keep the draw uniform.
-        .filter(|b| **b < 248)
-        .take(5)
-        .map(|b| char::from(ID_ALPHABET[usize::from(*b % 62)]))
-        .collect()
-}
+use crate::access_log::new_request_id;
 
 /// Verifik's human-readable time stamp, e.g. `January 16, 2024 3:44 PM` (UTC).
 pub fn date_time() -> String {
@@ -52,7 +37,7 @@ impl IntoResponse for Envelope {
     fn into_response(self) -> Response {
         let mut body = Map::new();
         // The request's id (also its `X-Request-Id` and in its access-log line).
-        let id = crate::access_log::current_request_id().unwrap_or_else(request_id);
+        let id = crate::access_log::current_request_id().unwrap_or_else(new_request_id);
         body.insert("id".into(), Value::String(id));
         body.insert("data".into(), self.data);
         body.extend(self.extra);
@@ -64,19 +49,5 @@ impl IntoResponse for Envelope {
             }),
         );
         axum::Json(Value::Object(body)).into_response()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_are_five_alphanumerics() {
-        for _ in 0..100 {
-            let id = request_id();
-            assert_eq!(id.len(), 5, "{id}");
-            assert!(id.chars().all(|c| c.is_ascii_alphanumeric()));
-        }
     }
 }
