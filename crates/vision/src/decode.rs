@@ -85,9 +85,17 @@ pub fn decode_base64(text: &str, limits: &DecodeLimits) -> Result<Vec<u8>, Decod
     } else {
         &alphabet::STANDARD
     });
-    engine
+    let decoded = engine
         .decode(compact.as_bytes())
-        .map_err(|_| DecodeError::NotBase64)
+        .map_err(|_| DecodeError::NotBase64)?;
+    // The estimate above rounds down (by up to 2 bytes for an unpadded tail): exact here.
+    if decoded.len() > limits.max_encoded_bytes {
+        return Err(DecodeError::EncodedTooLarge {
+            bytes: decoded.len(),
+            max: limits.max_encoded_bytes,
+        });
+    }
+    Ok(decoded)
 }
 
 /// Decodes encoded image bytes into upright 8-bit RGB, refusing oversized input before
