@@ -24,7 +24,7 @@
 //! fails is printed, shrunk, and then belongs here as an explicit regression test.
 
 use std::fmt::Debug;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -35,8 +35,9 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use serde_json::{json, Map, Value};
 use tower::ServiceExt;
 
-const BASE: &str = "/v2/face-recognition";
-const BODY_LIMIT: usize = 1 << 20;
+mod common;
+
+use common::{fixture_image, open_app, App, BASE, BODY_LIMIT};
 /// Longer than this and a request is taken to hang.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -100,65 +101,30 @@ fn answers() -> &'static std::sync::Mutex<std::collections::BTreeMap<String, usi
 // The service behind the router (as in tests/inprocess.rs), with one collection and one
 // enrolled person for the generated requests to find.
 
+/// The in-process app, plus what the generated requests can find.
 struct Fixture {
-    rt: tokio::runtime::Runtime,
-    app: server::AppState,
-    token: String,
+    app: App,
     /// A collection's `_id` and `code`, and an enrolled person's `_id`.
     collection_id: String,
     collection_code: String,
     person_id: String,
-    _dir: tempfile::TempDir,
 }
 
-fn models_dir() -> std::path::PathBuf {
-    std::env::var_os("VISAGE_MODELS_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
-}
-
-fn fixture_image(name: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/faces")
-        .join(name);
-    base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).expect("fixture"))
-}
-
-/// One service for every property of this binary (the models load once).
+/// One service for every property of this binary.
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = service::StoreConfig {
-            data_dir: dir.path().to_owned(),
-            database: None,
-        };
-        let config = service::Config::new(store, models_dir());
-        let svc = rt.block_on(service::open(config)).expect("service opens");
-        let secret = service::tokens::Secret::load_or_create(dir.path()).expect("secret");
-        let client = service::ClientId::parse("fuzz").expect("client id");
-        let now = chrono::Utc::now().timestamp();
-        let (token, _) = service::tokens::issue(&secret, &client, now, 3600).expect("token");
         let mut limits = server::RequestLimits::for_body_limit(BODY_LIMIT);
         // Thousands of requests from one client in seconds: the rate limit is not under test.
         limits.rate = server::RateLimit {
             per_second: 1e9,
             burst: 1e9,
         };
-        let app = server::AppState::new(Arc::new(svc), "Signed by visage", limits);
         let mut f = Fixture {
-            rt,
-            app,
-            token,
+            app: open_app("fuzz", limits),
             collection_id: String::new(),
             collection_code: String::new(),
             person_id: String::new(),
-            _dir: dir,
         };
         let (status, created) = send(&f, "POST", "/collections", Some(b"{\"name\": \"fuzz\"}"));
         assert_eq!(status, StatusCode::OK, "{created}");
@@ -188,7 +154,7 @@ fn send(f: &Fixture, method: &str, path: &str, body: Option<&[u8]>) -> (StatusCo
     let request = Request::builder()
         .method(method)
         .uri(full_path(path))
-        .header(header::AUTHORIZATION, format!("Bearer {}", f.token));
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.app.token));
     let request = match body {
         Some(b) => request
             .header(header::CONTENT_TYPE, "application/json")
@@ -213,9 +179,9 @@ fn full_path(path: &str) -> String {
 
 /// The status and body bytes of `request`, or `None` when it takes too long.
 fn respond(f: &Fixture, request: Request<Body>) -> Option<(StatusCode, Vec<u8>)> {
-    f.rt.block_on(async {
+    f.app.rt.block_on(async {
         let answer = async {
-            let response = server::router(f.app.clone(), BODY_LIMIT)
+            let response = server::router(f.app.app.clone(), BODY_LIMIT)
                 .oneshot(request)
                 .await
                 .expect("infallible");
@@ -279,7 +245,7 @@ fn request(method: &str, uri: &str, content_type: Option<&str>, body: Vec<u8>) -
     let mut builder = Request::builder()
         .method(method)
         .uri(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {}", f.token));
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.app.token));
     if let Some(ct) = content_type {
         builder = builder.header(header::CONTENT_TYPE, ct);
     }
@@ -1169,7 +1135,10 @@ fn queries_and_path_ids_get_documented_answers() {
             let Ok(request) = Request::builder()
                 .method(method)
                 .uri(&uri)
-                .header(header::AUTHORIZATION, format!("Bearer {}", fixture().token))
+                .header(
+                    header::AUTHORIZATION,
+                    format!("Bearer {}", fixture().app.token),
+                )
                 .body(Body::empty())
             else {
                 // Not a URI the HTTP layer would hand over at all.

@@ -1,57 +1,25 @@
 //! The HTTP layer in-process, through `router().oneshot(...)`: validation, error bodies and
 //! the envelope, fast (no process, no socket), with the real service behind the router.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-const BASE: &str = "/v2/face-recognition";
-const BODY_LIMIT: usize = 1 << 20;
+mod common;
 
-struct Fixture {
-    rt: tokio::runtime::Runtime,
-    app: server::AppState,
-    token: String,
-    _dir: tempfile::TempDir,
-}
+use common::{open_app, token_for, App, BASE, BODY_LIMIT};
 
-fn models_dir() -> std::path::PathBuf {
-    std::env::var_os("VISAGE_MODELS_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
-}
-
-/// One service for every test of this binary (the models load once).
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+/// One service for every test of this binary.
+fn fixture() -> &'static App {
+    static FIXTURE: OnceLock<App> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = service::StoreConfig {
-            data_dir: dir.path().to_owned(),
-            database: None,
-        };
-        let config = service::Config::new(store, models_dir());
-        let svc = rt.block_on(service::open(config)).expect("service opens");
-        let secret = service::tokens::Secret::load_or_create(dir.path()).expect("secret");
-        let client = service::ClientId::parse("inprocess").expect("client id");
-        let now = chrono::Utc::now().timestamp();
-        let (token, _) = service::tokens::issue(&secret, &client, now, 3600).expect("token");
-        let limits = server::RequestLimits::for_body_limit(BODY_LIMIT);
-        let app = server::AppState::new(Arc::new(svc), "Signed by visage", limits);
-        Fixture {
-            rt,
-            app,
-            token,
-            _dir: dir,
-        }
+        open_app(
+            "inprocess",
+            server::RequestLimits::for_body_limit(BODY_LIMIT),
+        )
     })
 }
 
@@ -493,10 +461,7 @@ fn a_client_over_its_rate_is_429_and_others_are_not() {
         .and_then(|v| v.parse().ok())
         .expect("Retry-After in seconds");
     assert!((1..=2).contains(&retry), "{retry}");
-    let secret = service::tokens::Secret::load_or_create(f._dir.path()).expect("secret");
-    let other = service::ClientId::parse("another").expect("client");
-    let (token, _) =
-        service::tokens::issue(&secret, &other, chrono::Utc::now().timestamp(), 60).expect("token");
+    let token = token_for(&f.dir, "another");
     let (status, _, _) = call_with(&app, "GET", &path, Some(&token), None);
     assert_eq!(status, StatusCode::OK, "another client has its own bucket");
 }
