@@ -37,7 +37,6 @@ fn call_with(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let f = fixture();
     let mut request = Request::builder().method(method).uri(path);
     if let Some(token) = token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -51,8 +50,16 @@ fn call_with(
         }
         None => Body::empty(),
     };
-    let request = request.body(body).expect("request");
-    f.rt.block_on(async {
+    send(app, request.body(body).expect("request"))
+}
+
+/// A request already built, through a fresh router on `app`: status, headers, and the body
+/// as JSON (`Null` if empty or not JSON).
+fn send(
+    app: &server::AppState,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    fixture().rt.block_on(async {
         let response = server::router(app.clone(), BODY_LIMIT)
             .oneshot(request)
             .await
@@ -249,14 +256,7 @@ fn a_declared_oversize_body_is_413_unread() {
         .header(header::CONTENT_LENGTH, (BODY_LIMIT + 1).to_string())
         .body(Body::empty())
         .expect("request");
-    let status = f.rt.block_on(async {
-        server::router(f.app.clone(), BODY_LIMIT)
-            .oneshot(request)
-            .await
-            .expect("infallible")
-            .status()
-    });
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(send(&f.app, request).0, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
 #[test]
@@ -355,24 +355,9 @@ fn framework_errors_have_verifik_bodies() {
         .header("x-padding", "p".repeat(40 * 1024))
         .body(Body::empty())
         .expect("request");
-    let (status, bytes) = f.rt.block_on(async {
-        let response = server::router(f.app.clone(), BODY_LIMIT)
-            .oneshot(request)
-            .await
-            .expect("infallible");
-        let status = response.status();
-        (
-            status,
-            axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .expect("body"),
-        )
-    });
+    let (status, _, reply) = send(&f.app, request);
     assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-    assert_eq!(
-        serde_json::from_slice::<Value>(&bytes).ok(),
-        Some(error("headers_too_large"))
-    );
+    assert_eq!(reply, error("headers_too_large"));
 }
 
 #[test]
@@ -408,14 +393,7 @@ fn the_bearer_scheme_is_case_insensitive() {
             .header(header::AUTHORIZATION, format!("{scheme} {}", f.token))
             .body(Body::empty())
             .expect("request");
-        let status = f.rt.block_on(async {
-            server::router(f.app.clone(), BODY_LIMIT)
-                .oneshot(request)
-                .await
-                .expect("infallible")
-                .status()
-        });
-        assert_eq!(status, StatusCode::OK, "{scheme}");
+        assert_eq!(send(&f.app, request).0, StatusCode::OK, "{scheme}");
     }
 }
 
