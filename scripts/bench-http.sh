@@ -2,18 +2,21 @@
 # Load benchmark over loopback with wrk: GET /persons/{id} and DELETE /persons/{id} on a
 # store seeded with N persons (default 10,000) through the store layer.
 #   Usage: scripts/bench-http.sh [N]     (CONNECTIONS=32 THREADS=2 DURATION=10s)
+# VISAGE_BIN names another binary (e.g. an older build, for before/after); the per-client
+# rate limit is lifted so that wrk's one client measures the server, not the limiter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 n="${1:-10000}"
 conns="${CONNECTIONS:-32}"; threads="${THREADS:-2}"; duration="${DURATION:-10s}"
-bin="${CARGO_TARGET_DIR:-target}/release/visage"
+bin="${VISAGE_BIN:-${CARGO_TARGET_DIR:-target}/release/visage}"
 work="$(mktemp -d)"; trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 "$bin" seed --data-dir "$work/data" --client bench --count "$n" --ids-out "$work/ids"
 token="$("$bin" token create --data-dir "$work/data" --client bench --ttl 1h)"
 port=$((20000 + RANDOM % 20000))
 touch "$work/log"
-"$bin" serve --data-dir "$work/data" --port "$port" --models-dir "${VISAGE_MODELS_DIR:-models}" 2>"$work/log" &
+"$bin" serve --data-dir "$work/data" --port "$port" --models-dir "${VISAGE_MODELS_DIR:-models}" \
+    --rate-limit 1000000000 --rate-burst 1000000000 2>"$work/log" &
 pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$work/log" && break; sleep 0.1; done
 cat > "$work/ids.lua" <<LUA

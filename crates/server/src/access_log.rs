@@ -6,11 +6,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use service::ClientId;
+
+use crate::AppState;
 
 const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
@@ -63,8 +65,9 @@ fn well_formed(value: &HeaderValue) -> Option<String> {
     (!text.is_empty() && text.len() <= 64 && text.chars().all(plain)).then(|| text.to_owned())
 }
 
-/// The outer layer: the request id, the task-local record, the header and the log line.
-pub async fn log_request(req: Request, next: Next) -> Response {
+/// The outer layer: the request id, the task-local record, the header, the log line and
+/// the HTTP metrics.
+pub async fn log_request(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get(HEADER)
@@ -88,12 +91,21 @@ pub async fn log_request(req: Request, next: Next) -> Response {
         .and_then(|r| r.clone())
         .unwrap_or_else(|| "(no route)".to_owned());
     let client = current.client.lock().ok().and_then(|c| c.clone());
+    let elapsed = started.elapsed();
+    crate::metrics::record_request(
+        &st.metrics,
+        &method,
+        &route,
+        response.status(),
+        elapsed,
+        client.as_ref(),
+    );
     tracing::info!(
         target: "visage::access",
         method = %method,
         route = %route,
         status = response.status().as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1e3,
+        ms = elapsed.as_secs_f64() * 1e3,
         client = %client.as_ref().map_or("-", ClientId::as_str),
         request_id = %id,
         "request"

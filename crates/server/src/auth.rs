@@ -44,6 +44,7 @@ impl FromRequestParts<AppState> for AuthClient {
         };
         crate::access_log::record_client(&client);
         if let Err(wait) = state.rate_limiter.admit(&client) {
+            crate::metrics::record_rate_limited();
             state.overload.refused(&client, "rate limit reached: 429");
             return Err(ApiError::RateLimited(wait));
         }

@@ -5,14 +5,18 @@
 mod access_log;
 mod admission;
 mod auth;
+mod cors;
 mod envelope;
 pub mod error;
 mod guards;
 mod listener;
+mod metrics;
+mod openapi;
 mod parse_errors;
 mod present;
 mod query;
 mod routes;
+mod tls;
 mod validate;
 
 use std::net::SocketAddr;
@@ -21,6 +25,7 @@ use std::time::Duration;
 
 use admission::{BodyBudget, RateLimiter};
 use axum::extract::DefaultBodyLimit;
+pub use axum::http::HeaderValue;
 use axum::Router;
 use service::{OverloadLog, Service};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -28,6 +33,8 @@ use tower_http::trace::TraceLayer;
 
 pub use admission::RateLimit;
 pub use listener::ConnectionLimits;
+pub use metrics::MetricsConfig;
+pub use tls::TlsFiles;
 
 /// Everything `visage serve` needs to know.
 #[derive(Debug, Clone)]
@@ -40,6 +47,11 @@ pub struct ServeConfig {
     pub connections: ConnectionLimits,
     /// `signature.message` of every envelope.
     pub signature_message: String,
+    pub metrics: MetricsConfig,
+    /// Browser origins allowed by CORS; none by default.
+    pub cors_origins: Vec<HeaderValue>,
+    /// HTTPS instead of HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Limits on requests, past the connection level.
@@ -74,6 +86,8 @@ pub struct AppState {
     overload: Arc<OverloadLog>,
     body_budget: BodyBudget,
     body_timeout: Duration,
+    metrics: MetricsConfig,
+    cors_origins: Arc<[HeaderValue]>,
 }
 
 impl AppState {
@@ -85,7 +99,21 @@ impl AppState {
             overload: Arc::new(OverloadLog::default()),
             body_budget: BodyBudget::new(limits.body_budget),
             body_timeout: limits.body_timeout,
+            metrics: MetricsConfig::default(),
+            cors_origins: Arc::from([]),
         }
+    }
+
+    /// Who may read `/metrics` and how detailed its HTTP series are.
+    pub fn with_metrics(mut self, config: MetricsConfig) -> Self {
+        self.metrics = config;
+        self
+    }
+
+    /// Browser origins allowed to call the API (CORS); none by default.
+    pub fn with_cors_origins(mut self, origins: Vec<HeaderValue>) -> Self {
+        self.cors_origins = origins.into();
+        self
     }
 
     /// A success envelope signed with this server's message.
@@ -97,7 +125,8 @@ impl AppState {
 /// The whole API as a router (used by `serve` and by tests).
 pub fn router(state: AppState, body_limit: usize) -> Router {
     let guard_state = state.clone();
-    routes::routes()
+    let app = routes::routes()
+        .merge(openapi::routes())
         .route_layer(axum::middleware::from_fn(access_log::record_route))
         .fallback(|| async { error::ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
@@ -115,9 +144,23 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         }))
         // 5xx are logged where they arise, with what caused them (an internal error's
         // detail, an overload once per client per interval), not once more per response.
-        .layer(TraceLayer::new_for_http().on_failure(()))
-        .layer(axum::middleware::from_fn(access_log::log_request))
-        .with_state(state)
+        .layer(TraceLayer::new_for_http().on_failure(()));
+    // Preflights are answered before the guards and the method table see them.
+    let app = match cors::layer(&state.cors_origins) {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        access_log::log_request,
+    ))
+    .with_state(state)
+}
+
+/// The OpenAPI 3.1 document `GET /openapi.json` serves, pretty-printed.
+pub fn openapi_json() -> anyhow::Result<String> {
+    use utoipa::OpenApi;
+    Ok(openapi::ApiDoc::openapi().to_pretty_json()?)
 }
 
 /// Opens the service, binds, and serves until SIGTERM or SIGINT; in-flight requests get the
@@ -125,15 +168,26 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
 /// database pool closed).
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     use anyhow::Context;
+    let tls = config.tls.map(tls::Tls::load).transpose()?;
+    metrics::install();
     let service = Arc::new(service::open(config.service).await?);
-    let state = AppState::new(service.clone(), &config.signature_message, config.requests);
+    let state = AppState::new(service.clone(), &config.signature_message, config.requests)
+        .with_metrics(config.metrics)
+        .with_cors_origins(config.cors_origins);
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;
     let local = listener.local_addr()?;
-    tracing::info!("visage listening on http://{local}");
+    let scheme = match &tls {
+        Some(tls) => {
+            tls.reload_on_sighup();
+            "https"
+        }
+        None => "http",
+    };
+    tracing::info!("visage listening on {scheme}://{local}");
     let app = router(state, config.body_limit);
-    listener::serve(listener, app, config.connections, shutdown_signal()).await;
+    listener::serve(listener, app, config.connections, tls, shutdown_signal()).await;
     service.shutdown().await;
     tracing::info!("visage stopped");
     Ok(())

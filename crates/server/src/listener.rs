@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::parse_errors::ParseErrorBodies;
+use crate::tls::Tls;
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -55,12 +56,14 @@ fn default_max_connections() -> usize {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then stops accepting, lets
-/// in-flight requests finish within the grace period and drops whatever is left.
+/// Serves `router` on `listener` (HTTPS with `tls`) until `shutdown` completes, then stops
+/// accepting, lets in-flight requests finish within the grace period and drops whatever is
+/// left.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<Tls>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -93,12 +96,36 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let service = TowerToHyperService::new(router.clone());
-        let io = TokioIo::new(ParseErrorBodies::new(stream));
-        let connection = http.serve_connection(io, service);
-        let connection = graceful.watch(connection);
+        let (http, watcher) = (http.clone(), graceful.watcher());
+        let acceptor = tls.as_ref().map(Tls::acceptor);
         tokio::spawn(async move {
-            // A connection error (a client gone, a header timeout) concerns that client only.
-            if let Err(e) = connection.await {
+            // A connection error (a client gone, a header or handshake timeout) concerns that
+            // client only.
+            let served = match acceptor {
+                None => {
+                    let io = TokioIo::new(ParseErrorBodies::new(stream));
+                    watcher.watch(http.serve_connection(io, service)).await
+                }
+                Some(acceptor) => {
+                    // The handshake gets the same deadline as a request head.
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls_stream)) => {
+                            let io = TokioIo::new(ParseErrorBodies::new(tls_stream));
+                            watcher.watch(http.serve_connection(io, service)).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "connection closed");
             }
             drop(permit);

@@ -2,6 +2,8 @@
 
 use store::{ClientId, Collection, CollectionId, CollectionUpdate, NewCollection};
 
+use crate::store_timing::timed_write;
+
 use crate::error::{Error, Result};
 use crate::Service;
 
@@ -11,7 +13,11 @@ impl Service {
         client: &ClientId,
         new: NewCollection,
     ) -> Result<Collection> {
-        Ok(self.store.create_collection(client, new).await?)
+        Ok(timed_write(
+            "create_collection",
+            self.store.create_collection(client, new),
+        )
+        .await?)
     }
 
     /// Every collection of the client, oldest first.
@@ -74,11 +80,12 @@ impl Service {
         update: CollectionUpdate,
     ) -> Result<Collection> {
         let listed = update.people.clone();
-        let updated = self
-            .store
-            .update_collection(client, id, update)
-            .await?
-            .ok_or(Error::CollectionNotFound)?;
+        let updated = timed_write(
+            "update_collection",
+            self.store.update_collection(client, id, update),
+        )
+        .await?
+        .ok_or(Error::CollectionNotFound)?;
         if let Some(listed) = listed {
             self.search.collection_changed(client, id, &listed).await;
         }
@@ -91,11 +98,12 @@ impl Service {
         client: &ClientId,
         id: &CollectionId,
     ) -> Result<Collection> {
-        let deleted = self
-            .store
-            .delete_collection(client, id)
-            .await?
-            .ok_or(Error::CollectionNotFound)?;
+        let deleted = timed_write(
+            "delete_collection",
+            self.store.delete_collection(client, id),
+        )
+        .await?
+        .ok_or(Error::CollectionNotFound)?;
         self.search.collection_changed(client, id, &[]).await;
         Ok(deleted)
     }

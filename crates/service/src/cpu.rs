@@ -55,6 +55,23 @@ impl Drop for Admission {
     }
 }
 
+/// One job waiting for a worker, counted in `visage_cpu_queue_depth` until it starts or is
+/// cancelled.
+struct QueueDepth;
+
+impl QueueDepth {
+    fn enter() -> Self {
+        metrics::gauge!("visage_cpu_queue_depth").increment(1.0);
+        QueueDepth
+    }
+}
+
+impl Drop for QueueDepth {
+    fn drop(&mut self) {
+        metrics::gauge!("visage_cpu_queue_depth").decrement(1.0);
+    }
+}
+
 impl CpuPool {
     pub fn new(workers: usize, queue: usize) -> Self {
         let workers = workers.max(1);
@@ -90,14 +107,17 @@ impl CpuPool {
         T: Send + 'static,
     {
         let Some(_admission) = self.admit(client) else {
+            metrics::counter!("visage_cpu_rejections_total").increment(1);
             self.overload.refused(client, "face pipeline full: 503");
             return Err(Error::Busy);
         };
+        let waiting = QueueDepth::enter();
         let _permit = self
             .running
             .acquire()
             .await
             .map_err(|_| Error::internal("cpu pool closed"))?;
+        drop(waiting);
         tokio::task::spawn_blocking(job)
             .await
             .map_err(|e| Error::internal(format!("cpu job failed: {e}")))?

@@ -16,6 +16,7 @@ mod overload;
 pub mod params;
 mod persons;
 mod search;
+mod store_timing;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -32,7 +33,7 @@ pub use open::{lock_data_dir, open, open_store, Access, Config, OpenStore, Store
 pub use overload::OverloadLog;
 pub use params::{LiveScore, SearchMode};
 pub use persons::{Detached, LiveEnrolment, PersonChanges, PersonDraft, PersonList, PersonQuery};
-pub use search::SearchBackend;
+pub use search::{IndexStats, SearchBackend};
 // The domain types the use cases take and return, so that callers need no engine crate.
 pub use store::{
     ClientId, Collection, CollectionId, CollectionUpdate, Gender, NewCollection, Person, PersonId,
@@ -116,7 +117,11 @@ impl Service {
             client: parent.client.clone(),
             expires_at,
         };
-        self.store.record_token_renewal(&renewal).await?;
+        store_timing::timed_write(
+            "record_token_renewal",
+            self.store.record_token_renewal(&renewal),
+        )
+        .await?;
         // A revocation that committed after the parent was authenticated and before the
         // renewal was recorded did not see the new token: refuse to hand it out.
         if self
@@ -136,6 +141,11 @@ impl Service {
             .is_token_revoked("health-check", &probe, DateTime::UNIX_EPOCH)
             .await?;
         Ok(())
+    }
+
+    /// The search index's size and the database pool's use, for metrics.
+    pub async fn index_stats(&self) -> IndexStats {
+        self.search.stats().await
     }
 
     /// Whether the liveness models are installed.

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::faces::combine;
 use crate::matching::SearchParams;
 use crate::params::LiveScore;
+use crate::store_timing::timed_write;
 use crate::Service;
 
 /// A person to enrol: collections by `_id` or `code`, 1-3 images of the same face.
@@ -116,7 +117,7 @@ impl Service {
             collections,
             faces: stored_faces(faces),
         };
-        let person = self.store.create_person(client, new).await?;
+        let person = timed_write("create_person", self.store.create_person(client, new)).await?;
         self.search
             .persons_changed(client, std::slice::from_ref(&person.id))
             .await;
@@ -241,11 +242,12 @@ impl Service {
             faces,
             collections,
         };
-        let person = self
-            .store
-            .update_person(client, id, update)
-            .await?
-            .ok_or(Error::PersonNotFound)?;
+        let person = timed_write(
+            "update_person",
+            self.store.update_person(client, id, update),
+        )
+        .await?
+        .ok_or(Error::PersonNotFound)?;
         self.search
             .persons_changed(client, std::slice::from_ref(id))
             .await;
@@ -254,7 +256,7 @@ impl Service {
 
     /// Erases the person: record, embeddings and thumbnails, and gone from search.
     pub async fn erase_person(&self, client: &ClientId, id: &PersonId) -> Result<()> {
-        if !self.store.erase_person(client, id).await? {
+        if !timed_write("erase_person", self.store.erase_person(client, id)).await? {
             return Err(Error::PersonNotFound);
         }
         self.search.person_erased(client, id).await;
@@ -270,7 +272,12 @@ impl Service {
         collection: &str,
     ) -> Result<Detached> {
         let collection = self.resolve_collection(client, collection).await?;
-        match self.store.detach_person(client, id, &collection).await? {
+        match timed_write(
+            "detach_person",
+            self.store.detach_person(client, id, &collection),
+        )
+        .await?
+        {
             DetachOutcome::PersonNotFound | DetachOutcome::NotAMember => Err(Error::PersonNotFound),
             DetachOutcome::Detached { remaining } => {
                 self.search

@@ -60,6 +60,10 @@ pub enum Error {
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 
+    /// The TLS settings of a database URL cannot be used (an unreadable root certificate).
+    #[error("database TLS: {0}")]
+    Tls(String),
+
     /// The store was closed, or its writer thread stopped.
     #[error("store closed")]
     Closed,

@@ -36,5 +36,5 @@ pub use model::{
     EMBEDDING_BYTES, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
 };
 #[cfg(feature = "postgres")]
-pub use postgres::{PoolOptions, PostgresStore};
+pub use postgres::{PoolOptions, PoolUsage, PostgresStore};
 pub use sqlite::SqliteStore;

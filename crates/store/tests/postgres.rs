@@ -911,3 +911,160 @@ async fn pool_survives_a_server_restart() -> TestResult {
     s.close();
     Ok(())
 }
+
+/// A TLS front for the test server, which itself offers no TLS: it answers PostgreSQL's
+/// SSLRequest with `S`, completes a rustls handshake with a certificate for `localhost`
+/// signed by a throw-away CA, then relays the bytes to the real server. Counts sessions.
+struct TlsFront {
+    port: u16,
+    ca_file: tempfile::NamedTempFile,
+    sessions: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn tls_front(upstream: std::net::SocketAddr) -> Result<TlsFront, Box<dyn std::error::Error>> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::ServerConfig;
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+    let leaf_key = KeyPair::generate()?;
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])?.signed_by(&leaf_key, &ca)?;
+    let mut ca_file = tempfile::NamedTempFile::new()?;
+    ca_file.write_all(ca.as_ref().pem().as_bytes())?;
+    let key = PrivateKeyDer::try_from(leaf_key.serialize_der())?;
+    let config = ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(vec![CertificateDer::from(leaf.der().to_vec())], key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let sessions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = sessions.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (acceptor, counted) = (acceptor.clone(), counted.clone());
+            tokio::spawn(async move {
+                // SSLRequest: length 8, code 80877103.
+                let mut request = [0u8; 8];
+                if client.read_exact(&mut request).await.is_err()
+                    || request != [0, 0, 0, 8, 4, 210, 22, 47]
+                    || client.write_all(b"S").await.is_err()
+                {
+                    return;
+                }
+                let Ok(mut tls) = acceptor.accept(client).await else {
+                    return;
+                };
+                counted.fetch_add(1, Ordering::SeqCst);
+                if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut server).await;
+                }
+            });
+        }
+    });
+    Ok(TlsFront {
+        port,
+        ca_file,
+        sessions,
+    })
+}
+
+/// The test server's address, from its URL.
+async fn server_addr(url: &str) -> Result<std::net::SocketAddr, Box<dyn std::error::Error>> {
+    let cfg: tokio_postgres::Config = url.parse()?;
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => return Err("the test database URL names no TCP host".into()),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await?
+        .next()
+        .ok_or("the test database host does not resolve")?;
+    Ok(addr)
+}
+
+/// `db`'s URL through the TLS front on `localhost`, with `query` appended.
+fn through_front(db: &TestDb, front: &TlsFront, query: &str) -> String {
+    let cfg: tokio_postgres::Config = db.url.parse().expect("test url parses");
+    let user = cfg.get_user().unwrap_or("postgres");
+    format!(
+        "postgres://{user}@localhost:{}/{}?{query}",
+        front.port, db.name
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls_verify_full_checks_the_chain_and_the_host() -> TestResult {
+    use std::sync::atomic::Ordering;
+    let db = TestDb::create().await?;
+    let front = tls_front(server_addr(&db.url).await?).await?;
+    let ca = front
+        .ca_file
+        .path()
+        .to_str()
+        .ok_or("utf-8 path")?
+        .to_owned();
+
+    let url = through_front(
+        &db,
+        &front,
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+    let store = PostgresStore::connect(&url, PoolOptions::default()).await?;
+    let client = suite::client("tls");
+    let made = store
+        .create_collection(&client, suite::coll("Over TLS"))
+        .await?;
+    let listed = store.list_collections(&client).await?;
+    assert_eq!(listed.first().map(|c| &c.id), Some(&made.id));
+    assert!(front.sessions.load(Ordering::SeqCst) >= 1, "no TLS session");
+    store.close();
+
+    // The same CA, but the host name (127.0.0.1) is not the certificate's (localhost).
+    let by_ip = url.replace("@localhost:", "@127.0.0.1:");
+    let refused = PostgresStore::connect(&by_ip, PoolOptions::default()).await;
+    assert!(
+        refused.is_err(),
+        "a certificate for another name was accepted"
+    );
+
+    // A CA that did not sign the server's certificate.
+    let other = tls_front(server_addr(&db.url).await?).await?;
+    let wrong_ca = other.ca_file.path().to_str().ok_or("utf-8 path")?;
+    let url = through_front(
+        &db,
+        &front,
+        &format!("sslmode=verify-full&sslrootcert={wrong_ca}"),
+    );
+    assert!(PostgresStore::connect(&url, PoolOptions::default())
+        .await
+        .is_err());
+
+    // require: encrypted, certificate not checked (libpq without a root certificate).
+    let before = front.sessions.load(Ordering::SeqCst);
+    let url = through_front(&db, &front, "sslmode=require");
+    let store = PostgresStore::connect(&url, PoolOptions::default()).await?;
+    assert_eq!(store.list_collections(&client).await?.len(), 1);
+    assert!(front.sessions.load(Ordering::SeqCst) > before);
+    store.close();
+
+    // require against a server that offers no TLS at all: no connection.
+    let plain = format!(
+        "{}{}sslmode=require",
+        db.url,
+        if db.url.contains('?') { "&" } else { "?" }
+    );
+    assert!(PostgresStore::connect(&plain, PoolOptions::default())
+        .await
+        .is_err());
+    Ok(())
+}

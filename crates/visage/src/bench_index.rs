@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 use store::{ClientId, FaceId, PersonId, EMBEDDING_DIM};
 
+use crate::progress::Progress;
 use crate::stats::{ms, quantile};
 
 #[derive(Args)]
@@ -269,10 +270,13 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
         };
         let gallery = Gallery::new(params);
         let started = Instant::now();
+        let progress = Progress::new("indexing faces", n as u64);
         for (i, r) in rows(&base).into_iter().enumerate() {
             let face = FaceId::from_u128(i as u128);
             gallery.put_person(&client, &person(i), &[], &[(face, r)]);
+            progress.advance(1);
         }
+        progress.finish();
         gallery.shrink_to_fit();
         let build = started.elapsed().as_secs_f64();
         let search = |q: &[f32], mode: Mode| -> Vec<u32> {

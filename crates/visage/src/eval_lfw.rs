@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use vision::{Detection, Embedding, Pipeline};
 
 use crate::calibration::{print_score_table, AllPairs};
+use crate::progress::Progress;
 use crate::stats::{mean, std_dev};
 use crate::PipelineArgs;
 
@@ -196,10 +197,16 @@ pub fn run(args: &LfwArgs) -> anyhow::Result<()> {
         rayon::current_num_threads()
     );
     let started = Instant::now();
+    let progress = Progress::new("embedding images", images.len() as u64);
     let outcomes: Vec<(PathBuf, Outcome)> = images
         .par_iter()
-        .map(|p| Ok((p.clone(), embed_image(&pipeline, p)?)))
+        .map(|p| {
+            let outcome = embed_image(&pipeline, p)?;
+            progress.advance(1);
+            Ok((p.clone(), outcome))
+        })
         .collect::<anyhow::Result<_>>()?;
+    progress.finish();
     let elapsed = started.elapsed().as_secs_f64();
     let mut no_face = Vec::new();
     let embeddings: HashMap<PathBuf, Embedding> = outcomes

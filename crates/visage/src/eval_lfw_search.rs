@@ -14,6 +14,7 @@ use base64::Engine;
 use clap::Args;
 use serde_json::{json, Value};
 
+use crate::progress::Progress;
 use crate::stats::{ms, quantile};
 
 #[derive(Args)]
@@ -137,10 +138,12 @@ fn b64(path: &Path, crop: u32) -> anyhow::Result<String> {
 
 /// Runs `job` over `items` on `threads` threads; results in input order.
 fn parallel<T: Sync, R: Send>(
+    label: &'static str,
     items: &[T],
     threads: usize,
     job: impl Fn(&T) -> anyhow::Result<R> + Sync,
 ) -> anyhow::Result<Vec<R>> {
+    let progress = Progress::new(label, items.len() as u64);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
     let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
@@ -156,6 +159,7 @@ fn parallel<T: Sync, R: Send>(
                         if let Ok(mut all) = results.lock() {
                             all[i] = Some(r);
                         }
+                        progress.advance(1);
                     }
                     Err(e) => {
                         if let Ok(mut f) = failure.lock() {
@@ -167,6 +171,7 @@ fn parallel<T: Sync, R: Send>(
             });
         }
     });
+    progress.finish();
     if let Some(e) = failure.into_inner().ok().flatten() {
         return Err(e);
     }
@@ -204,7 +209,7 @@ pub fn run(args: &LfwSearchArgs) -> anyhow::Result<()> {
     // Enrol the first image of every person not held out.
     let to_enrol: Vec<usize> = (0..people.len()).filter(|&i| !people[i].held_out).collect();
     let started = Instant::now();
-    let enrolled: Vec<Option<String>> = parallel(&to_enrol, args.concurrency, |&i| {
+    let enrolled: Vec<Option<String>> = parallel("enrolling", &to_enrol, args.concurrency, |&i| {
         let p = &people[i];
         let body = json!({"name": p.name.replace('_', " "), "images": [b64(&p.images[0], args.centre_crop)?]});
         let (status, reply) = api.post("/persons", &body)?;
@@ -233,34 +238,39 @@ pub fn run(args: &LfwSearchArgs) -> anyhow::Result<()> {
         })
         .collect();
     let started = Instant::now();
-    let results = parallel(&probes, args.concurrency, |&(identity, path)| {
-        let body = json!({"images": [b64(path, args.centre_crop)?], "min_score": 0.2, "search_mode": "ACCURATE", "max_results": 1});
-        let t = Instant::now();
-        let (status, reply) = api.post("/search", &body)?;
-        let latency = t.elapsed();
-        let top = match status {
-            200 => {
-                let best = &reply["data"][0];
-                match best["score"].as_f64() {
-                    Some(score) => Some((
-                        best["id"]
-                            .as_str()
-                            .and_then(|id| identity_of.get(id).copied()),
-                        score,
-                    )),
-                    None => Some((None, 0.0)),
+    let results = parallel(
+        "searching",
+        &probes,
+        args.concurrency,
+        |&(identity, path)| {
+            let body = json!({"images": [b64(path, args.centre_crop)?], "min_score": 0.2, "search_mode": "ACCURATE", "max_results": 1});
+            let t = Instant::now();
+            let (status, reply) = api.post("/search", &body)?;
+            let latency = t.elapsed();
+            let top = match status {
+                200 => {
+                    let best = &reply["data"][0];
+                    match best["score"].as_f64() {
+                        Some(score) => Some((
+                            best["id"]
+                                .as_str()
+                                .and_then(|id| identity_of.get(id).copied()),
+                            score,
+                        )),
+                        None => Some((None, 0.0)),
+                    }
                 }
-            }
-            412 => None,
-            _ => bail!("searching with {}: {status} {reply}", path.display()),
-        };
-        Ok(ProbeResult {
-            identity,
-            held_out: people[identity].held_out,
-            top,
-            latency,
-        })
-    })?;
+                412 => None,
+                _ => bail!("searching with {}: {status} {reply}", path.display()),
+            };
+            Ok(ProbeResult {
+                identity,
+                held_out: people[identity].held_out,
+                top,
+                latency,
+            })
+        },
+    )?;
     let search_time = started.elapsed();
     if let Some(out) = &args.details {
         let lines: String = results

@@ -5,6 +5,8 @@
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
 
+use crate::progress::Progress;
+
 use anyhow::{bail, Context};
 use clap::Args;
 use store::{ClientId, CollectionId, NewFace, NewPerson, PersonStatus};
@@ -75,6 +77,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     let thumbnail = placeholder_thumbnail()?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let started = std::time::Instant::now();
+    let progress = Progress::new("importing rows", rows as u64);
     let mut done = 0;
     let mut row = vec![0u8; row_bytes];
     while done < rows {
@@ -97,11 +100,9 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
         }
         runtime.block_on(store.seed_persons(&client, persons))?;
         done += take;
-        eprintln!(
-            "imported {done}/{rows} ({:.0}/s)",
-            done as f64 / started.elapsed().as_secs_f64()
-        );
+        progress.advance(take as u64);
     }
+    progress.finish();
     println!(
         "imported {rows} persons in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -9,6 +9,7 @@ mod eval_lfw;
 mod eval_lfw_search;
 mod eval_liveness;
 mod import_cmd;
+mod progress;
 mod seed_cmd;
 mod serve_cmd;
 mod stats;
@@ -58,6 +59,8 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Print the OpenAPI 3.1 document that `GET /openapi.json` serves.
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -206,6 +209,10 @@ fn main() -> anyhow::Result<()> {
             for (file, outcome) in outcomes {
                 println!("{file}: {outcome:?} (sha256 verified)");
             }
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", server::openapi_json()?);
             Ok(())
         }
         Command::Seed(args) => seed_cmd::run(&args),

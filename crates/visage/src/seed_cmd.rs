@@ -8,6 +8,8 @@ use clap::Args;
 use image::RgbImage;
 use store::{ClientId, NewFace, NewPerson, PersonStatus};
 
+use crate::progress::Progress;
+
 #[derive(Args)]
 pub struct SeedArgs {
     #[arg(long, env = "VISAGE_DATA_DIR", default_value = "data")]
@@ -49,6 +51,9 @@ fn thumbnail(noise: &mut Noise) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Persons written per transaction.
+const SEED_BATCH: usize = 10_000;
+
 pub fn run(args: &SeedArgs) -> anyhow::Result<()> {
     let client = ClientId::parse(&args.client).map_err(|e| anyhow::anyhow!("bad --client: {e}"))?;
     let mut noise = Noise(0x9E37_79B9_7F4A_7C15 ^ args.count as u64);
@@ -76,7 +81,16 @@ pub fn run(args: &SeedArgs) -> anyhow::Result<()> {
     )?;
     let store = &open.store;
     let started = std::time::Instant::now();
-    let ids = runtime.block_on(store.seed_persons(&client, persons))?;
+    let progress = Progress::new("seeding persons", persons.len() as u64);
+    let mut ids = Vec::with_capacity(persons.len());
+    let mut persons = persons.into_iter().peekable();
+    while persons.peek().is_some() {
+        let batch: Vec<NewPerson> = persons.by_ref().take(SEED_BATCH).collect();
+        let n = batch.len() as u64;
+        ids.extend(runtime.block_on(store.seed_persons(&client, batch))?);
+        progress.advance(n);
+    }
+    progress.finish();
     eprintln!(
         "seeded {} persons in {:.1} s",
         ids.len(),

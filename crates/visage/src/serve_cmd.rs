@@ -62,6 +62,26 @@ pub struct ServeArgs {
     pub rate_limit: f64,
     #[arg(long, env = "VISAGE_RATE_BURST", default_value_t = server::RateLimit::default().burst)]
     pub rate_burst: f64,
+    /// `/metrics` requires `Authorization: Bearer <this>` (default: open, like the probes).
+    #[arg(long, env = "VISAGE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Adds a `client` label to the HTTP metrics (one series per tenant).
+    #[arg(long, env = "VISAGE_METRICS_PER_CLIENT")]
+    pub metrics_per_client: bool,
+    /// A browser origin allowed to call the API (CORS), e.g. https://console.example.com;
+    /// repeatable, or comma-separated in the variable. None by default.
+    #[arg(
+        long = "cors-origin",
+        env = "VISAGE_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); re-read on SIGHUP.
+    #[arg(long, env = "VISAGE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "VISAGE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub database: DatabaseArgs,
     /// On PostgreSQL: at most one VACUUM per this many seconds, and only after erasures.
@@ -138,8 +158,37 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
         },
         signature_message: args.signature,
+        metrics: server::MetricsConfig {
+            token: args
+                .metrics_token
+                .filter(|t| !t.is_empty())
+                .map(|t| t.as_str().into()),
+            per_client: args.metrics_per_client,
+        },
+        cors_origins: cors_origins(&args.cors_origins)?,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(server::TlsFiles { cert, key }),
+            _ => None,
+        },
     };
     runtime()?.block_on(server::serve(config))
+}
+
+/// Each origin exactly as a browser sends it: `scheme://host[:port]`, no path.
+fn cors_origins(origins: &[String]) -> anyhow::Result<Vec<server::HeaderValue>> {
+    origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let (scheme, rest) = origin.split_once("://").unwrap_or(("", origin));
+            if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('/') {
+                bail!("bad --cors-origin {origin:?}: expected scheme://host[:port], e.g. https://console.example.com");
+            }
+            server::HeaderValue::from_str(origin)
+                .with_context(|| format!("bad --cors-origin {origin:?}"))
+        })
+        .collect()
 }
 
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

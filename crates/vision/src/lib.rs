@@ -12,6 +12,7 @@ pub mod models;
 mod onnx;
 mod pipeline;
 mod score;
+mod stage;
 
 pub use align::{align_face, Similarity, ALIGNED_SIDE};
 pub use decode::{decode_base64, decode_image, DecodeLimits};

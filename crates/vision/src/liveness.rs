@@ -49,6 +49,10 @@ impl Liveness {
     /// The live score of one detected face, 0..1 (1 = live); `FaceTooSmall` under
     /// [`MIN_FACE_WIDTH`].
     pub fn score(&self, img: &RgbImage, face: &Detection) -> Result<f32> {
+        crate::stage::timed(crate::stage::LIVENESS, || self.score_untimed(img, face))
+    }
+
+    fn score_untimed(&self, img: &RgbImage, face: &Detection) -> Result<f32> {
         if face.bbox.width < MIN_FACE_WIDTH {
             return Err(Error::FaceTooSmall {
                 width: face.bbox.width,

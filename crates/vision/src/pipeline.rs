@@ -14,6 +14,7 @@ use crate::embed::{Embedder, Embedding};
 use crate::error::{Error, Result};
 use crate::liveness::Liveness;
 use crate::models::{read_verified, DETECTOR_FILE, EMBEDDER_FILE};
+use crate::stage;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PipelineConfig {
@@ -95,28 +96,36 @@ impl Pipeline {
 
     /// Base64 text (or a `data:` URI) to upright RGB pixels.
     pub fn decode_base64(&self, text: &str) -> Result<RgbImage> {
-        let bytes = decode_base64(text, &self.config.limits)?;
-        self.decode(&bytes)
+        stage::timed(stage::DECODE, || {
+            let bytes = decode_base64(text, &self.config.limits)?;
+            Ok(decode_image(&bytes, &self.config.limits)?)
+        })
     }
 
     /// Encoded image bytes to upright RGB pixels.
     pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage> {
-        Ok(decode_image(bytes, &self.config.limits)?)
+        stage::timed(stage::DECODE, || {
+            Ok(decode_image(bytes, &self.config.limits)?)
+        })
     }
 
     /// Every face in the image, best score first.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>> {
-        self.detector.detect(img)
+        stage::timed(stage::DETECT, || self.detector.detect(img))
     }
 
     /// The aligned 112x112 crop of one detected face.
     pub fn align(&self, img: &RgbImage, face: &Detection) -> Result<RgbImage> {
-        align_face(img, &face.landmarks)
+        stage::timed(stage::ALIGN, || align_face(img, &face.landmarks))
             .ok_or_else(|| Error::Inference("degenerate landmarks".into()))
     }
 
     /// The embedding of an aligned face (averaged with its mirror image if configured).
     pub fn embed_aligned(&self, aligned: &RgbImage) -> Result<Embedding> {
+        stage::timed(stage::EMBED, || self.embed_untimed(aligned))
+    }
+
+    fn embed_untimed(&self, aligned: &RgbImage) -> Result<Embedding> {
         let direct = self.embedder.embed(aligned, false)?;
         if !self.config.flip_average {
             return Ok(direct);

@@ -6,6 +6,7 @@ mod detect;
 mod liveness;
 mod params;
 mod persons;
+mod scrape;
 mod search;
 mod session;
 mod verify;
@@ -21,6 +22,7 @@ pub fn routes() -> Router<AppState> {
     const BASE: &str = "/v2/face-recognition";
     Router::new()
         .route("/livez", get(live))
+        .route("/metrics", get(scrape::scrape))
         .route("/readyz", get(ready))
         .route("/health", get(ready))
         .route("/v2/auth/session", get(session::renew))

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use index::{SearchOutcome, SyncedGallery};
 use store::{ClientId, CollectionId, PersonId};
 
-use super::{Query, SearchBackend};
+use super::{IndexStats, Query, SearchBackend};
 use crate::cpu::CpuPool;
 use crate::error::Result;
 
@@ -129,6 +129,15 @@ impl SearchBackend for MemoryBackend {
 
     async fn person_erased(&self, client: &ClientId, id: &PersonId) {
         self.gallery.forget_person(client, id).await;
+    }
+
+    async fn stats(&self) -> IndexStats {
+        let gallery = self.gallery.gallery();
+        IndexStats {
+            faces: gallery.total_faces() as u64,
+            graph_pending: gallery.graph_backlog() as u64,
+            pool: None,
+        }
     }
 
     async fn settle(&self) {

@@ -38,6 +38,17 @@ impl Query {
     }
 }
 
+/// Sizes of the search index at one moment, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    /// Faces searchable (on PostgreSQL the planner's estimate).
+    pub faces: u64,
+    /// Faces not yet in the approximate graph (searched exactly meanwhile).
+    pub graph_pending: u64,
+    /// The database pool, where there is one.
+    pub pool: Option<store::PoolUsage>,
+}
+
 #[async_trait]
 pub trait SearchBackend: Send + Sync {
     /// Persons nearest to the probe, best first, and how many faces were compared.
@@ -73,6 +84,9 @@ pub trait SearchBackend: Send + Sync {
 
     /// After a committed erasure.
     async fn person_erased(&self, client: &ClientId, id: &PersonId);
+
+    /// How large the index is now.
+    async fn stats(&self) -> IndexStats;
 
     /// Finishes any background indexing now (for benchmarks, which measure the settled
     /// index).

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use index::{Hit, SearchOutcome};
 use store::{ClientId, CollectionId, PersonId, PostgresStore};
 
-use super::{Query, SearchBackend};
+use super::{IndexStats, Query, SearchBackend};
 use crate::error::Result;
 use crate::params::SearchMode;
 
@@ -69,6 +69,21 @@ impl SearchBackend for PgvectorBackend {
 
     async fn person_erased(&self, _: &ClientId, _: &PersonId) {
         self.erased.store(true, Ordering::SeqCst);
+    }
+
+    async fn stats(&self) -> IndexStats {
+        let faces = match self.store.approximate_face_count().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "counting faces for metrics failed");
+                0
+            }
+        };
+        IndexStats {
+            faces,
+            graph_pending: 0,
+            pool: Some(self.store.pool_usage()),
+        }
     }
 
     async fn shutdown(&self) {

@@ -22,6 +22,7 @@
 mod conv;
 mod queries;
 mod schema;
+mod tls;
 
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{
     Hook, HookError, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
 };
-use tokio_postgres::{IsolationLevel, NoTls};
+use tokio_postgres::IsolationLevel;
 
 use crate::api::Store;
 use crate::error::{Error, Result};
@@ -53,6 +54,15 @@ const MAX_ATTEMPTS: u32 = 4;
 
 /// Largest `hnsw.ef_search` pgvector accepts.
 const MAX_EF_SEARCH: usize = 1000;
+
+/// How the connection pool is used at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub in_use: usize,
+    pub idle: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+}
 
 /// Settings of the connection pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,9 +171,7 @@ impl PostgresStore {
                 "max_size must be at least 1",
             ));
         }
-        let mut cfg: tokio_postgres::Config = url
-            .parse()
-            .map_err(|_| Error::invalid("database url", "not a PostgreSQL connection string"))?;
+        let (mut cfg, tls) = tls::connection(url)?;
         cfg.connect_timeout(opts.connect_timeout);
         // A peer that vanished without closing (host down, network cut) is noticed: idle
         // connections by keepalives (~45 s), busy ones when sent data stays unacknowledged.
@@ -177,7 +185,7 @@ impl PostgresStore {
         }
         let manager = Manager::from_config(
             cfg,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Verified,
             },
@@ -213,6 +221,30 @@ impl PostgresStore {
 
     async fn conn(&self) -> Result<Object> {
         self.pool.get().await.map_err(conv::pool)
+    }
+
+    /// The connection pool right now, for metrics.
+    pub fn pool_usage(&self) -> PoolUsage {
+        let status = self.pool.status();
+        PoolUsage {
+            in_use: status.size.saturating_sub(status.available),
+            idle: status.available,
+            waiting: status.waiting,
+        }
+    }
+
+    /// Faces in the table by the planner's statistics (`reltuples`, kept by ANALYZE and
+    /// autovacuum): free to read at every metrics scrape, unlike `count(*)`.
+    pub async fn approximate_face_count(&self) -> Result<u64> {
+        let conn = self.conn().await?;
+        let row = conn
+            .query_one(
+                "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'faces'::regclass",
+                &[],
+            )
+            .await
+            .map_err(conv::pg)?;
+        conv::count(&row, 0)
     }
 
     /// Closes the pool: idle connections are closed at once, busy ones when returned. Later
