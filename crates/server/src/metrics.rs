@@ -1,7 +1,7 @@
-//! `GET /metrics` in the Prometheus text format, and the HTTP series. Other crates record
-//! through the `metrics` facade where things happen (pipeline stages in `vision`, the CPU
-//! queue and store writes in `service`); this module installs the one recorder of the
-//! process and renders what it holds. Labels never carry ids, names or bodies; a client's
+//! The process's Prometheus recorder and the HTTP series (`routes/scrape.rs` serves
+//! `GET /metrics`). Other crates record through the `metrics` facade where things happen
+//! (pipeline stages in `vision`, the CPU queue and store writes in `service`); this module
+//! installs the one recorder of the process and renders what it holds. Labels never carry ids, names or bodies; a client's
 //! name only with `--metrics-per-client`.
 
 use std::sync::{Arc, OnceLock};
