@@ -27,12 +27,12 @@ pub mod postgres;
 mod rules;
 pub mod sqlite;
 
-pub use api::Store;
+pub use api::{OperatorReads, Store};
 pub use error::{Error, Result};
 pub use ids::{ClientId, CollectionCode, CollectionId, FaceId, IdError, PersonId};
 pub use model::{
-    AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, Gender, NewCollection,
-    NewFace, NewPerson, Person, PersonFilter, PersonStatus, PersonUpdate, Thumbnail, TokenRenewal,
+    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceRecord, Gender, IssuedToken,
+    ListedToken, NewCollection, NewFace, NewPerson, Person, PersonFilter, PersonStatus, PersonUpdate, Thumbnail, TokenRenewal,
     EMBEDDING_BYTES, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
 };
 #[cfg(feature = "postgres")]
