@@ -15,7 +15,10 @@ use crate::open::{open_store, Access, StoreConfig, INDEX_SNAPSHOT};
 /// snapshot a stopped server left, which holds the client's quantised faces, is erased too.
 /// On PostgreSQL, where nodes keep no faces in memory, it runs beside them and `VACUUM`s
 /// afterwards so the rows' bytes leave the table files now.
-pub async fn erase_client(config: &StoreConfig, client: &ClientId) -> anyhow::Result<ClientErasure> {
+pub async fn erase_client(
+    config: &StoreConfig,
+    client: &ClientId,
+) -> anyhow::Result<ClientErasure> {
     let opened = open_store(config, Access::Exclusive).await?;
     let erased = opened
         .store

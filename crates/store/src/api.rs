@@ -8,8 +8,9 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::ids::{ClientId, CollectionId, FaceId, PersonId};
 use crate::model::{
-    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
-    IssuedToken, ListedToken, Person, PersonFilter, PersonUpdate, TokenRenewal,
+    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome,
+    FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson, Person, PersonFilter,
+    PersonUpdate, TokenRenewal,
 };
 
 /// Persistence of everything visage keeps. Object-safe: use it as `&dyn Store` or

@@ -11,10 +11,9 @@ use crate::audit;
 use crate::error::Error;
 use crate::ids::{ClientId, CollectionCode, CollectionId};
 use crate::model::{
-    Collection, CollectionUpdate, DetachOutcome, NewCollection, NewFace, NewPerson, Person,
-    IssuedToken, PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_FACES_PER_PERSON, MAX_JTI_LEN,
-    MAX_NAME_CHARS,
-    MAX_TEXT_CHARS, MAX_THUMBNAIL_BYTES,
+    Collection, CollectionUpdate, DetachOutcome, IssuedToken, NewCollection, NewFace, NewPerson,
+    Person, PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_FACES_PER_PERSON, MAX_JTI_LEN,
+    MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_THUMBNAIL_BYTES,
 };
 
 // ---------------------------------------------------------------- validation

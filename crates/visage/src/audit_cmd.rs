@@ -123,7 +123,10 @@ mod tests {
             t("2026-01-31T12:00:00Z").as_deref(),
             Some("2026-01-31T12:00:00+00:00")
         );
-        assert_eq!(t("2026-01-31").as_deref(), Some("2026-01-31T00:00:00+00:00"));
+        assert_eq!(
+            t("2026-01-31").as_deref(),
+            Some("2026-01-31T00:00:00+00:00")
+        );
         assert_eq!(t("12h").as_deref(), Some("2026-01-31T12:00:00+00:00"));
         assert_eq!(t("yesterday"), None);
     }

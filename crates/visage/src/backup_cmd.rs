@@ -48,6 +48,8 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<()> {
         .mode(0o600)
         .open(&copy)?;
     live.copy_into(&copy).context("copying the database")?;
+    // How long the read snapshot was held (what a running server's checkpoints waited for).
+    let snapshot_secs = started.elapsed().as_secs_f64();
     let snapshot = SqliteReadOnly::open(scratch.path()).context("reading the copy")?;
     let last_audit_seq = snapshot.last_audit_seq()?;
     let secret = match std::fs::read(args.data_dir.join(SECRET_FILE)) {
@@ -55,7 +57,12 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e).context("reading the JWT secret"),
     };
-    let header = Header::new(store::sqlite::SCHEMA_VERSION, last_audit_seq, &copy, &secret)?;
+    let header = Header::new(
+        store::sqlite::SCHEMA_VERSION,
+        last_audit_seq,
+        &copy,
+        &secret,
+    )?;
     let staged = scratch.path().join("backup");
     let mut out = std::fs::OpenOptions::new()
         .write(true)
@@ -72,13 +79,14 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<()> {
     }
     let size = header.database_bytes + header.secret_bytes;
     eprintln!(
-        "backup of {} into {}: {} bytes, schema {}, audit seq {}, {:.2} s{}",
+        "backup of {} into {}: {} bytes, schema {}, audit seq {}, {:.2} s (snapshot {:.2} s){}",
         args.data_dir.display(),
         args.out.display(),
         size,
         header.schema_version,
         header.last_audit_seq,
         started.elapsed().as_secs_f64(),
+        snapshot_secs,
         if secret.is_empty() {
             " (no jwt-secret file: VISAGE_JWT_SECRET is not backed up)"
         } else {

@@ -36,10 +36,20 @@ pub struct Header {
 }
 
 impl Header {
-    pub fn new(schema_version: i64, last_audit_seq: i64, database: &Path, secret: &[u8]) -> anyhow::Result<Header> {
+    pub fn new(
+        schema_version: i64,
+        last_audit_seq: i64,
+        database: &Path,
+        secret: &[u8],
+    ) -> anyhow::Result<Header> {
         let database_bytes = std::fs::metadata(database)?.len();
         let mut hash = Sha256::new();
-        copy_hashing(&mut File::open(database)?, &mut std::io::sink(), &mut hash, database_bytes)?;
+        copy_hashing(
+            &mut File::open(database)?,
+            &mut std::io::sink(),
+            &mut hash,
+            database_bytes,
+        )?;
         hash.update(secret);
         Ok(Header {
             format: FORMAT,
@@ -54,11 +64,21 @@ impl Header {
 }
 
 /// Writes the backup file: header, then the database's bytes, then the secret; synced.
-pub fn write(out: &mut File, header: &Header, database: &Path, secret: &[u8]) -> anyhow::Result<()> {
+pub fn write(
+    out: &mut File,
+    header: &Header,
+    database: &Path,
+    secret: &[u8],
+) -> anyhow::Result<()> {
     writeln!(out, "{MAGIC}")?;
     writeln!(out, "{}", serde_json::to_string(header)?)?;
     let mut copied = Sha256::new();
-    copy_hashing(&mut File::open(database)?, out, &mut copied, header.database_bytes)?;
+    copy_hashing(
+        &mut File::open(database)?,
+        out,
+        &mut copied,
+        header.database_bytes,
+    )?;
     out.write_all(secret)?;
     copied.update(secret);
     if hex::encode(copied.finalize()) != header.sha256 {
@@ -74,15 +94,25 @@ pub fn read_header(path: &Path) -> anyhow::Result<(Header, BufReader<File>)> {
     let mut reader = BufReader::new(file);
     let not_a_backup = || format!("{} is not a visage backup", path.display());
     let mut magic = String::new();
-    (&mut reader).take(MAX_HEADER).read_line(&mut magic).with_context(not_a_backup)?;
+    (&mut reader)
+        .take(MAX_HEADER)
+        .read_line(&mut magic)
+        .with_context(not_a_backup)?;
     if magic.trim_end() != MAGIC {
         bail!(not_a_backup());
     }
     let mut line = String::new();
-    (&mut reader).take(MAX_HEADER).read_line(&mut line).with_context(not_a_backup)?;
+    (&mut reader)
+        .take(MAX_HEADER)
+        .read_line(&mut line)
+        .with_context(not_a_backup)?;
     let header: Header = serde_json::from_str(line.trim_end()).with_context(not_a_backup)?;
     if header.format != FORMAT {
-        bail!("{}: backup format {} is not supported (this build reads {FORMAT})", path.display(), header.format);
+        bail!(
+            "{}: backup format {} is not supported (this build reads {FORMAT})",
+            path.display(),
+            header.format
+        );
     }
     Ok((header, reader))
 }
@@ -95,16 +125,27 @@ pub fn verify(path: &Path) -> anyhow::Result<Header> {
     let n = copy_hashing(&mut reader, &mut std::io::sink(), &mut hash, total)?;
     let mut extra = [0u8; 1];
     if n != total || reader.read(&mut extra)? != 0 {
-        bail!("{}: the backup is truncated or has extra bytes (damaged)", path.display());
+        bail!(
+            "{}: the backup is truncated or has extra bytes (damaged)",
+            path.display()
+        );
     }
     if hex::encode(hash.finalize()) != header.sha256 {
-        bail!("{}: the checksum does not match (the backup is damaged)", path.display());
+        bail!(
+            "{}: the checksum does not match (the backup is damaged)",
+            path.display()
+        );
     }
     Ok(header)
 }
 
 /// Copies exactly `len` bytes (fewer at end of input) from `from` to `to`, hashing them.
-pub fn copy_hashing(from: &mut impl Read, to: &mut impl Write, hash: &mut Sha256, len: u64) -> anyhow::Result<u64> {
+pub fn copy_hashing(
+    from: &mut impl Read,
+    to: &mut impl Write,
+    hash: &mut Sha256,
+    len: u64,
+) -> anyhow::Result<u64> {
     let mut buf = vec![0u8; 1 << 20];
     let mut left = len;
     while left > 0 {

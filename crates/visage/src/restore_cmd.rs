@@ -48,9 +48,7 @@ pub fn run(args: &RestoreArgs) -> anyhow::Result<()> {
     let live = args
         .replay_erasures_from
         .as_deref()
-        .map(|dir| {
-            SqliteReadOnly::open(dir).with_context(|| format!("reading {}", dir.display()))
-        })
+        .map(|dir| SqliteReadOnly::open(dir).with_context(|| format!("reading {}", dir.display())))
         .transpose()?;
     create_private_dir(&args.data_dir)?;
     write_payload(&args.from, &args.data_dir, &header)?;
@@ -82,7 +80,10 @@ fn refuse_non_empty(dir: &Path) -> anyhow::Result<()> {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
-                bail!("{} is not empty: restore into a new directory", dir.display());
+                bail!(
+                    "{} is not empty: restore into a new directory",
+                    dir.display()
+                );
             }
             Ok(())
         }
@@ -149,14 +150,20 @@ fn erasure(e: &AuditEntry) -> Option<Erasure> {
     match e.action.as_str() {
         // Replaced faces were erased: the backup still holds the old ones, so the person goes.
         store::audit::PERSON_ERASE | store::audit::PERSON_FACES_REPLACE => {
-            PersonId::parse(&e.object_id).ok().map(|id| Erasure::Person(client, id))
+            PersonId::parse(&e.object_id)
+                .ok()
+                .map(|id| Erasure::Person(client, id))
         }
         store::audit::CLIENT_ERASE => Some(Erasure::Client(client)),
         _ => None,
     }
 }
 
-async fn replay_erasures(live: &SqliteReadOnly, restored: &Path, after: i64) -> anyhow::Result<Replayed> {
+async fn replay_erasures(
+    live: &SqliteReadOnly,
+    restored: &Path,
+    after: i64,
+) -> anyhow::Result<Replayed> {
     let restored_view = SqliteReadOnly::open(restored)?;
     if after > 0 {
         let ours = restored_view.audit_entry(after)?;
@@ -172,13 +179,14 @@ async fn replay_erasures(live: &SqliteReadOnly, restored: &Path, after: i64) -> 
     let mut replayed = Replayed::default();
     let mut seq = after;
     loop {
-        let page = live.audit_entries(&AuditFilter::default(), seq, PAGE).await?;
+        let page = live
+            .audit_entries(&AuditFilter::default(), seq, PAGE)
+            .await?;
         for e in &page {
             match erasure(e) {
                 Some(Erasure::Person(client, id)) => {
-                    if store.erase_person(&client, &id).await? {
-                        replayed.persons += 1;
-                    }
+                    let erased = store.erase_person(&client, &id).await?;
+                    replayed.persons += u64::from(erased);
                 }
                 Some(Erasure::Client(client)) => {
                     store.erase_client(&client).await?;

@@ -43,7 +43,11 @@ fn jti(token: &str) -> String {
 }
 
 fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 #[test]
@@ -66,14 +70,20 @@ fn token_list_and_audit_read_a_running_servers_store() {
             .clone()
     };
     let first = find(&jti(&t));
-    assert_eq!((first["client"].clone(), first["state"].clone()), (json!("acme"), json!("valid")));
+    assert_eq!(
+        (first["client"].clone(), first["state"].clone()),
+        (json!("acme"), json!("valid"))
+    );
     assert_eq!(first["parent"], Value::Null);
     let child = find(&jti(&renewed));
     assert_eq!(child["parent"], json!(jti(&t)));
     assert_eq!(child["state"], "valid");
     assert_eq!(find(&jti(&other))["state"], "revoked");
     let text = serde_json::to_string(&tokens).expect("json");
-    assert!(!text.contains(&t) && !text.contains(&renewed), "never a token itself");
+    assert!(
+        !text.contains(&t) && !text.contains(&renewed),
+        "never a token itself"
+    );
     let acme = on_store(&s, &["token", "list", "--client", "acme"]);
     assert_eq!(acme.len(), 2, "{acme:?}");
 
@@ -81,11 +91,18 @@ fn token_list_and_audit_read_a_running_servers_store() {
     let actions: Vec<&str> = audit.iter().filter_map(|l| l["action"].as_str()).collect();
     assert_eq!(
         actions,
-        ["token.create", "token.renew", "person.create", "person.erase"],
+        [
+            "token.create",
+            "token.renew",
+            "person.create",
+            "person.erase"
+        ],
         "{audit:?}"
     );
     assert_eq!(audit[3]["object"], json!(pid));
-    assert!(audit.iter().all(|l| l["client"] == "acme" && l["at"].is_string()));
+    assert!(audit
+        .iter()
+        .all(|l| l["client"] == "acme" && l["at"].is_string()));
     let all = serde_json::to_string(&on_store(&s, &["audit"])).expect("json");
     assert!(!all.contains("Obama"), "no names in the audit log: {all}");
     assert!(all.contains("token.revoke"), "{all}");
@@ -99,11 +116,19 @@ fn token_list_and_audit_read_a_running_servers_store() {
     create_person(&s, &t, person_body("Joe Biden", "biden.jpg"));
     assert_eq!(person_total(&s, &t), 1);
 
-    let mut bad = vec!["audit".to_owned(), "--action".to_owned(), "person.delete".to_owned()];
+    let mut bad = vec![
+        "audit".to_owned(),
+        "--action".to_owned(),
+        "person.delete".to_owned(),
+    ];
     bad.extend(s.store_args());
     let e = visage_fails(&bad.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(e.contains("unknown --action"), "{e}");
-    let mut bad = vec!["audit".to_owned(), "--since".to_owned(), "yesterday".to_owned()];
+    let mut bad = vec![
+        "audit".to_owned(),
+        "--since".to_owned(),
+        "yesterday".to_owned(),
+    ];
     bad.extend(s.store_args());
     let e = visage_fails(&bad.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(e.contains("bad --since"), "{e}");
@@ -133,7 +158,11 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
 /// thumbnail).
 fn thumbnail_windows(person: &Value) -> Vec<Vec<u8>> {
     let thumbnail = base64::engine::general_purpose::STANDARD
-        .decode(person["thumbnails"][0]["thumbnail"].as_str().expect("thumbnail"))
+        .decode(
+            person["thumbnails"][0]["thumbnail"]
+                .as_str()
+                .expect("thumbnail"),
+        )
         .expect("base64");
     let start = thumbnail
         .windows(2)
@@ -180,11 +209,24 @@ fn client_erase_leaves_no_bytes_of_the_clients_thumbnails() {
             .cloned()
             .collect();
         assert!(needles.len() * 2 > windows.len(), "the thumbnail is stored");
-        let e = visage_fails(&erase(&["--yes"]).iter().map(String::as_str).collect::<Vec<_>>());
-        assert!(e.contains("stop it first"), "a running server keeps faces in memory: {e}");
+        let e = visage_fails(
+            &erase(&["--yes"])
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+        assert!(
+            e.contains("stop it first"),
+            "a running server keeps faces in memory: {e}"
+        );
         running.take().expect("running").stop();
     }
-    let out = visage(&erase(&["--yes"]).iter().map(String::as_str).collect::<Vec<_>>());
+    let out = visage(
+        &erase(&["--yes"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("2 persons, 1 collections"), "{said}");
     for needle in &needles {
@@ -194,7 +236,10 @@ fn client_erase_leaves_no_bytes_of_the_clients_thumbnails() {
     let s = match running {
         Some(s) => s,
         None => {
-            assert!(!dir.join("index.snapshot").exists(), "the index snapshot is erased");
+            assert!(
+                !dir.join("index.snapshot").exists(),
+                "the index snapshot is erased"
+            );
             TestServer::start_in(&dir, &[])
         }
     };
@@ -203,9 +248,19 @@ fn client_erase_leaves_no_bytes_of_the_clients_thumbnails() {
     assert_eq!(s.get(&format!("{BASE}/collections/{staff}"), &a).0, 404);
     assert_eq!(person_total(&s, &b), 1);
     assert_eq!(s.get(&format!("{BASE}/persons/{}", id(&kept)), &b).0, 200);
-    let audit = on_store(&s, &["audit", "--client", "acme", "--action", "client.erase"]);
+    let audit = on_store(
+        &s,
+        &["audit", "--client", "acme", "--action", "client.erase"],
+    );
     assert_eq!(audit.len(), 1, "{audit:?}");
-    assert_eq!(on_store(&s, &["audit", "--client", "acme", "--action", "person.erase"]).len(), 2);
+    assert_eq!(
+        on_store(
+            &s,
+            &["audit", "--client", "acme", "--action", "person.erase"]
+        )
+        .len(),
+        2
+    );
 }
 
 fn enroll(s: &TestServer, token: &str, args: &[&str]) -> Output {
@@ -246,9 +301,22 @@ fn enroll_reports_a_faceless_folder_and_a_second_run_creates_nothing() {
     let report = tmp.path().join("report.jsonl");
     let run = || {
         let dir = archive.to_str().expect("utf-8");
-        let out = enroll(&s, &t, &[dir, "--report", report.to_str().expect("utf-8"), "--jobs", "2"]);
+        let out = enroll(
+            &s,
+            &t,
+            &[
+                dir,
+                "--report",
+                report.to_str().expect("utf-8"),
+                "--jobs",
+                "2",
+            ],
+        );
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(!out.status.success(), "a failed person fails the run: {stderr}");
+        assert!(
+            !out.status.success(),
+            "a failed person fails the run: {stderr}"
+        );
         assert!(stderr.contains("1 of 3 persons failed"), "{stderr}");
         let mut lines = json_lines(&std::fs::read(&report).expect("report"));
         lines.sort_by(|a, b| a["person"].as_str().cmp(&b["person"].as_str()));
@@ -257,15 +325,24 @@ fn enroll_reports_a_faceless_folder_and_a_second_run_creates_nothing() {
 
     let first = run();
     assert_eq!(first.len(), 3, "{first:?}");
-    assert_eq!((first[0]["person"].clone(), first[0]["status"].clone()), (json!("Barack Obama"), json!("enrolled")));
+    assert_eq!(
+        (first[0]["person"].clone(), first[0]["status"].clone()),
+        (json!("Barack Obama"), json!("enrolled"))
+    );
     assert_eq!(first[0]["files"], json!(["1.jpg", "2.jpg"]));
     assert_eq!(first[1]["status"], "enrolled");
     assert_eq!(first[1]["files"], json!(["biden.jpg"]));
-    assert_eq!((first[2]["status"].clone(), first[2]["error"].clone()), (json!("failed"), json!("no_face_detected")));
+    assert_eq!(
+        (first[2]["status"].clone(), first[2]["error"].clone()),
+        (json!("failed"), json!("no_face_detected"))
+    );
     assert_eq!(person_total(&s, &t), 2);
     let obama = first[0]["id"].as_str().expect("id");
     let (status, got) = s.get(&format!("{BASE}/persons/{obama}"), &t);
-    assert_eq!((status, got["data"]["name"].clone()), (200, json!("Barack Obama")));
+    assert_eq!(
+        (status, got["data"]["name"].clone()),
+        (200, json!("Barack Obama"))
+    );
     assert_eq!(got["data"]["thumbnails"].as_array().map(Vec::len), Some(2));
     let journal = archive.join(".visage-enroll.jsonl");
     assert_eq!(mode(&journal), 0o600);
@@ -280,7 +357,12 @@ fn enroll_reports_a_faceless_folder_and_a_second_run_creates_nothing() {
     // A manifest, four images of one person: the three largest faces are enrolled.
     let faces = tmp.path().join("faces");
     std::fs::create_dir_all(&faces).expect("mkdir");
-    for f in ["obama.jpg", "obama2.jpg", "obama3.jpg", "obama_partial_face.jpg"] {
+    for f in [
+        "obama.jpg",
+        "obama2.jpg",
+        "obama3.jpg",
+        "obama_partial_face.jpg",
+    ] {
         copy_fixture(f, &faces.join(f));
     }
     let manifest = faces.join("manifest.csv");
@@ -297,17 +379,43 @@ fn enroll_reports_a_faceless_folder_and_a_second_run_creates_nothing() {
     let out = enroll(
         &s,
         &t,
-        &["--manifest", manifest.to_str().expect("utf-8"), "--collection", &staff, "--report", report2.to_str().expect("utf-8")],
+        &[
+            "--manifest",
+            manifest.to_str().expect("utf-8"),
+            "--collection",
+            &staff,
+            "--report",
+            report2.to_str().expect("utf-8"),
+        ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = json_lines(&std::fs::read(&report2).expect("report"));
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["status"], "enrolled");
-    assert_eq!(lines[0]["files"].as_array().map(Vec::len), Some(3), "{lines:?}");
-    assert!(lines[0]["note"].as_str().is_some_and(|n| n.contains("4 images")), "{lines:?}");
-    let (_, got) = s.get(&format!("{BASE}/persons/{}", lines[0]["id"].as_str().expect("id")), &t);
+    assert_eq!(
+        lines[0]["files"].as_array().map(Vec::len),
+        Some(3),
+        "{lines:?}"
+    );
+    assert!(
+        lines[0]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("4 images")),
+        "{lines:?}"
+    );
+    let (_, got) = s.get(
+        &format!("{BASE}/persons/{}", lines[0]["id"].as_str().expect("id")),
+        &t,
+    );
     assert_eq!(got["data"]["gender"], "M");
-    assert_eq!(got["data"]["date_of_birth"].as_str().map(|d| &d[..10]), Some("1961-08-04"));
+    assert_eq!(
+        got["data"]["date_of_birth"].as_str().map(|d| &d[..10]),
+        Some("1961-08-04")
+    );
     assert_eq!(got["data"]["notes"], "44th, president");
 
     // Bad input: a clear error and a non-zero exit, nothing enrolled.
@@ -334,13 +442,22 @@ fn search(s: &TestServer, t: &str, image: &str) -> Vec<(String, f64)> {
         .as_array()
         .expect("data")
         .iter()
-        .map(|m| (m["id"].as_str().expect("id").to_owned(), m["score"].as_f64().expect("score")))
+        .map(|m| {
+            (
+                m["id"].as_str().expect("id").to_owned(),
+                m["score"].as_f64().expect("score"),
+            )
+        })
         .collect()
 }
 
 fn restore(args: &[&Path]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_visage"));
-    c.arg("restore").arg("--from").arg(args[0]).arg("--data-dir").arg(args[1]);
+    c.arg("restore")
+        .arg("--from")
+        .arg(args[0])
+        .arg("--data-dir")
+        .arg(args[1]);
     if let Some(live) = args.get(2) {
         c.arg("--replay-erasures-from").arg(live);
     }
@@ -352,7 +469,11 @@ fn a_backup_taken_while_the_server_writes_restores_the_same_search_results() {
     crate::sqlite_only!();
     let s = TestServer::start();
     let t = s.token("acme");
-    for (name, image) in [("Barack Obama", "obama.jpg"), ("Joe Biden", "biden.jpg"), ("Tom Hanks", "Tom_Hanks_54745.png")] {
+    for (name, image) in [
+        ("Barack Obama", "obama.jpg"),
+        ("Joe Biden", "biden.jpg"),
+        ("Tom Hanks", "Tom_Hanks_54745.png"),
+    ] {
         create_person(&s, &t, person_body(name, image));
     }
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -363,7 +484,11 @@ fn a_backup_taken_while_the_server_writes_restores_the_same_search_results() {
         scope.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
                 let n = writes.fetch_add(1, Ordering::Relaxed);
-                let (status, b) = s.post(&format!("{BASE}/collections"), &t, json!({"name": format!("c{n}")}));
+                let (status, b) = s.post(
+                    &format!("{BASE}/collections"),
+                    &t,
+                    json!({"name": format!("c{n}")}),
+                );
                 assert_eq!(status, 200, "{b}");
             }
         });
@@ -378,15 +503,29 @@ fn a_backup_taken_while_the_server_writes_restores_the_same_search_results() {
             .output()
             .expect("run visage backup");
         stop.store(true, Ordering::Relaxed);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
     assert_eq!(mode(&backup), 0o600);
-    let e = visage_fails(&["backup", "--data-dir", s.data_dir.to_str().expect("utf-8"), "--out", backup.to_str().expect("utf-8")]);
+    let e = visage_fails(&[
+        "backup",
+        "--data-dir",
+        s.data_dir.to_str().expect("utf-8"),
+        "--out",
+        backup.to_str().expect("utf-8"),
+    ]);
     assert!(e.contains("exists"), "never overwritten: {e}");
 
     let restored = tmp.path().join("restored");
     let out = restore(&[&backup, &restored]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let probes = ["obama2.jpg", "biden.jpg", "t1.jpg"];
     let live: Vec<_> = probes.iter().map(|p| search(&s, &t, p)).collect();
     assert!(!live[0].is_empty(), "the probe finds someone");
@@ -406,8 +545,15 @@ fn a_backup_taken_while_the_server_writes_restores_the_same_search_results() {
     let elsewhere = tmp.path().join("elsewhere");
     let out = restore(&[&damaged, &elsewhere]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("checksum"), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!elsewhere.join("visage.db").exists(), "nothing written from a damaged backup");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("checksum"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !elsewhere.join("visage.db").exists(),
+        "nothing written from a damaged backup"
+    );
 }
 
 #[test]
@@ -415,11 +561,25 @@ fn replaying_erasures_removes_a_person_erased_after_the_backup() {
     crate::sqlite_only!();
     let s = TestServer::start();
     let t = s.token("acme");
-    let erased = id(&create_person(&s, &t, person_body("Barack Obama", "obama.jpg")));
-    let kept = id(&create_person(&s, &t, person_body("Joe Biden", "biden.jpg")));
+    let erased = id(&create_person(
+        &s,
+        &t,
+        person_body("Barack Obama", "obama.jpg"),
+    ));
+    let kept = id(&create_person(
+        &s,
+        &t,
+        person_body("Joe Biden", "biden.jpg"),
+    ));
     let tmp = tempfile::tempdir().expect("tempdir");
     let backup = tmp.path().join("b");
-    visage(&["backup", "--data-dir", s.data_dir.to_str().expect("utf-8"), "--out", backup.to_str().expect("utf-8")]);
+    visage(&[
+        "backup",
+        "--data-dir",
+        s.data_dir.to_str().expect("utf-8"),
+        "--out",
+        backup.to_str().expect("utf-8"),
+    ]);
     assert_eq!(s.delete(&format!("{BASE}/persons/{erased}"), &t).0, 200);
 
     // Plain: the backup brings the erased person back (the caveat the docs spell out).
@@ -438,12 +598,16 @@ fn replaying_erasures_removes_a_person_erased_after_the_backup() {
     let copy = TestServer::start_in(&replayed, &[]);
     assert_eq!(copy.get(&format!("{BASE}/persons/{erased}"), &t).0, 404);
     assert_eq!(copy.get(&format!("{BASE}/persons/{kept}"), &t).0, 200);
-    assert!(search(&copy, &t, "obama2.jpg").iter().all(|(p, _)| p != &erased));
+    assert!(search(&copy, &t, "obama2.jpg")
+        .iter()
+        .all(|(p, _)| p != &erased));
 
     // A directory of another store is refused.
     let other = TestServer::start();
     other.token("acme");
     let out = restore(&[&backup, &tmp.path().join("x"), &other.data_dir]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not the store the backup was taken from"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not the store the backup was taken from")
+    );
 }

@@ -36,12 +36,13 @@ use crate::api::{OperatorReads, Store};
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
-    IssuedToken, ListedToken, Person, PersonFilter, PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
+    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome,
+    FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson, Person, PersonFilter,
+    PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
 };
 use crate::rules::{
-    check_collection_update, check_jti, check_new_collection, check_new_person,
-    check_issued_token, check_person_update, check_renewal, storable,
+    check_collection_update, check_issued_token, check_jti, check_new_collection, check_new_person,
+    check_person_update, check_renewal, storable,
 };
 
 use conv::{is_retryable, pg};
@@ -616,7 +617,8 @@ impl OperatorReads for PostgresStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<AuditEntry>> {
-        read_tx!(self, |tx| queries::audit_entries(&tx, filter, after, limit).await)
+        read_tx!(self, |tx| queries::audit_entries(&tx, filter, after, limit)
+            .await)
     }
 
     async fn issued_tokens(&self, client: Option<&ClientId>) -> Result<Vec<ListedToken>> {

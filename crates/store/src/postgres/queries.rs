@@ -521,8 +521,13 @@ pub(crate) async fn issued_tokens(
             expires_at: get(r, 3)?,
             parent: get(r, 4)?,
         };
-        let revoked =
-            is_token_revoked(tx, Some(token.jti.as_str()), &token.client, token.created_at).await?;
+        let revoked = is_token_revoked(
+            tx,
+            Some(token.jti.as_str()),
+            &token.client,
+            token.created_at,
+        )
+        .await?;
         listed.push(ListedToken { token, revoked });
     }
     Ok(listed)

@@ -22,12 +22,12 @@ use crate::api::Store;
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    AuditEntry, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
-    IssuedToken, Person, PersonFilter, PersonUpdate, TokenRenewal,
+    AuditEntry, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceRecord,
+    IssuedToken, NewCollection, NewPerson, Person, PersonFilter, PersonUpdate, TokenRenewal,
 };
 use crate::rules::{
-    check_collection_update, check_jti, check_new_collection, check_new_person,
-    check_issued_token, check_person_update, check_renewal,
+    check_collection_update, check_issued_token, check_jti, check_new_collection, check_new_person,
+    check_person_update, check_renewal,
 };
 
 use readers::Readers;

@@ -15,8 +15,8 @@ use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
     embedding_from_bytes, embedding_to_bytes, now_millis, AuditEntry, AuditFilter, ClientErasure,
     Collection, CollectionUpdate, DetachOutcome, FaceRecord, IssuedToken, ListedToken,
-    NewCollection, NewFace, NewPerson, Person, PersonFilter, PersonStatus, PersonUpdate,
-    Thumbnail, TokenRenewal, EMBEDDING_DIM,
+    NewCollection, NewFace, NewPerson, Person, PersonFilter, PersonStatus, PersonUpdate, Thumbnail,
+    TokenRenewal, EMBEDDING_DIM,
 };
 use crate::rules::{self, dedup, name_key, page_bounds, MemberChange};
 

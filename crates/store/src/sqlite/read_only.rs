@@ -73,9 +73,7 @@ impl SqliteReadOnly {
     /// The audit log's last sequence number (0 when empty): where a backup of this store
     /// stands in its history.
     pub fn last_audit_seq(&self) -> Result<i64> {
-        self.read(|c| {
-            Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get(0))?)
-        })
+        self.read(|c| Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get(0))?))
     }
 
     /// The audit row `seq`, if there is one.
@@ -105,13 +103,14 @@ impl SqliteReadOnly {
 }
 
 fn schema_version(c: &Connection) -> Result<i64> {
-    Ok(c
-        .query_row("SELECT max(version) FROM schema_version", [], |r| {
+    Ok(
+        c.query_row("SELECT max(version) FROM schema_version", [], |r| {
             r.get::<_, Option<i64>>(0)
         })
         .optional()?
         .flatten()
-        .unwrap_or(0))
+        .unwrap_or(0),
+    )
 }
 
 #[async_trait]

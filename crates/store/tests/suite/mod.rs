@@ -1265,9 +1265,7 @@ pub async fn erase_client_leaves_no_bytes(s: &dyn Store, present: Present<'_>) -
     s.create_person(&c, new).await?;
     s.create_person(&c, person("Leaving Two", &[], 1)).await?;
     let b = s.create_collection(&other, coll("B")).await?;
-    let kept = s
-        .create_person(&other, person("Staying", &[&b], 1))
-        .await?;
+    let kept = s.create_person(&other, person("Staying", &[&b], 1)).await?;
 
     assert_gone_after(present, &needles, &windows, async {
         let erased = s.erase_client(&c).await?;

@@ -193,7 +193,10 @@ mod tests {
 
     #[test]
     fn refusals_name_the_verifik_code() {
-        let r = refusal(412, &json!({"message": "no_face_detected", "code": "ERROR"}));
+        let r = refusal(
+            412,
+            &json!({"message": "no_face_detected", "code": "ERROR"}),
+        );
         assert_eq!(r.code, "no_face_detected");
         assert_eq!(r.detail, None);
         let r = refusal(

@@ -95,7 +95,10 @@ pub fn from_manifest(path: &Path) -> anyhow::Result<Vec<PersonInput>> {
         let name = row[0].trim().to_owned();
         let file = row[1].trim().to_owned();
         if name.is_empty() || file.is_empty() {
-            bail!("{} row {line}: the name and the file are required", path.display());
+            bail!(
+                "{} row {line}: the name and the file are required",
+                path.display()
+            );
         }
         let field = |i: usize| {
             row.get(i)

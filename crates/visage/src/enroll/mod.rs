@@ -130,7 +130,9 @@ pub fn run(args: &EnrollArgs) -> anyhow::Result<()> {
     report.flush().context("writing the report")?;
     progress.finish(counts);
     if let Some(e) = fatal {
-        return Err(e.context("enrolment stopped (re-run to continue: enrolled persons are skipped)"));
+        return Err(
+            e.context("enrolment stopped (re-run to continue: enrolled persons are skipped)")
+        );
     }
     let secs = progress.elapsed().as_secs_f64().max(1e-9);
     eprintln!(

@@ -328,7 +328,10 @@ impl TestServer {
         args.extend(self.store_args());
         args.extend(["--client", client, "--ttl", "1d"].map(str::to_owned));
         let out = visage(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
     }
 
     /// `visage token revoke ARGS` on this server's store (a jti or token, or `--client NAME`).
