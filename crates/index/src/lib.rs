@@ -26,5 +26,5 @@ pub use gallery::{
 };
 pub use hnsw::HnswParams;
 pub use quantized::{dot_f32, TopK};
-pub use snapshot::SnapshotError;
+pub use snapshot::{erase as erase_snapshot, SnapshotError};
 pub use synced::{LoadedFrom, SyncedGallery};

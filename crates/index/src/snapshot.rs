@@ -210,8 +210,8 @@ pub fn load_and_erase(
     parse(&data, params).map(Some).ok_or(SnapshotError::Damaged)
 }
 
-/// Overwrites the file with zeros (fsynced), then removes it.
-fn erase(path: &Path) -> std::io::Result<()> {
+/// Overwrites the file with zeros (fsynced), then removes it; nothing when there is none.
+pub fn erase(path: &Path) -> std::io::Result<()> {
     let mut file = match std::fs::OpenOptions::new().write(true).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -6,6 +6,7 @@
 //! backend that goes with it, once. Each mutating use case does its store write and its search
 //! refresh together, so no caller can forget the second.
 
+mod admin;
 mod collections;
 mod cpu;
 mod error;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use store::{Store, TokenRenewal};
 
+pub use admin::{erase_client, operator_reads};
 pub use cpu::CpuPool;
 pub use error::{Error, ImageError, Result};
 pub use matching::{

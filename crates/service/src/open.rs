@@ -19,7 +19,7 @@ use crate::tokens::Secret;
 use crate::Service;
 
 /// The search index saved at a clean shutdown (see `index::SyncedGallery::save_snapshot`).
-const INDEX_SNAPSHOT: &str = "index.snapshot";
+pub(crate) const INDEX_SNAPSHOT: &str = "index.snapshot";
 
 /// Where the data lives.
 #[derive(Debug, Clone)]
@@ -79,6 +79,13 @@ pub struct OpenStore {
     /// `Some` on PostgreSQL.
     postgres: Option<Arc<PostgresStore>>,
     lock: Option<std::fs::File>,
+}
+
+impl OpenStore {
+    /// The PostgreSQL store, when that is what was opened.
+    pub(crate) fn postgres(&self) -> Option<&Arc<PostgresStore>> {
+        self.postgres.as_ref()
+    }
 }
 
 /// The store `config` names: PostgreSQL when a URL is given, else SQLite in the data

@@ -242,11 +242,16 @@ impl Service {
             faces,
             collections,
         };
-        let person = timed_write(
+        let updated = timed_write(
             "update_person",
             self.store.update_person(client, id, update),
         )
-        .await?
+        .await;
+        let person = match committed_anyway(updated)? {
+            Some(person) => Some(person),
+            // Committed with the old faces not yet flushed: read back what was written.
+            None => self.store.get_person(client, id).await?,
+        }
         .ok_or(Error::PersonNotFound)?;
         self.search
             .persons_changed(client, std::slice::from_ref(id))
@@ -256,7 +261,9 @@ impl Service {
 
     /// Erases the person: record, embeddings and thumbnails, and gone from search.
     pub async fn erase_person(&self, client: &ClientId, id: &PersonId) -> Result<()> {
-        if !timed_write("erase_person", self.store.erase_person(client, id)).await? {
+        let erased = timed_write("erase_person", self.store.erase_person(client, id)).await;
+        // Not flushed only ever follows a committed erasure.
+        if !committed_anyway(erased)?.unwrap_or(true) {
             return Err(Error::PersonNotFound);
         }
         self.search.person_erased(client, id).await;
@@ -272,12 +279,13 @@ impl Service {
         collection: &str,
     ) -> Result<Detached> {
         let collection = self.resolve_collection(client, collection).await?;
-        match timed_write(
+        let detached = timed_write(
             "detach_person",
             self.store.detach_person(client, id, &collection),
         )
-        .await?
-        {
+        .await;
+        // Not flushed only ever follows an erasure (the person's last collection).
+        match committed_anyway(detached)?.unwrap_or(DetachOutcome::Erased) {
             DetachOutcome::PersonNotFound | DetachOutcome::NotAMember => Err(Error::PersonNotFound),
             DetachOutcome::Detached { remaining } => {
                 self.search
@@ -296,5 +304,21 @@ impl Service {
                 })
             }
         }
+    }
+}
+
+/// A write that erased face data and committed, but whose bytes the store could not yet flush
+/// from its write-ahead log because a long reader (a backup) holds an older snapshot: the
+/// change is done for every read, and the store flushes the bytes once the reader ends, so
+/// the caller is answered as for any committed write. `None` stands for that case (the
+/// store's answer is lost with it); every other error stays an error.
+fn committed_anyway<T>(result: store::Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(store::Error::ErasureNotFlushed(why)) => {
+            tracing::warn!(%why, "erasure committed; its bytes leave the files when the reader ends");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
 }

@@ -8,8 +8,9 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::ids::{ClientId, CollectionId, FaceId, PersonId};
 use crate::model::{
-    AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
-    Person, PersonFilter, PersonUpdate, TokenRenewal,
+    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome,
+    FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson, Person, PersonFilter,
+    PersonUpdate, TokenRenewal,
 };
 
 /// Persistence of everything visage keeps. Object-safe: use it as `&dyn Store` or
@@ -111,6 +112,12 @@ pub trait Store: Send + Sync {
         collection: &CollectionId,
     ) -> Result<DetachOutcome>;
 
+    /// Erases every person (faces, embeddings, thumbnails, memberships) and every collection
+    /// of the client, in one transaction with a `person.erase` row per person, a
+    /// `collection.delete` row per collection and a `client.erase` row; the same on-disk
+    /// guarantee as [`Store::erase_person`]. Tokens and the audit log are kept.
+    async fn erase_client(&self, client: &ClientId) -> Result<ClientErasure>;
+
     /// Bulk insert for benchmarks and imports: no duplicate check, few large transactions,
     /// one audit row per person. Returns the new ids in input order. All or nothing.
     async fn seed_persons(
@@ -153,8 +160,12 @@ pub trait Store: Send + Sync {
     /// expiry has passed are pruned on the way.
     async fn revoke_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<()>;
 
+    /// Records a token issued by the operator, with a `token.create` audit row of its client.
+    async fn record_token_issue(&self, token: &IssuedToken) -> Result<()>;
+
     /// Records that `renewal.jti` was issued by renewing `renewal.parent`, with a
-    /// `token.renew` audit row of the client (expired rows are pruned on the way).
+    /// `token.renew` audit row of the client (expired rows are pruned on the way), and as an
+    /// issued token (see [`OperatorReads::issued_tokens`]).
     async fn record_token_renewal(&self, renewal: &TokenRenewal) -> Result<()>;
 
     /// Revokes every token of the client issued at or before `cutoff` (a later cutoff
@@ -174,4 +185,23 @@ pub trait Store: Send + Sync {
 
     /// The client's most recent audit rows, newest first.
     async fn audit_log(&self, client: &ClientId, limit: u32) -> Result<Vec<AuditEntry>>;
+}
+
+/// What an operator reads beside a running server: the whole audit log and the issued
+/// tokens. The embedded store implements it on a read-only connection
+/// ([`crate::sqlite::SqliteReadOnly`]), so that reading never takes the writer's lock; each
+/// call is one short read transaction.
+#[async_trait]
+pub trait OperatorReads: Send + Sync {
+    /// Up to `limit` audit rows with `seq > after` that pass the filter, oldest first.
+    async fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>>;
+
+    /// Every recorded token (of one client, or of all), oldest first, with whether it is
+    /// revoked.
+    async fn issued_tokens(&self, client: Option<&ClientId>) -> Result<Vec<ListedToken>>;
 }

@@ -19,3 +19,8 @@ pub const TOKEN_REVOKE: &str = "token.revoke";
 pub const TOKEN_RENEW: &str = "token.renew";
 /// Every token of a client issued until now revoked (`object_id` = the client).
 pub const TOKEN_REVOKE_CLIENT: &str = "token.revoke_client";
+/// A token issued by `visage token create` (`object_id` = its jti, never the token).
+pub const TOKEN_CREATE: &str = "token.create";
+/// Every person and collection of a client erased (`object_id` = the client); one
+/// `person.erase` and `collection.delete` row each comes before it.
+pub const CLIENT_ERASE: &str = "client.erase";

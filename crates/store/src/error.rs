@@ -53,6 +53,11 @@ pub enum Error {
     #[error("database schema version {found} is newer than the newest this build supports ({supported}); upgrade visage")]
     SchemaTooNew { found: i64, supported: i64 },
 
+    /// A read-only view found a schema older than this build's: a server of this build
+    /// upgrades it when it next starts on the data directory.
+    #[error("database schema version {found} is older than this build's ({supported}): start this build's `visage serve` on it once, which upgrades it")]
+    SchemaTooOld { found: i64, supported: i64 },
+
     /// A stored value could not be decoded (the file was changed outside visage).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

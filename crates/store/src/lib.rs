@@ -27,13 +27,14 @@ pub mod postgres;
 mod rules;
 pub mod sqlite;
 
-pub use api::Store;
+pub use api::{OperatorReads, Store};
 pub use error::{Error, Result};
 pub use ids::{ClientId, CollectionCode, CollectionId, FaceId, IdError, PersonId};
 pub use model::{
-    AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, Gender, NewCollection,
-    NewFace, NewPerson, Person, PersonFilter, PersonStatus, PersonUpdate, Thumbnail, TokenRenewal,
-    EMBEDDING_BYTES, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
+    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome,
+    FaceRecord, Gender, IssuedToken, ListedToken, NewCollection, NewFace, NewPerson, Person,
+    PersonFilter, PersonStatus, PersonUpdate, Thumbnail, TokenRenewal, EMBEDDING_BYTES,
+    EMBEDDING_DIM, MAX_FACES_PER_PERSON,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::{PoolOptions, PoolUsage, PostgresStore};

@@ -272,6 +272,42 @@ pub struct TokenRenewal {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A token as issued (never the token itself): recorded when created, by `visage token
+/// create` or by a renewal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub jti: String,
+    pub client: ClientId,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// The `jti` of the token it was renewed from.
+    pub parent: Option<String>,
+}
+
+/// An issued token and whether it is revoked (itself, a token it was renewed from, or by its
+/// client's cutoff) as of the read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedToken {
+    pub token: IssuedToken,
+    pub revoked: bool,
+}
+
+/// Which audit rows to read; every field narrows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub client: Option<ClientId>,
+    /// Rows written at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    pub action: Option<String>,
+}
+
+/// What erasing a whole client removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientErasure {
+    pub persons: u64,
+    pub collections: u64,
+}
+
 /// Little-endian f32 bytes of an embedding.
 pub fn embedding_to_bytes(e: &[f32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(e.len() * 4);

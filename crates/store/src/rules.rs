@@ -11,9 +11,9 @@ use crate::audit;
 use crate::error::Error;
 use crate::ids::{ClientId, CollectionCode, CollectionId};
 use crate::model::{
-    Collection, CollectionUpdate, DetachOutcome, NewCollection, NewFace, NewPerson, Person,
-    PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_FACES_PER_PERSON, MAX_JTI_LEN, MAX_NAME_CHARS,
-    MAX_TEXT_CHARS, MAX_THUMBNAIL_BYTES,
+    Collection, CollectionUpdate, DetachOutcome, IssuedToken, NewCollection, NewFace, NewPerson,
+    Person, PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_FACES_PER_PERSON, MAX_JTI_LEN,
+    MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_THUMBNAIL_BYTES,
 };
 
 // ---------------------------------------------------------------- validation
@@ -66,6 +66,18 @@ pub(crate) fn check_renewal(r: &TokenRenewal) -> Result<(), Error> {
             "jti",
             "a token cannot be renewed from itself",
         ));
+    }
+    Ok(())
+}
+
+/// A token to record: a token id, and an expiry after its creation.
+pub(crate) fn check_issued_token(t: &IssuedToken) -> Result<(), Error> {
+    check_jti(&t.jti)?;
+    if t.parent.as_deref().is_some_and(|p| check_jti(p).is_err()) {
+        return Err(Error::invalid("parent", "must be 1-256 bytes without NUL"));
+    }
+    if t.expires_at <= t.created_at {
+        return Err(Error::invalid("expires_at", "must be after created_at"));
     }
     Ok(())
 }
@@ -279,6 +291,11 @@ pub(crate) fn detach_outcome(remaining: Option<Vec<CollectionId>>) -> DetachOutc
         Some(r) if r.is_empty() => DetachOutcome::Erased,
         Some(remaining) => DetachOutcome::Detached { remaining },
     }
+}
+
+/// `t` without its fraction of a second (token times are whole seconds).
+pub(crate) fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
 }
 
 #[cfg(test)]

@@ -220,6 +220,7 @@ mod postgres {
     );
 
     pg_erasure_tests!(
+        erase_client_leaves_no_bytes,
         erasure_leaves_no_bytes,
         update_replacing_faces_erases_old,
         detach_as_last_erases_bytes,

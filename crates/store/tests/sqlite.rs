@@ -105,6 +105,14 @@ mod sqlite {
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn erase_client_leaves_no_bytes() -> TestResult {
+        let (dir, s) = open();
+        suite::erase_client_leaves_no_bytes(&s, &present_in(dir.path())).await?;
+        s.close().await?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn erasure_leaves_no_bytes() -> TestResult {
         let (dir, s) = open();
         suite::erasure_leaves_no_bytes(&s, &present_in(dir.path())).await?;

@@ -1,18 +1,26 @@
 //! The `visage` binary: command-line parsing and wiring only; the work lives in the
 //! library crates.
 
+mod audit_cmd;
+mod backup_cmd;
+mod backup_file;
 mod bench_index;
 mod bench_search;
 mod bench_vision;
 mod calibration;
+mod client_erase_cmd;
+mod enroll;
 mod eval_lfw;
 mod eval_lfw_search;
 mod eval_liveness;
 mod import_cmd;
 mod progress;
+mod restore_cmd;
 mod seed_cmd;
 mod serve_cmd;
 mod stats;
+mod store_args;
+mod token_list_cmd;
 
 use std::path::PathBuf;
 
@@ -35,10 +43,17 @@ struct Cli {
 enum Command {
     /// Run the HTTP server.
     Serve(serve_cmd::ServeArgs),
-    /// Issue or revoke API tokens.
+    /// Issue, list or revoke API tokens.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Print the audit log as JSON lines (works beside a running server).
+    Audit(audit_cmd::AuditArgs),
+    /// Operations on a whole client.
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
     },
     /// Obtain and verify the model files.
     Models {
@@ -47,6 +62,12 @@ enum Command {
     },
     /// Fill a store with synthetic persons (for load benchmarks).
     Seed(seed_cmd::SeedArgs),
+    /// Back up the embedded store while the server runs (a private file with a checksum).
+    Backup(backup_cmd::BackupArgs),
+    /// Restore a backup into a new data directory (optionally re-applying later erasures).
+    Restore(restore_cmd::RestoreArgs),
+    /// Enrol a photo archive (a folder per person) through a running server's HTTP API.
+    Enroll(enroll::EnrollArgs),
     /// Bulk-load embeddings as persons (one face each), e.g. a 10^6-face benchmark gallery.
     Import(import_cmd::ImportArgs),
     /// Accuracy evaluations.
@@ -76,6 +97,12 @@ enum ModelsCommand {
 }
 
 #[derive(Subcommand)]
+enum ClientCommand {
+    /// Erase every person, face, thumbnail and collection of a client (needs --yes).
+    Erase(client_erase_cmd::ClientEraseArgs),
+}
+
+#[derive(Subcommand)]
 enum TokenCommand {
     /// Print a new signed token for a client (one line on stdout).
     Create {
@@ -87,7 +114,13 @@ enum TokenCommand {
         /// Lifetime: e.g. 30d, 12h, 15m.
         #[arg(long, default_value = "30d")]
         ttl: String,
+        /// Where the token is recorded (never the token itself), when on PostgreSQL.
+        #[command(flatten)]
+        database: serve_cmd::DatabaseArgs,
     },
+    /// List the recorded tokens with their state (valid, expired, revoked), one JSON line
+    /// each; works beside a running server.
+    List(token_list_cmd::TokenListArgs),
     /// Revoke a token by its jti (or give the token itself), with every token renewed from
     /// it; or, with --client, every token of a client issued until now.
     Revoke {
@@ -186,8 +219,16 @@ fn main() -> anyhow::Result<()> {
                     data_dir,
                     client,
                     ttl,
+                    database,
                 },
-        } => serve_cmd::create_token(&data_dir, &client, &ttl),
+        } => serve_cmd::create_token(&data_dir, &database, &client, &ttl),
+        Command::Token {
+            command: TokenCommand::List(args),
+        } => token_list_cmd::run(&args),
+        Command::Audit(args) => audit_cmd::run(&args),
+        Command::Client {
+            command: ClientCommand::Erase(args),
+        } => client_erase_cmd::run(&args),
         Command::Token {
             command:
                 TokenCommand::Revoke {
@@ -215,6 +256,9 @@ fn main() -> anyhow::Result<()> {
             println!("{}", server::openapi_json()?);
             Ok(())
         }
+        Command::Enroll(args) => enroll::run(&args),
+        Command::Backup(args) => backup_cmd::run(&args),
+        Command::Restore(args) => restore_cmd::run(&args),
         Command::Seed(args) => seed_cmd::run(&args),
         Command::Import(args) => import_cmd::run(&args),
         Command::Eval {

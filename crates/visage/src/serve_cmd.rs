@@ -225,11 +225,34 @@ fn client_arg(client: &str) -> anyhow::Result<ClientId> {
     ClientId::parse(client).map_err(|e| anyhow::anyhow!("bad --client {client:?}: {e}"))
 }
 
-pub fn create_token(data_dir: &std::path::Path, client: &str, ttl: &str) -> anyhow::Result<()> {
+/// Issues a token and records it (its jti, client and times; never the token) in the store,
+/// beside a running server if there is one, before printing it.
+pub fn create_token(
+    data_dir: &std::path::Path,
+    database: &DatabaseArgs,
+    client: &str,
+    ttl: &str,
+) -> anyhow::Result<()> {
     let client = client_arg(client)?;
     let ttl = parse_ttl(ttl)?;
     let secret = Secret::load_or_create(data_dir).context("JWT secret")?;
-    let (token, _) = tokens::issue(&secret, &client, chrono::Utc::now().timestamp(), ttl)?;
+    let (token, claims) = tokens::issue(&secret, &client, chrono::Utc::now().timestamp(), ttl)?;
+    let time = |s| chrono::DateTime::from_timestamp(s, 0).context("token time out of range");
+    let issued = store::IssuedToken {
+        jti: claims.jti,
+        client,
+        created_at: time(claims.iat)?,
+        expires_at: time(claims.exp)?,
+        parent: None,
+    };
+    runtime()?.block_on(async {
+        let open = database.open(data_dir, Access::Shared).await?;
+        open.store
+            .record_token_issue(&issued)
+            .await
+            .context("recording the token")?;
+        anyhow::Ok(())
+    })?;
     println!("{token}");
     Ok(())
 }

@@ -33,15 +33,16 @@ use deadpool_postgres::{
 };
 use tokio_postgres::IsolationLevel;
 
-use crate::api::Store;
+use crate::api::{OperatorReads, Store};
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
-    Person, PersonFilter, PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
+    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome,
+    FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson, Person, PersonFilter,
+    PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
 };
 use crate::rules::{
-    check_collection_update, check_jti, check_new_collection, check_new_person,
+    check_collection_update, check_issued_token, check_jti, check_new_collection, check_new_person,
     check_person_update, check_renewal, storable,
 };
 
@@ -561,6 +562,10 @@ impl Store for PostgresStore {
         .await)
     }
 
+    async fn erase_client(&self, client: &ClientId) -> Result<ClientErasure> {
+        write_tx!(self, |tx| queries::erase_client(&tx, client).await)
+    }
+
     async fn seed_persons(
         &self,
         client: &ClientId,
@@ -599,6 +604,11 @@ impl Store for PostgresStore {
         write_tx!(self, |tx| queries::revoke_token(&tx, jti, expires_at).await)
     }
 
+    async fn record_token_issue(&self, token: &IssuedToken) -> Result<()> {
+        check_issued_token(token)?;
+        write_tx!(self, |tx| queries::record_token_issue(&tx, token).await)
+    }
+
     async fn record_token_renewal(&self, renewal: &TokenRenewal) -> Result<()> {
         check_renewal(renewal)?;
         write_tx!(self, |tx| queries::record_token_renewal(&tx, renewal).await)
@@ -628,5 +638,22 @@ impl Store for PostgresStore {
 
     async fn audit_log(&self, client: &ClientId, limit: u32) -> Result<Vec<AuditEntry>> {
         read_tx!(self, |tx| queries::audit_log(&tx, client, limit).await)
+    }
+}
+
+#[async_trait]
+impl OperatorReads for PostgresStore {
+    async fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        read_tx!(self, |tx| queries::audit_entries(&tx, filter, after, limit)
+            .await)
+    }
+
+    async fn issued_tokens(&self, client: Option<&ClientId>) -> Result<Vec<ListedToken>> {
+        read_tx!(self, |tx| queries::issued_tokens(&tx, client).await)
     }
 }

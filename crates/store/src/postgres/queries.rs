@@ -22,8 +22,9 @@ use crate::audit;
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    now_millis, AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection,
-    NewFace, NewPerson, Person, PersonFilter, PersonUpdate, Thumbnail, TokenRenewal,
+    now_millis, AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate,
+    DetachOutcome, FaceRecord, IssuedToken, ListedToken, NewCollection, NewFace, NewPerson, Person,
+    PersonFilter, PersonUpdate, Thumbnail, TokenRenewal,
 };
 use crate::rules::{self, dedup, name_key, page_bounds, storable, MemberChange};
 
@@ -458,17 +459,78 @@ pub(crate) async fn audit_log(
     )
     .await?
     .iter()
-    .map(|r| {
-        let client: &str = get(r, 2)?;
-        Ok(AuditEntry {
-            seq: get(r, 0)?,
-            at: get(r, 1)?,
-            client: ClientId::from_stored(client).ok(),
-            action: get(r, 3)?,
-            object_id: get(r, 4)?,
-        })
-    })
+    .map(audit_row)
     .collect()
+}
+
+fn audit_row(r: &Row) -> Result<AuditEntry> {
+    let client: &str = get(r, 2)?;
+    Ok(AuditEntry {
+        seq: get(r, 0)?,
+        at: get(r, 1)?,
+        client: ClientId::from_stored(client).ok(),
+        action: get(r, 3)?,
+        object_id: get(r, 4)?,
+    })
+}
+
+pub(crate) async fn audit_entries(
+    tx: &Tx<'_>,
+    filter: &AuditFilter,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<AuditEntry>> {
+    let client = filter.client.as_ref().map(ClientId::as_str);
+    rows(
+        tx,
+        "SELECT seq, at, client, action, object_id FROM audit WHERE seq > $1 \
+         AND ($2::text IS NULL OR client = $2) AND ($3::timestamptz IS NULL OR at >= $3) \
+         AND ($4::text IS NULL OR action = $4) ORDER BY seq LIMIT $5",
+        &[
+            &after,
+            &client,
+            &filter.since,
+            &filter.action,
+            &i64::from(limit),
+        ],
+    )
+    .await?
+    .iter()
+    .map(audit_row)
+    .collect()
+}
+
+pub(crate) async fn issued_tokens(
+    tx: &Tx<'_>,
+    client: Option<&ClientId>,
+) -> Result<Vec<ListedToken>> {
+    let filter = client.map(ClientId::as_str);
+    let found = rows(
+        tx,
+        "SELECT jti, client, created_at, expires_at, parent FROM issued_tokens \
+         WHERE $1::text IS NULL OR client = $1 ORDER BY created_at, jti",
+        &[&filter],
+    )
+    .await?;
+    let mut listed = Vec::with_capacity(found.len());
+    for r in &found {
+        let token = IssuedToken {
+            jti: get(r, 0)?,
+            client: parsed(r, 1)?,
+            created_at: get(r, 2)?,
+            expires_at: get(r, 3)?,
+            parent: get(r, 4)?,
+        };
+        let revoked = is_token_revoked(
+            tx,
+            Some(token.jti.as_str()),
+            &token.client,
+            token.created_at,
+        )
+        .await?;
+        listed.push(ListedToken { token, revoked });
+    }
+    Ok(listed)
 }
 
 // ---------------------------------------------------------------- writes
@@ -932,7 +994,67 @@ pub(crate) async fn record_token_renewal(tx: &Tx<'_>, r: &TokenRenewal) -> Resul
         &[&r.parent, &client, &r.expires_at],
     )
     .await?;
+    // Whole seconds, as the token's own `iat` (which a client's cutoff is compared with).
+    let issued = IssuedToken {
+        jti: r.jti.clone(),
+        client: r.client.clone(),
+        created_at: rules::whole_second(now),
+        expires_at: r.expires_at,
+        parent: Some(r.parent.clone()),
+    };
+    insert_issued_token(tx, &issued).await?;
     write_audit(tx, now, &r.client, audit::TOKEN_RENEW, &r.jti).await
+}
+
+async fn insert_issued_token(tx: &Tx<'_>, t: &IssuedToken) -> Result<()> {
+    exec(
+        tx,
+        "INSERT INTO issued_tokens (jti, client, created_at, expires_at, parent) \
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &t.jti,
+            &t.client.as_str(),
+            &t.created_at,
+            &t.expires_at,
+            &t.parent,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn record_token_issue(tx: &Tx<'_>, t: &IssuedToken) -> Result<()> {
+    insert_issued_token(tx, t).await?;
+    write_audit(tx, now_millis(), &t.client, audit::TOKEN_CREATE, &t.jti).await
+}
+
+pub(crate) async fn erase_client(tx: &Tx<'_>, client: &ClientId) -> Result<ClientErasure> {
+    let persons = rows(
+        tx,
+        "SELECT pk, id FROM persons WHERE client = $1 ORDER BY pk FOR UPDATE",
+        &[&client.as_str()],
+    )
+    .await?;
+    for r in &persons {
+        let id: PersonId = parsed(r, 1)?;
+        erase_pk(tx, client, get(r, 0)?, &id).await?;
+    }
+    let collections = rows(
+        tx,
+        "DELETE FROM collections WHERE client = $1 RETURNING id",
+        &[&client.as_str()],
+    )
+    .await?;
+    let now = now_millis();
+    for r in &collections {
+        let id: &str = get(r, 0)?;
+        write_audit(tx, now, client, audit::COLLECTION_DELETE, id).await?;
+    }
+    write_audit(tx, now, client, audit::CLIENT_ERASE, client).await?;
+    Ok(ClientErasure {
+        persons: persons.len() as u64,
+        collections: collections.len() as u64,
+    })
 }
 
 pub(crate) async fn revoke_client_tokens(

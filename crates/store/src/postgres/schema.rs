@@ -13,10 +13,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/postgresql/0002_token_families.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/postgresql/0003_issued_tokens.sql"),
+    ),
 ];
 
 /// Newest schema this build understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Key of the transaction-scoped advisory lock that serialises migrations between nodes
 /// starting at the same time ("visage" in ASCII, then 1).

@@ -6,6 +6,7 @@
 
 mod conv;
 mod queries;
+mod read_only;
 mod readers;
 mod schema;
 mod writer;
@@ -21,17 +22,18 @@ use crate::api::Store;
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    AuditEntry, Collection, CollectionUpdate, DetachOutcome, FaceRecord, NewCollection, NewPerson,
-    Person, PersonFilter, PersonUpdate, TokenRenewal,
+    AuditEntry, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceRecord,
+    IssuedToken, NewCollection, NewPerson, Person, PersonFilter, PersonUpdate, TokenRenewal,
 };
 use crate::rules::{
-    check_collection_update, check_jti, check_new_collection, check_new_person,
+    check_collection_update, check_issued_token, check_jti, check_new_collection, check_new_person,
     check_person_update, check_renewal,
 };
 
 use readers::Readers;
 use writer::Writer;
 
+pub use read_only::SqliteReadOnly;
 pub use schema::SCHEMA_VERSION;
 
 /// Name of the database file inside the data directory.
@@ -319,6 +321,13 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn erase_client(&self, client: &ClientId) -> Result<ClientErasure> {
+        let client = client.clone();
+        self.writer
+            .run(true, move |c| queries::erase_client(c, &client))
+            .await
+    }
+
     async fn seed_persons(
         &self,
         client: &ClientId,
@@ -368,6 +377,14 @@ impl Store for SqliteStore {
         let jti = jti.to_owned();
         self.writer
             .run(false, move |c| queries::revoke_token(c, &jti, expires_at))
+            .await
+    }
+
+    async fn record_token_issue(&self, token: &IssuedToken) -> Result<()> {
+        check_issued_token(token)?;
+        let token = token.clone();
+        self.writer
+            .run(false, move |c| queries::record_token_issue(c, &token))
             .await
     }
 

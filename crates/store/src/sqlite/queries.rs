@@ -13,9 +13,10 @@ use crate::audit;
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    embedding_from_bytes, embedding_to_bytes, now_millis, AuditEntry, Collection, CollectionUpdate,
-    DetachOutcome, FaceRecord, NewCollection, NewFace, NewPerson, Person, PersonFilter,
-    PersonStatus, PersonUpdate, Thumbnail, TokenRenewal, EMBEDDING_DIM,
+    embedding_from_bytes, embedding_to_bytes, now_millis, AuditEntry, AuditFilter, ClientErasure,
+    Collection, CollectionUpdate, DetachOutcome, FaceRecord, IssuedToken, ListedToken,
+    NewCollection, NewFace, NewPerson, Person, PersonFilter, PersonStatus, PersonUpdate, Thumbnail,
+    TokenRenewal, EMBEDDING_DIM,
 };
 use crate::rules::{self, dedup, name_key, page_bounds, MemberChange};
 
@@ -412,17 +413,71 @@ pub(crate) fn audit_log(
         "SELECT seq, at, client, action, object_id FROM audit WHERE client = ?1 \
          ORDER BY seq DESC LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![client, i64::from(limit)], |r| {
-        let client: String = r.get(2)?;
-        Ok(AuditEntry {
-            seq: r.get(0)?,
-            at: time_col(r, 1)?,
-            client: ClientId::from_stored(&client).ok(),
-            action: r.get(3)?,
-            object_id: r.get(4)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![client, i64::from(limit)], audit_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
+    let client: String = r.get(2)?;
+    Ok(AuditEntry {
+        seq: r.get(0)?,
+        at: time_col(r, 1)?,
+        client: ClientId::from_stored(&client).ok(),
+        action: r.get(3)?,
+        object_id: r.get(4)?,
+    })
+}
+
+pub(crate) fn audit_entries(
+    conn: &Connection,
+    filter: &AuditFilter,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<AuditEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at, client, action, object_id FROM audit WHERE seq > ?1 \
+         AND (?2 IS NULL OR client = ?2) AND (?3 IS NULL OR at >= ?3) \
+         AND (?4 IS NULL OR action = ?4) ORDER BY seq LIMIT ?5",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            after,
+            filter.client,
+            filter.since.map(ms),
+            filter.action,
+            i64::from(limit)
+        ],
+        audit_row,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn issued_tokens(
+    conn: &Connection,
+    client: Option<&ClientId>,
+) -> Result<Vec<ListedToken>> {
+    let tokens: Vec<IssuedToken> = conn
+        .prepare_cached(
+            "SELECT jti, client, created_at, expires_at, parent FROM issued_tokens \
+             WHERE ?1 IS NULL OR client = ?1 ORDER BY created_at, jti",
+        )?
+        .query_map([client], |r| {
+            Ok(IssuedToken {
+                jti: r.get(0)?,
+                client: r.get(1)?,
+                created_at: time_col(r, 2)?,
+                expires_at: time_col(r, 3)?,
+                parent: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    tokens
+        .into_iter()
+        .map(|token| {
+            let revoked = is_token_revoked(conn, &token.jti, &token.client, token.created_at)?;
+            Ok(ListedToken { token, revoked })
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------- writes
@@ -829,8 +884,64 @@ pub(crate) fn record_token_renewal(conn: &Connection, r: &TokenRenewal) -> Resul
              ) SELECT jti FROM up)",
     )?
     .execute(params![r.parent, r.client, ms(r.expires_at)])?;
+    // Whole seconds, as the token's own `iat` (which a client's cutoff is compared with).
+    let issued = IssuedToken {
+        jti: r.jti.clone(),
+        client: r.client.clone(),
+        created_at: rules::whole_second(now),
+        expires_at: r.expires_at,
+        parent: Some(r.parent.clone()),
+    };
+    insert_issued_token(conn, &issued)?;
     write_audit(conn, now, &r.client, audit::TOKEN_RENEW, &r.jti)?;
     Ok(Done::kept(()))
+}
+
+fn insert_issued_token(conn: &Connection, t: &IssuedToken) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO issued_tokens (jti, client, created_at, expires_at, parent) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        t.jti,
+        t.client,
+        ms(t.created_at),
+        ms(t.expires_at),
+        t.parent
+    ])?;
+    Ok(())
+}
+
+pub(crate) fn record_token_issue(conn: &Connection, t: &IssuedToken) -> Result<Done<()>> {
+    insert_issued_token(conn, t)?;
+    write_audit(conn, now_millis(), &t.client, audit::TOKEN_CREATE, &t.jti)?;
+    Ok(Done::kept(()))
+}
+
+pub(crate) fn erase_client(conn: &Connection, client: &ClientId) -> Result<Done<ClientErasure>> {
+    let persons: Vec<(i64, PersonId)> = conn
+        .prepare_cached("SELECT pk, id FROM persons WHERE client = ?1 ORDER BY pk")?
+        .query_map([client], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (pk, id) in &persons {
+        erase_pk(conn, client, *pk, id)?;
+    }
+    let collections: Vec<CollectionId> = conn
+        .prepare_cached("SELECT id FROM collections WHERE client = ?1 ORDER BY pk")?
+        .query_map([client], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    conn.prepare_cached("DELETE FROM collections WHERE client = ?1")?
+        .execute([client])?;
+    let now = now_millis();
+    for id in &collections {
+        write_audit(conn, now, client, audit::COLLECTION_DELETE, id)?;
+    }
+    write_audit(conn, now, client, audit::CLIENT_ERASE, client)?;
+    let erased = ClientErasure {
+        persons: persons.len() as u64,
+        collections: collections.len() as u64,
+    };
+    Ok(Done::erased(erased, erased.persons > 0))
 }
 
 pub(crate) fn revoke_client_tokens(

@@ -18,10 +18,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_token_families.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_issued_tokens.sql"),
+    ),
 ];
 
 /// Newest schema this build understands.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How long a connection waits on a lock held by another connection before giving up.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

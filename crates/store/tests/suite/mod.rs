@@ -1252,6 +1252,52 @@ async fn revoked(s: &dyn Store, jti: &str, c: &ClientId) -> Result<bool, Error> 
         .await
 }
 
+/// Erasing a client removes its persons' bytes, its persons and its collections, audited,
+/// and leaves every other client alone.
+pub async fn erase_client_leaves_no_bytes(s: &dyn Store, present: Present<'_>) -> TestResult {
+    let (c, other) = (client("leaving"), client("staying"));
+    let a = s.create_collection(&c, coll("A")).await?;
+    let new = NewPerson {
+        faces: (0..2).map(|_| face(6000)).collect(),
+        ..person("Leaving One", &[&a], 0)
+    };
+    let (needles, windows) = face_needles(&new.faces);
+    s.create_person(&c, new).await?;
+    s.create_person(&c, person("Leaving Two", &[], 1)).await?;
+    let b = s.create_collection(&other, coll("B")).await?;
+    let kept = s.create_person(&other, person("Staying", &[&b], 1)).await?;
+
+    assert_gone_after(present, &needles, &windows, async {
+        let erased = s.erase_client(&c).await?;
+        assert_eq!((erased.persons, erased.collections), (2, 1));
+        Ok(())
+    })
+    .await?;
+    assert_eq!(ids_of(s, &c, PersonFilter::default()).await, vec![]);
+    assert!(s.list_collections(&c).await?.is_empty());
+    let actions: Vec<String> = s
+        .audit_log(&c, 10)
+        .await?
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        &actions[..4],
+        [
+            "client.erase",
+            "collection.delete",
+            "person.erase",
+            "person.erase"
+        ]
+    );
+    assert_eq!(s.get_person(&other, &kept.id).await?, Some(kept));
+    assert_eq!(s.list_collections(&other).await?, vec![b]);
+    // Nothing left to erase: no error, nothing counted.
+    let again = s.erase_client(&c).await?;
+    assert_eq!((again.persons, again.collections), (0, 0));
+    Ok(())
+}
+
 pub async fn tokens(s: &dyn Store) -> TestResult {
     let c = client("tokens");
     let jti = jti("jti");

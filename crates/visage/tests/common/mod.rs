@@ -322,8 +322,16 @@ impl TestServer {
         }
     }
 
+    /// A token recorded in this server's store (PostgreSQL included).
     pub fn token(&self, client: &str) -> String {
-        token(&self.data_dir, client, "1d")
+        let mut args = vec!["token".to_owned(), "create".to_owned()];
+        args.extend(self.store_args());
+        args.extend(["--client", client, "--ttl", "1d"].map(str::to_owned));
+        let out = visage(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
     }
 
     /// `visage token revoke ARGS` on this server's store (a jti or token, or `--client NAME`).
