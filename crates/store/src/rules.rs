@@ -175,7 +175,7 @@ pub(crate) fn new_collection(
     now: DateTime<Utc>,
 ) -> Collection {
     Collection {
-        id: CollectionId::new_random(),
+        id: CollectionId::new(),
         code: CollectionCode::new_random(),
         client: client.clone(),
         name: new.name.trim().to_owned(),
@@ -452,7 +452,7 @@ mod tests {
     #[test]
     fn person_updates_merge() {
         let p = Person {
-            id: PersonId::new_random(),
+            id: PersonId::new(),
             client: ClientId::new_random(),
             name: "Ana".into(),
             gender: Some(Gender::F),
@@ -460,7 +460,7 @@ mod tests {
             nationality: Some("CO".into()),
             notes: None,
             status: PersonStatus::Active,
-            collections: vec![CollectionId::new_random()],
+            collections: vec![CollectionId::new()],
             thumbnails: Vec::new(),
             created_at: at(1),
             updated_at: at(1),
@@ -496,7 +496,7 @@ mod tests {
     #[test]
     fn duplicates_are_looked_for_where_the_update_puts_the_person() {
         let p = Person {
-            id: PersonId::new_random(),
+            id: PersonId::new(),
             client: ClientId::new_random(),
             name: "Ana".into(),
             gender: None,
@@ -555,7 +555,7 @@ mod tests {
 
     #[test]
     fn detach_outcomes() {
-        let c = CollectionId::new_random();
+        let c = CollectionId::new();
         assert_eq!(detach_outcome(None), DetachOutcome::NotAMember);
         assert_eq!(detach_outcome(Some(Vec::new())), DetachOutcome::Erased);
         let remaining = vec![c];
