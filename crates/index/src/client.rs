@@ -521,7 +521,7 @@ mod tests {
     #[test]
     fn put_remove_and_compact_keep_rows_consistent() {
         let mut idx = ClientIndex::new(IndexParams::default());
-        let coll = CollectionId::new_random();
+        let coll = CollectionId::new();
         for p in 0..3000u64 {
             let (a, b) = (unit(p * 2), unit(p * 2 + 1));
             let cols = if p % 3 == 0 {
@@ -555,7 +555,7 @@ mod tests {
     #[test]
     fn candidates_rescored_exactly_equal_a_full_f32_scan() {
         let mut idx = ClientIndex::new(IndexParams::default());
-        let coll = CollectionId::new_random();
+        let coll = CollectionId::new();
         let vectors: Vec<Vec<f32>> = (0..5000).map(|i| unit(i + 10_000)).collect();
         for (p, v) in vectors.iter().enumerate() {
             let cols = if p % 2 == 0 {
@@ -623,7 +623,7 @@ mod tests {
         let mut idx = ClientIndex::new(params);
         for p in 0..40u64 {
             let v = unit(p);
-            idx.put(key(p), &[CollectionId::new_random()], &[(p as u128, &v)]);
+            idx.put(key(p), &[CollectionId::new()], &[(p as u128, &v)]);
         }
         idx.extend_graph(usize::MAX);
         idx.remove(&key(3));

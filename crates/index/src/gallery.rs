@@ -333,10 +333,10 @@ mod tests {
     fn ids() -> (ClientId, PersonId, PersonId, PersonId, CollectionId) {
         (
             ClientId::parse("tenant").expect("client"),
-            PersonId::new_random(),
-            PersonId::new_random(),
-            PersonId::new_random(),
-            CollectionId::new_random(),
+            PersonId::new(),
+            PersonId::new(),
+            PersonId::new(),
+            CollectionId::new(),
         )
     }
 
@@ -385,7 +385,7 @@ mod tests {
             w.search(&other, &request(&probe, None)),
             SearchOutcome::default()
         );
-        let unknown = CollectionId::new_random();
+        let unknown = CollectionId::new();
         assert!(w
             .search(&client, &request(&probe, Some(&unknown)))
             .hits

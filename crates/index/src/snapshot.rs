@@ -342,8 +342,8 @@ mod tests {
         };
         let gallery = Gallery::new(params);
         let client = ClientId::parse("acme").expect("client");
-        let coll = CollectionId::new_random();
-        let persons: Vec<PersonId> = (0..300).map(|_| PersonId::new_random()).collect();
+        let coll = CollectionId::new();
+        let persons: Vec<PersonId> = (0..300).map(|_| PersonId::new()).collect();
         for (i, person) in persons.iter().enumerate() {
             let v: Vec<Vec<f32>> = (0..1 + i % 2).map(|j| unit((i * 2 + j) as u64)).collect();
             let faces: Vec<(FaceId, &[f32])> = v
@@ -365,7 +365,7 @@ mod tests {
         let late = unit(9999);
         gallery.put_person(
             &client,
-            &PersonId::new_random(),
+            &PersonId::new(),
             &[],
             &[(FaceId::new_random(), &late)],
         );

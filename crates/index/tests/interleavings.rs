@@ -59,7 +59,7 @@ fn run(seed: u64) -> usize {
         ClientId::parse("alpha").expect("client"),
         ClientId::parse("beta").expect("client"),
     ];
-    let colls: Vec<CollectionId> = (0..3).map(|_| CollectionId::new_random()).collect();
+    let colls: Vec<CollectionId> = (0..3).map(|_| CollectionId::new()).collect();
     let mut live: HashMap<PersonId, Enrolled> = HashMap::new();
     let mut gone: HashMap<FaceId, PersonId> = HashMap::new();
     for step in 0..400 {
@@ -73,7 +73,7 @@ fn run(seed: u64) -> usize {
                         .cloned()
                         .expect("key")
                 } else {
-                    PersonId::new_random()
+                    PersonId::new()
                 };
                 let client = live.get(&id).map_or_else(|| rng.below(2), |e| e.client);
                 let centre = rng.unit_near(None);

@@ -6,7 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::{Map, Value};
 use service::ClientId;
+
+use crate::error::ApiError;
+use crate::AppState;
 
 /// Bytes of request bodies being read at once, across all connections: without it, stalled
 /// uploads each hold up to the body limit in memory.
@@ -100,6 +104,19 @@ impl RateLimiter {
 
     /// Takes one token for `client`; when there is none, how long until there is.
     pub fn admit(&self, client: &ClientId) -> Result<(), Duration> {
+        self.take(client, 1.0)
+    }
+
+    /// Takes `n` tokens for `client` at once (one per image URL a request makes the server
+    /// fetch); when there are not that many, how long until there are.
+    pub fn admit_many(&self, client: &ClientId, n: usize) -> Result<(), Duration> {
+        match n {
+            0 => Ok(()),
+            n => self.take(client, n as f64),
+        }
+    }
+
+    fn take(&self, client: &ClientId, n: f64) -> Result<(), Duration> {
         let now = Instant::now();
         let RateLimit { per_second, burst } = self.limit;
         let mut buckets = match self.buckets.lock() {
@@ -117,13 +134,41 @@ impl RateLimiter {
         let refill = now.duration_since(bucket.at).as_secs_f64() * per_second;
         bucket.tokens = (bucket.tokens + refill).min(burst);
         bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        if bucket.tokens >= n {
+            bucket.tokens -= n;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
+            // More than a burst can never be had: wait as long as a full burst takes.
+            let missing = n.min(burst) - bucket.tokens;
+            Err(Duration::from_secs_f64(missing.max(0.0) / per_second))
         }
     }
+}
+
+/// Each image URL the server will fetch costs its client one more request of its rate
+/// limit: a body of URLs must not turn one admitted request into many outgoing ones for free.
+pub fn charge_image_urls(
+    state: &AppState,
+    client: &ClientId,
+    body: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    if !state.service.image_urls_enabled() {
+        return Ok(());
+    }
+    const IMAGE_FIELDS: [&str; 4] = ["image", "images", "probe", "gallery"];
+    let is_url = |v: &Value| v.as_str().is_some_and(service::is_image_url);
+    let urls: usize = IMAGE_FIELDS
+        .iter()
+        .filter_map(|key| body.get(*key))
+        .map(|v| match v {
+            Value::Array(items) => items.iter().filter(|i| is_url(i)).count(),
+            other => usize::from(is_url(other)),
+        })
+        .sum();
+    state.rate_limiter.admit_many(client, urls).map_err(|wait| {
+        state.overload.refused(client, "rate limit reached: 429");
+        ApiError::RateLimited(wait)
+    })
 }
 
 #[cfg(test)]

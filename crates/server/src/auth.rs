@@ -48,6 +48,8 @@ impl FromRequestParts<AppState> for AuthClient {
             state.overload.refused(&client, "rate limit reached: 429");
             return Err(ApiError::RateLimited(wait));
         }
+        // For the body extractor, which charges the image URLs it finds to this client.
+        parts.extensions.insert(client.clone());
         Ok(AuthClient(client))
     }
 }

@@ -45,8 +45,19 @@ pub enum ApiError {
     /// An image string that is not base64 (or is too short to be an image).
     #[error("only images in base64")]
     NotBase64,
+    /// An image URL no allowed prefix admits (or none is allowed: the default).
     #[error("image urls disabled")]
     ImageUrlsDisabled,
+    /// An allowed image URL whose host resolves to an address that is not public.
+    #[error("image url not allowed")]
+    ImageUrlNotAllowed,
+    /// An allowed image URL that did not answer with an image in time (error status,
+    /// redirect, no connection, deadline).
+    #[error("image url unreachable")]
+    ImageUrlUnreachable,
+    /// An allowed image URL whose bytes go over the body limit.
+    #[error("image url too large")]
+    ImageUrlTooLarge,
     #[error("invalid image")]
     InvalidImage,
     #[error("image too large")]
@@ -139,6 +150,18 @@ impl ApiError {
                 StatusCode::PRECONDITION_FAILED,
                 error("image_urls_disabled"),
             ),
+            ApiError::ImageUrlNotAllowed => (
+                StatusCode::PRECONDITION_FAILED,
+                error("image_url_not_allowed"),
+            ),
+            ApiError::ImageUrlUnreachable => (
+                StatusCode::PRECONDITION_FAILED,
+                error("image_url_unreachable"),
+            ),
+            ApiError::ImageUrlTooLarge => (
+                StatusCode::PRECONDITION_FAILED,
+                error("image_url_too_large"),
+            ),
             ApiError::InvalidImage => (StatusCode::PRECONDITION_FAILED, error("invalid_image")),
             ApiError::ImageTooLarge => (StatusCode::PRECONDITION_FAILED, error("image_too_large")),
             ApiError::NoFaceDetected => {
@@ -204,6 +227,9 @@ impl From<service::Error> for ApiError {
             E::LivenessUnavailable => ApiError::LivenessNotAvailable,
             E::Image(I::NotBase64) => ApiError::NotBase64,
             E::Image(I::UrlsDisabled) => ApiError::ImageUrlsDisabled,
+            E::Image(I::UrlNotAllowed) => ApiError::ImageUrlNotAllowed,
+            E::Image(I::UrlUnreachable) => ApiError::ImageUrlUnreachable,
+            E::Image(I::UrlTooLarge) => ApiError::ImageUrlTooLarge,
             E::Image(I::Invalid) => ApiError::InvalidImage,
             E::Image(I::DimensionsTooLarge) => ApiError::ImageTooLarge,
             E::Image(I::EncodedTooLarge) => ApiError::PayloadTooLarge,

@@ -4,7 +4,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
-use service::{Collection, Match, Person};
+use service::{ClientId, Collection, Match, Person};
 
 fn iso(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -23,6 +23,12 @@ pub fn collection(c: &Collection) -> Value {
         "updatedAt": iso(&c.updated_at),
         "__v": 0,
     })
+}
+
+/// The owner of an object, populated (`populates[]=client`). visage knows a client only by
+/// the id its tokens carry, so the object holds that id alone.
+pub fn client(id: &ClientId) -> Value {
+    json!({"_id": id.as_str()})
 }
 
 /// A person; with `populated` the collections are objects instead of ids.

@@ -4,6 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde_json::{Map, Value};
+use service::ClientId;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -18,6 +19,7 @@ impl FromRequest<AppState> for JsonObject {
     /// A body that has not arrived in full within the body deadline is 408: a client that
     /// stalls mid-upload holds its memory and its share of the body budget no longer.
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let client = req.extensions().get::<ClientId>().cloned();
         let read = Bytes::from_request(req, state);
         let bytes = tokio::time::timeout(state.body_timeout, read)
             .await
@@ -33,7 +35,12 @@ impl FromRequest<AppState> for JsonObject {
             return Ok(JsonObject(Map::new()));
         }
         match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => Ok(JsonObject(map)),
+            Ok(Value::Object(map)) => {
+                if let Some(client) = client {
+                    crate::admission::charge_image_urls(state, &client, &map)?;
+                }
+                Ok(JsonObject(map))
+            }
             Ok(_) => Err(ApiError::Validation(
                 "\"value\" must be of type object".into(),
             )),

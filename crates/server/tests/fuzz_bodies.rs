@@ -385,6 +385,7 @@ const ROUTES: &[Route] = &[
         path: "/search-live-face",
         fields: &[
             ("image", Kind::Image),
+            ("images", Kind::Images),
             ("os", Kind::Enum(OS)),
             ("liveness_min_score", Kind::Score),
             ("min_score", Kind::Score),

@@ -275,13 +275,19 @@ fn token_renewal_answers_in_its_own_words() {
     assert_eq!(reply["code"], "Unauthorized");
     assert_eq!(reply["message"], "Invalid or expired token.");
     assert_eq!(reply["signature"]["message"], "Signed by visage");
-    let (status, reply) = call("GET", "/v2/auth/session?expiresIn=13", Some(&f.token), None);
+    let (status, reply) = call("GET", "/v2/auth/session?expiresIn=0", Some(&f.token), None);
     assert_eq!(
         (status, reply),
         (
             StatusCode::CONFLICT,
-            validation("\"expiresIn\" must be between 1 and 12")
+            validation("\"expiresIn\" must be greater than or equal to 1")
         )
+    );
+    let (status, reply) = call("GET", "/v2/auth/session?expiresIn=13", Some(&f.token), None);
+    assert_eq!(
+        (status, &reply["expiresIn"]),
+        (StatusCode::OK, &json!(12)),
+        "capped at the maximum: {reply}"
     );
     let (status, reply) = call("GET", "/v2/auth/session?expiresIn=2", Some(&f.token), None);
     assert_eq!(status, StatusCode::OK);

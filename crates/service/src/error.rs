@@ -55,9 +55,19 @@ pub enum ImageError {
     /// Not base64, or too short to be an image.
     #[error("not base64")]
     NotBase64,
-    /// An `http(s)://` address: this server fetches no URLs.
+    /// An `http(s)://` address that no allowed prefix admits (or no prefix is allowed).
     #[error("image urls disabled")]
     UrlsDisabled,
+    /// An allowed URL whose host resolves to an address that is not public.
+    #[error("image url not allowed")]
+    UrlNotAllowed,
+    /// An allowed URL that could not be fetched in time: no answer, an error status, a
+    /// redirect (never followed), or the deadline passed.
+    #[error("image url unreachable")]
+    UrlUnreachable,
+    /// An allowed URL whose bytes (with the request's other fetches) exceed the body limit.
+    #[error("image url too large")]
+    UrlTooLarge,
     /// Not a supported image, or damaged.
     #[error("invalid image")]
     Invalid,

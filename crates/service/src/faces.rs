@@ -1,5 +1,5 @@
-//! Request images to faces: the checks Verifik makes on image strings, then the vision
-//! pipeline on the CPU pool.
+//! Request images to faces: the checks Verifik makes on image strings, the fetch of allowed
+//! image URLs (outside the CPU pool), then the vision pipeline on the CPU pool.
 
 use std::sync::Arc;
 
@@ -10,14 +10,20 @@ use store::ClientId;
 
 use crate::cpu::CpuPool;
 use crate::error::{Error, ImageError, Result};
+use crate::image_url::{is_url, ImageFetcher};
 
 /// Strings shorter than this cannot be an image; Verifik answers `only_images_in_base64`.
 const MIN_IMAGE_CHARS: usize = 100;
 
-fn check_image_string(s: &str) -> Result<()> {
+/// Refuses, before any work, what cannot be an image: a short string, or a URL when no
+/// URL is allowed.
+fn check_image_string(s: &str, urls_enabled: bool) -> Result<()> {
     let t = s.trim();
-    if t.starts_with("http://") || t.starts_with("https://") {
-        return Err(Error::Image(ImageError::UrlsDisabled));
+    if is_url(t) {
+        return match urls_enabled {
+            true => Ok(()),
+            false => Err(Error::Image(ImageError::UrlsDisabled)),
+        };
     }
     if t.len() < MIN_IMAGE_CHARS {
         return Err(Error::Image(ImageError::NotBase64));
@@ -25,11 +31,27 @@ fn check_image_string(s: &str) -> Result<()> {
     Ok(())
 }
 
-/// The face pipeline and the pool it runs on.
+/// An image as the request gave it, or as its URL answered.
+enum Source {
+    Text(String),
+    Fetched(Vec<u8>),
+}
+
+impl Source {
+    fn decode(&self, pipeline: &Pipeline) -> vision::Result<RgbImage> {
+        match self {
+            Source::Text(text) => pipeline.decode_base64(text),
+            Source::Fetched(bytes) => pipeline.decode(bytes),
+        }
+    }
+}
+
+/// The face pipeline, the pool it runs on, and the fetcher of allowed image URLs.
 #[derive(Clone)]
 pub(crate) struct Faces {
     pub pipeline: Arc<Pipeline>,
     pub cpu: CpuPool,
+    pub urls: Arc<ImageFetcher>,
 }
 
 impl Faces {
@@ -46,19 +68,43 @@ impl Faces {
         F: Fn(&Pipeline, usize, &RgbImage) -> Result<T> + Send + 'static,
     {
         for s in images {
-            check_image_string(s)?;
+            check_image_string(s, self.urls.enabled())?;
         }
-        let owned: Vec<String> = images.iter().map(|s| s.to_string()).collect();
+        let sources = self.sources(images).await?;
         let pipeline = self.pipeline.clone();
         self.cpu
             .run(client, move || {
-                owned
+                sources
                     .iter()
                     .enumerate()
-                    .map(|(i, text)| per_image(&pipeline, i, &pipeline.decode_base64(text)?))
+                    .map(|(i, source)| per_image(&pipeline, i, &source.decode(&pipeline)?))
                     .collect()
             })
             .await
+    }
+
+    /// The images, with the URLs among them fetched (all at once, before the CPU pool).
+    async fn sources(&self, images: &[&str]) -> Result<Vec<Source>> {
+        let urls: Vec<String> = images
+            .iter()
+            .filter(|s| is_url(s))
+            .map(|s| s.trim().to_owned())
+            .collect();
+        let mut fetched = match urls.is_empty() {
+            true => Vec::new(),
+            false => self.urls.fetch_all(urls).await?,
+        }
+        .into_iter();
+        images
+            .iter()
+            .map(|s| match is_url(s) {
+                true => fetched
+                    .next()
+                    .map(Source::Fetched)
+                    .ok_or_else(|| Error::internal("fewer fetched images than urls")),
+                false => Ok(Source::Text(s.to_string())),
+            })
+            .collect()
     }
 
     /// Fails early, before any image work, when liveness is asked for and not installed.
@@ -188,13 +234,14 @@ mod tests {
     #[test]
     fn short_strings_and_urls_are_refused_before_decoding() {
         assert!(matches!(
-            check_image_string("abc"),
+            check_image_string("abc", false),
             Err(Error::Image(ImageError::NotBase64))
         ));
         assert!(matches!(
-            check_image_string("https://example.com/face.jpg"),
+            check_image_string("https://example.com/face.jpg", false),
             Err(Error::Image(ImageError::UrlsDisabled))
         ));
-        assert!(check_image_string(&"A".repeat(200)).is_ok());
+        assert!(check_image_string("https://example.com/face.jpg", true).is_ok());
+        assert!(check_image_string(&"A".repeat(200), false).is_ok());
     }
 }

@@ -11,6 +11,7 @@ mod collections;
 mod cpu;
 mod error;
 mod faces;
+mod image_url;
 mod matching;
 mod open;
 mod overload;
@@ -28,6 +29,7 @@ use store::{Store, TokenRenewal};
 pub use admin::{erase_client, operator_reads};
 pub use cpu::CpuPool;
 pub use error::{Error, ImageError, Result};
+pub use image_url::{is_url as is_image_url, ImageUrlConfig, UrlPrefix};
 pub use matching::{
     Comparison, DetectParams, DetectedFace, Found, Match, SearchParams, Verification,
 };
@@ -53,6 +55,8 @@ pub struct Service {
     search: Arc<dyn SearchBackend>,
     faces: faces::Faces,
     secret: tokens::Secret,
+    /// A renewal grants at most this many months.
+    max_renewal_months: u32,
     /// Held for as long as the service runs on an embedded store (see [`lock_data_dir`]).
     _lock: Option<std::fs::File>,
 }
@@ -96,17 +100,23 @@ impl Service {
         })
     }
 
-    /// A new token for the client of a valid one, living `months` (1 to
-    /// [`tokens::MAX_RENEWAL_MONTHS`]) months. The store records it as renewed from the
-    /// session's token (with a `token.renew` audit row), so that revoking that token, or any
-    /// it descends from, revokes the new one too.
-    pub async fn renew_token(&self, parent: &Session, months: u32) -> Result<String> {
-        if !(1..=tokens::MAX_RENEWAL_MONTHS).contains(&months) {
+    /// The longest lifetime, in months, a renewal grants.
+    pub fn max_renewal_months(&self) -> u32 {
+        self.max_renewal_months
+    }
+
+    /// A new token for the client of a valid one, living `months` months, capped at
+    /// [`Self::max_renewal_months`]; the new token and the months granted. The store records
+    /// it as renewed from the session's token (with a `token.renew` audit row), so that
+    /// revoking that token, or any it descends from, revokes the new one too.
+    pub async fn renew_token(&self, parent: &Session, months: u32) -> Result<(String, u32)> {
+        if months == 0 {
             return Err(Error::Invalid {
                 field: "expiresIn",
-                reason: "out of range",
+                reason: "must be greater than or equal to 1",
             });
         }
+        let months = months.min(self.max_renewal_months);
         let now = Utc::now().timestamp();
         let ttl = i64::from(months) * tokens::MONTH_SECS;
         let (token, claims) =
@@ -133,7 +143,7 @@ impl Service {
         {
             return Err(Error::TokenExpired);
         }
-        Ok(token)
+        Ok((token, months))
     }
 
     /// Whether the store answers (for health probes).
@@ -148,6 +158,11 @@ impl Service {
     /// The search index's size and the database pool's use, for metrics.
     pub async fn index_stats(&self) -> IndexStats {
         self.search.stats().await
+    }
+
+    /// Whether any image URL may be fetched (an allow-list was given).
+    pub fn image_urls_enabled(&self) -> bool {
+        self.faces.urls.enabled()
     }
 
     /// Whether the liveness models are installed.

@@ -8,6 +8,7 @@ use store::{ClientId, CollectionId, Person, PersonId, PersonStatus};
 use vision::{Detection, Embedding, Face, Score};
 
 use crate::error::{Error, Result};
+use crate::faces::combine;
 use crate::params::{LiveScore, SearchMode, DETECT_MAX_SEARCHED_FACES};
 use crate::search::Query;
 use crate::Service;
@@ -143,27 +144,25 @@ impl Service {
         self.search_in(client, probe, scope.as_ref(), params).await
     }
 
-    /// Liveness on one image, then 1:N with its face; `LivenessFailed` when the live score
-    /// is not above `liveness_min_score`.
+    /// Liveness on the first image, then 1:N with the faces of all of them (1-3 images of
+    /// one person, averaged); `LivenessFailed` when the live score is not above
+    /// `liveness_min_score`.
     pub async fn search_live(
         &self,
         client: &ClientId,
-        image: &str,
+        images: &[&str],
         liveness_min_score: f64,
         params: &SearchParams<'_>,
     ) -> Result<(Found, LiveScore)> {
         let scope = self.resolve_scope(client, params.collection).await?;
-        let (faces, live) = self
-            .faces
-            .largest_faces_first_live(client, &[image])
-            .await?;
+        let (faces, live) = self.faces.largest_faces_first_live(client, images).await?;
         let live = LiveScore::new(live);
         if !live.passes(liveness_min_score) {
             return Err(Error::LivenessFailed);
         }
-        let probe = &faces.first().ok_or(Error::NoFace)?.embedding;
+        let probe = combine(faces.iter().map(|f| &f.embedding))?;
         let found = self
-            .search_in(client, probe, scope.as_ref(), params)
+            .search_in(client, &probe, scope.as_ref(), params)
             .await?;
         Ok((found, live))
     }

@@ -12,6 +12,7 @@ use vision::{Pipeline, PipelineConfig};
 
 use crate::cpu::CpuPool;
 use crate::faces::Faces;
+use crate::image_url::{ImageFetcher, ImageUrlConfig};
 use crate::search::memory::MemoryBackend;
 use crate::search::pgvector::PgvectorBackend;
 use crate::search::SearchBackend;
@@ -45,6 +46,10 @@ pub struct Config {
     pub index: IndexParams,
     /// On PostgreSQL, the shortest time between two `VACUUM`s after erasures.
     pub vacuum_every: Duration,
+    /// Which image URLs are fetched (none by default), and the limits of a fetch.
+    pub image_urls: ImageUrlConfig,
+    /// The longest lifetime, in months, a token renewal grants (`expiresIn` is capped at it).
+    pub max_renewal_months: u32,
 }
 
 impl Config {
@@ -59,6 +64,8 @@ impl Config {
             cpu_queue: 64,
             index: IndexParams::default(),
             vacuum_every: Duration::from_secs(60),
+            image_urls: ImageUrlConfig::default(),
+            max_renewal_months: crate::tokens::DEFAULT_MAX_RENEWAL_MONTHS,
         }
     }
 }
@@ -165,8 +172,10 @@ pub async fn open(config: Config) -> anyhow::Result<Service> {
         faces: Faces {
             pipeline: Arc::new(pipeline),
             cpu,
+            urls: Arc::new(ImageFetcher::new(config.image_urls)),
         },
         secret,
+        max_renewal_months: config.max_renewal_months.max(1),
         _lock: opened.lock,
     })
 }

@@ -34,6 +34,12 @@ pub const DEFAULT_COMPARE_MIN_SCORE: f64 = 0.85;
 
 /// The documented default of `liveness_min_score` where it is optional.
 pub const DEFAULT_LIVENESS_MIN_SCORE: f64 = 0.6;
+/// `/persons/search-live-face` without the current docs' required fields gets the legacy
+/// defaults: the duplicate threshold `min_score` 0.8, `liveness_min_score` 0.65 (and
+/// `search_mode` FAST, [`SearchMode::DEFAULT`]).
+pub const LEGACY_LIVE_ENROL_MIN_SCORE: f64 = 0.8;
+pub const LEGACY_LIVENESS_MIN_SCORE: f64 = 0.65;
+
 /// The floor of `liveness_min_score` on the compare-and-liveness endpoints.
 pub const COMPARE_LIVENESS_MIN_SCORE_FLOOR: f64 = 0.52;
 

@@ -21,8 +21,9 @@ const SECRET_FILE: &str = "jwt-secret";
 /// How far in the future a token's `iat` may be (clocks of nodes differ a little); beyond,
 /// the token is refused.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 60;
-/// Renewed tokens live `expiresIn` months: 1 by default, at most this.
-pub const MAX_RENEWAL_MONTHS: u32 = 12;
+/// Renewed tokens live `expiresIn` months: 1 by default, at most this unless the operator
+/// sets another maximum (`--token-max-months`).
+pub const DEFAULT_MAX_RENEWAL_MONTHS: u32 = 12;
 /// A month, for token lifetimes.
 pub const MONTH_SECS: i64 = 30 * 86_400;
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;

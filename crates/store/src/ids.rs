@@ -2,6 +2,9 @@
 //! (deserialising goes through `parse`, so an invalid id never gets inside the store).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
@@ -114,6 +117,36 @@ impl ClientId {
 }
 string_serde!(ClientId);
 
+/// What makes ObjectIds unique: five random bytes drawn once per process (as MongoDB's
+/// drivers do) and a counter that starts at a random value.
+struct ObjectIdSource {
+    process: [u8; 5],
+    counter: AtomicU32,
+}
+
+/// A new ObjectId, laid out as MongoDB's: the creation time in seconds since the Unix epoch
+/// (4 bytes, big-endian), the process's 5 random bytes, a 3-byte big-endian counter. Ids
+/// made by one process sort by creation; clients may read the time from the first 8 hex
+/// digits, as they do from Verifik's.
+fn new_object_id() -> [u8; 12] {
+    static SOURCE: OnceLock<ObjectIdSource> = OnceLock::new();
+    let source = SOURCE.get_or_init(|| ObjectIdSource {
+        process: random_bytes::<5>(),
+        counter: AtomicU32::new(u32::from_be_bytes(random_bytes::<4>())),
+    });
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // Four bytes of seconds last until 2106, as in MongoDB.
+    let time = (secs as u32).to_be_bytes();
+    let count = source.counter.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+    let mut id = [0u8; 12];
+    id[..4].copy_from_slice(&time);
+    id[4..9].copy_from_slice(&source.process);
+    id[9..].copy_from_slice(&count[1..]);
+    id
+}
+
 fn parse_object_id(kind: &'static str, s: &str) -> Result<String, IdError> {
     if s.len() != 24 {
         return Err(IdError::new(kind, "not 24 hexadecimal digits"));
@@ -136,15 +169,24 @@ macro_rules! object_id {
                 parse_object_id($kind, s).map(Self)
             }
 
-            /// 12 random bytes as 24 lowercase hex digits.
-            pub fn new_random() -> Self {
-                Self(hex::encode(random_bytes::<12>()))
+            /// A new ObjectId (creation time, per-process random bytes, counter) as 24
+            /// lowercase hex digits.
+            #[allow(clippy::new_without_default)]
+            pub fn new() -> Self {
+                Self(hex::encode(new_object_id()))
+            }
+
+            /// The creation time an id made by [`Self::new`] carries, in seconds since the
+            /// Unix epoch (ids made before visage issued ObjectIds carry a random one).
+            pub fn timestamp_secs(&self) -> u32 {
+                let b = self.to_bytes();
+                u32::from_be_bytes([b[0], b[1], b[2], b[3]])
             }
 
             /// The 12 bytes the hex digits spell (a compact key for in-memory indexes).
             pub fn to_bytes(&self) -> [u8; 12] {
                 let mut out = [0u8; 12];
-                // Always valid: `parse` and `new_random` only make 24 hex digits.
+                // Always valid: `parse` and `new` only make 24 hex digits.
                 let _ = hex::decode_to_slice(&self.0, &mut out);
                 out
             }
@@ -162,12 +204,12 @@ macro_rules! object_id {
 }
 
 object_id!(
-    /// A person's `_id`: 24 lowercase hex digits (ObjectId-like, random).
+    /// A person's `_id`: 24 lowercase hex digits, laid out as a MongoDB ObjectId.
     PersonId,
     "person id"
 );
 object_id!(
-    /// A collection's `_id`: 24 lowercase hex digits (ObjectId-like, random).
+    /// A collection's `_id`: 24 lowercase hex digits, laid out as a MongoDB ObjectId.
     CollectionId,
     "collection id"
 );
@@ -234,14 +276,14 @@ mod tests {
 
     #[test]
     fn object_ids() {
-        let id = PersonId::new_random();
+        let id = PersonId::new();
         assert_eq!(id.as_str().len(), 24);
         assert!(id
             .as_str()
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert_eq!(PersonId::parse(id.as_str()), Ok(id.clone()));
-        assert_ne!(id, PersonId::new_random());
+        assert_ne!(id, PersonId::new());
         assert_eq!(
             CollectionId::parse("65A1B2C3D4E5F60718293A4B").map(|c| c.to_string()),
             Ok("65a1b2c3d4e5f60718293a4b".to_owned())
@@ -250,6 +292,41 @@ mod tests {
         assert!(PersonId::parse("65a1b2c3d4e5f60718293a4").is_err());
         assert!(PersonId::parse("65a1b2c3d4e5f60718293a4g").is_err());
         assert!(PersonId::parse("65a1b2c3d4e5f60718293a4b0").is_err());
+    }
+
+    #[test]
+    fn new_ids_are_object_ids_with_their_creation_time() {
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let ids: Vec<PersonId> = (0..1000).map(|_| PersonId::new()).collect();
+        let after = before + 2;
+        for id in &ids {
+            let t = u64::from(id.timestamp_secs());
+            assert!(
+                (before..=after).contains(&t),
+                "{id}: {t} not in {before}..={after}"
+            );
+            assert_eq!(PersonId::parse(id.as_str()).as_ref(), Ok(id));
+            // One process: the same five bytes after the time.
+            assert_eq!(id.to_bytes()[4..9], ids[0].to_bytes()[4..9]);
+        }
+        let unique: std::collections::HashSet<&PersonId> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        // Later ids count up in their last three bytes (other threads may take counts
+        // in between; the counter wraps at 2^24).
+        let count = |id: &PersonId| {
+            let b = id.to_bytes();
+            u32::from_be_bytes([0, b[9], b[10], b[11]])
+        };
+        let step = count(&ids[1]).wrapping_sub(count(&ids[0])) & 0xFF_FFFF;
+        assert!((1..1 << 20).contains(&step), "{step}");
+        // A collection id shares the layout (and the counter).
+        let c = CollectionId::new();
+        assert!((before..=after).contains(&u64::from(c.timestamp_secs())));
+        // Ids issued before ObjectIds (12 random bytes) still parse.
+        assert!(PersonId::parse("9f3c2a7be01d44c8a5f1b2c3").is_ok());
     }
 
     #[test]

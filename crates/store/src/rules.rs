@@ -187,7 +187,7 @@ pub(crate) fn new_collection(
     now: DateTime<Utc>,
 ) -> Collection {
     Collection {
-        id: CollectionId::new_random(),
+        id: CollectionId::new(),
         code: CollectionCode::new_random(),
         client: client.clone(),
         name: new.name.trim().to_owned(),
@@ -469,7 +469,7 @@ mod tests {
     #[test]
     fn person_updates_merge() {
         let p = Person {
-            id: PersonId::new_random(),
+            id: PersonId::new(),
             client: ClientId::new_random(),
             name: "Ana".into(),
             gender: Some(Gender::F),
@@ -477,7 +477,7 @@ mod tests {
             nationality: Some("CO".into()),
             notes: None,
             status: PersonStatus::Active,
-            collections: vec![CollectionId::new_random()],
+            collections: vec![CollectionId::new()],
             thumbnails: Vec::new(),
             created_at: at(1),
             updated_at: at(1),
@@ -513,7 +513,7 @@ mod tests {
     #[test]
     fn duplicates_are_looked_for_where_the_update_puts_the_person() {
         let p = Person {
-            id: PersonId::new_random(),
+            id: PersonId::new(),
             client: ClientId::new_random(),
             name: "Ana".into(),
             gender: None,
@@ -572,7 +572,7 @@ mod tests {
 
     #[test]
     fn detach_outcomes() {
-        let c = CollectionId::new_random();
+        let c = CollectionId::new();
         assert_eq!(detach_outcome(None), DetachOutcome::NotAMember);
         assert_eq!(detach_outcome(Some(Vec::new())), DetachOutcome::Erased);
         let remaining = vec![c];

@@ -566,7 +566,7 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
             .await?
             .is_empty());
         assert!(s
-            .nearest_persons(&me, Some(&[CollectionId::new_random()]), &probe, 5, exact)
+            .nearest_persons(&me, Some(&[CollectionId::new()]), &probe, 5, exact)
             .await?
             .is_empty());
     }

@@ -87,6 +87,22 @@ pub struct ServeArgs {
     /// On PostgreSQL: at most one VACUUM per this many seconds, and only after erasures.
     #[arg(long, env = "VISAGE_VACUUM_SECS", default_value_t = 60)]
     pub vacuum_secs: u64,
+    /// Fetch image URLs under this prefix, `scheme://host[:port]/path-prefix` (repeatable;
+    /// the variable takes a comma-separated list). Without any, every URL is refused.
+    #[arg(long = "image-url-allow", env = "VISAGE_IMAGE_URL_ALLOW", value_delimiter = ',', value_parser = parse_url_prefix)]
+    pub image_url_allow: Vec<service::UrlPrefix>,
+    /// All the image URLs of one request must be fetched within this many seconds.
+    #[arg(long, env = "VISAGE_IMAGE_URL_TIMEOUT_SECS", default_value_t = 10)]
+    pub image_url_timeout_secs: u64,
+    /// The longest lifetime, in months, of a token renewed through /v2/auth/session (a
+    /// larger `expiresIn` is capped at it).
+    #[arg(long, env = "VISAGE_TOKEN_MAX_MONTHS", default_value_t = service::tokens::DEFAULT_MAX_RENEWAL_MONTHS,
+          value_parser = clap::value_parser!(u32).range(1..=120))]
+    pub token_max_months: u32,
+}
+
+fn parse_url_prefix(text: &str) -> Result<service::UrlPrefix, String> {
+    service::UrlPrefix::parse(text)
 }
 
 #[derive(Args, Clone, Default)]
@@ -136,6 +152,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 ..service_defaults.index
             },
             vacuum_every: Duration::from_secs(args.vacuum_secs.max(1)),
+            image_urls: service::ImageUrlConfig {
+                allow: args.image_url_allow,
+                timeout: Duration::from_secs(args.image_url_timeout_secs.max(1)),
+                max_bytes: body_limit,
+            },
+            max_renewal_months: args.token_max_months,
             ..service_defaults
         },
         addr: SocketAddr::new(args.host, args.port),

@@ -145,7 +145,8 @@ fn live_compare_search_and_enrolment() {
         )
     );
 
-    // compare-with-liveness: liveness only when the comparison passed.
+    // compare-with-liveness: liveness skipped only when a given compare_min_score is not met
+    // (tests/contract.rs has every case).
     let d = post_data(
         &s,
         &t,
@@ -159,7 +160,7 @@ fn live_compare_search_and_enrolment() {
         &s,
         &t,
         "/compare-with-liveness",
-        json!({"probe": fixture_b64("biden.jpg"), "gallery": [fixture_b64("obama.jpg")], "search_mode": "FAST"}),
+        json!({"probe": fixture_b64("biden.jpg"), "gallery": [fixture_b64("obama.jpg")], "search_mode": "FAST", "compare_min_score": 0.85}),
     );
     assert_eq!(d["comparison"]["passed"], false, "{d}");
     assert_eq!(d["liveness"], Value::Null);

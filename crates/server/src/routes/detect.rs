@@ -21,8 +21,9 @@ fn round1(v: f32) -> f64 {
     (f64::from(v) * 10.0).round() / 10.0
 }
 
-/// One face in the current shape (`bounding_box`, `confidence`, `landmarks`), plus the
-/// legacy names (`box`, `detection_score`) of the same values.
+/// One face in the current shape (`bounding_box`, `confidence`, `landmarks`, `attributes`),
+/// plus the legacy names (`box`, `detection_score`) of the same values. `attributes` is
+/// always `null`: no age or gender model is installed, and guessing would be worse.
 fn face(d: &Detection) -> Value {
     let b = &d.bbox;
     // YuNet's order: subject's right eye, left eye, nose, right and left mouth corners.
@@ -45,6 +46,7 @@ fn face(d: &Detection) -> Value {
         },
         "box": {"top": round1(b.y), "left": round1(b.x), "right": round1(b.x + b.width), "bottom": round1(b.y + b.height)},
         "detection_score": confidence,
+        "attributes": Value::Null,
     })
 }
 
@@ -65,6 +67,8 @@ pub async fn detect(
     let collection = f.opt_str("collection_id")?;
     let max_results = params::max_results(&f, DETECT_DEFAULT_MAX_RESULTS)?;
     f.opt_bool("return_landmarks")?;
+    // Answered, not ignored: `attributes` is null on every face and `attributes_available`
+    // says why, whether or not they were asked for.
     f.opt_bool("return_attributes")?;
     let detect = DetectParams {
         collection,
@@ -84,5 +88,9 @@ pub async fn detect(
             item
         })
         .collect();
-    Ok(st.envelope(json!({"face_count": faces.len(), "faces": faces})))
+    Ok(st.envelope(json!({
+        "face_count": faces.len(),
+        "faces": faces,
+        "attributes_available": false,
+    })))
 }

@@ -77,7 +77,9 @@ pub async fn compare_live(
     })))
 }
 
-/// `/compare-with-liveness`: compare first; liveness only reported when the compare passed.
+/// `/compare-with-liveness`: compare first; liveness is skipped (`null`) only when
+/// `compare_min_score` was given and the comparison did not reach it, as Verifik documents.
+/// Without it, `comparison.passed` uses the default threshold and liveness is reported.
 pub async fn compare_with_liveness(
     State(st): State<AppState>,
     AuthClient(client): AuthClient,
@@ -91,11 +93,12 @@ pub async fn compare_with_liveness(
         .opt_number("liveness_min_score", COMPARE_LIVENESS_MIN_SCORE_FLOOR, 1.0)?
         .unwrap_or(DEFAULT_LIVENESS_MIN_SCORE);
     let threshold = threshold(&f)?;
+    let threshold_given = body.get("compare_min_score").is_some_and(|v| !v.is_null());
     let (compared, live) = st
         .service
         .compare_live(&client, probe, &gallery, threshold)
         .await?;
-    let liveness = if compared.passed {
+    let liveness = if compared.passed || !threshold_given {
         let mut v = verdict(live, liveness_min);
         if let Value::Object(fields) = &mut v {
             fields.insert("type".into(), json!("liveness"));

@@ -76,13 +76,20 @@ pub async fn create(
     Ok(st.envelope(present::person(&person, None)))
 }
 
-/// `data`: the persons, with their collections whole when `collections` came along.
-fn persons_page(list: &PersonList) -> Value {
+/// `data`: the persons, with their collections whole when `collections` came along, and
+/// their client as an object (`populates[]=client`) when `client_object`.
+fn persons_page(list: &PersonList, client_object: bool) -> Value {
     let populated = list.collections.as_deref();
     Value::Array(
         list.persons
             .iter()
-            .map(|p| present::person(p, populated))
+            .map(|p| {
+                let mut person = present::person(p, populated);
+                if let (true, Value::Object(fields)) = (client_object, &mut person) {
+                    fields.insert("client".into(), present::client(&p.client));
+                }
+                person
+            })
             .collect(),
     )
 }
@@ -106,9 +113,10 @@ pub async fn list(
         limit,
         with_collections: q.has(&["populates[]", "populates"], "collections"),
     };
+    let client_object = q.has(&["populates[]", "populates"], "client");
     let list = st.service.list_persons(&client, query).await?;
     let pages = list.total.div_ceil(u64::from(limit));
-    Ok(st.envelope(persons_page(&list)).with(
+    Ok(st.envelope(persons_page(&list, client_object)).with(
         "pagination",
         json!({"page": page, "limit": limit, "total": list.total, "pages": pages}),
     ))
@@ -144,7 +152,7 @@ pub async fn lookup(
         .lookup_persons(&client, name, dob, page, limit)
         .await?;
     Ok(st
-        .envelope(persons_page(&list))
+        .envelope(persons_page(&list, false))
         .with("total", json!(list.total)))
 }
 

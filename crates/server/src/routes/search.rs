@@ -3,8 +3,13 @@
 
 use axum::extract::State;
 use serde_json::{json, Value};
-use service::params::{MAX_IMAGES, MIN_SCORE_FLOOR, SEARCH_MIN_SCORE_FLOOR};
-use service::{ClientId, Found, Gender, LiveEnrolment, PersonDraft, PersonStatus, SearchMode};
+use service::params::{
+    DEFAULT_MAX_RESULTS, LEGACY_LIVENESS_MIN_SCORE, LEGACY_LIVE_ENROL_MIN_SCORE, MAX_IMAGES,
+    MIN_SCORE_FLOOR, SEARCH_MIN_SCORE_FLOOR,
+};
+use service::{
+    ClientId, Found, Gender, LiveEnrolment, PersonDraft, PersonStatus, SearchMode, SearchParams,
+};
 
 use super::params;
 use super::persons::{clean_name, GENDERS};
@@ -81,20 +86,26 @@ pub async fn active_user(
     Ok(answer(&st, matches(&found), &found, params.mode))
 }
 
-/// Liveness on the probe, then 1:N: `{persons, liveness_score}`.
+/// Liveness on the probe, then 1:N: `{persons, liveness_score}`. The probe is `image`, or
+/// the legacy sample's `images` (1-3 of one person: liveness on the first, the search with
+/// all of them averaged).
 pub async fn live_face(
     State(st): State<AppState>,
     AuthClient(client): AuthClient,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Envelope> {
     let f = Fields(&body);
-    let image = f.req_str("image")?;
+    let images = match f.opt_str("image")? {
+        Some(_) => vec![f.req_str("image")?],
+        None if body.contains_key("images") => f.req_str_array("images", 1, MAX_IMAGES)?,
+        None => return Err(ApiError::required("image")),
+    };
     f.req_enum("os", &OPERATING_SYSTEMS)?;
     let liveness_min = f.req_number("liveness_min_score", MIN_SCORE_FLOOR, 1.0)?;
     let params = params::search(&f, MIN_SCORE_FLOOR)?;
     let (found, live) = st
         .service
-        .search_live(&client, image, liveness_min, &params)
+        .search_live(&client, &images, liveness_min, &params)
         .await?;
     let data = json!({"persons": matches(&found), "liveness_score": live.rounded()});
     Ok(answer(&st, data, &found, params.mode))
@@ -102,6 +113,9 @@ pub async fn live_face(
 
 /// Enrolment guarded by a 1:N duplicate search in the collection (409 `duplicated_person`),
 /// then liveness on the first image (409 `liveness_failed`), then creation in the collection.
+/// The current docs require every field; the legacy body (`name`, `images`,
+/// `collection_id`, optional `notes`, `os`) is accepted too, with the legacy defaults:
+/// `liveness_min_score` 0.65, `min_score` 0.8, `search_mode` FAST.
 pub async fn enrol_live_face(
     State(st): State<AppState>,
     AuthClient(client): AuthClient,
@@ -110,20 +124,31 @@ pub async fn enrol_live_face(
     let f = Fields(&body);
     let name = clean_name(f.req_name("name")?)?;
     let images = f.req_str_array("images", 1, MAX_IMAGES)?;
-    let gender = Gender::parse(f.req_enum("gender", &GENDERS)?);
-    let date_of_birth = f
-        .opt_date("date_of_birth")?
-        .ok_or_else(|| ApiError::required("date_of_birth"))?;
+    let gender = f.opt_enum("gender", &GENDERS)?.and_then(Gender::parse);
+    let date_of_birth = f.opt_date("date_of_birth")?;
     let nationality = f.opt_str("nationality")?.map(str::to_owned);
     let notes = f.opt_str("notes")?.map(str::to_owned);
-    f.req_str("collection_id")?;
-    let liveness_min_score = f.req_number("liveness_min_score", MIN_SCORE_FLOOR, 1.0)?;
-    let search = params::search(&f, MIN_SCORE_FLOOR)?;
+    let collection = f.req_str("collection_id")?;
+    f.opt_enum("os", &OPERATING_SYSTEMS)?;
+    let liveness_min_score = f
+        .opt_number("liveness_min_score", MIN_SCORE_FLOOR, 1.0)?
+        .unwrap_or(LEGACY_LIVENESS_MIN_SCORE);
+    let search = SearchParams {
+        min_score: params::score_or(
+            &f,
+            "min_score",
+            (MIN_SCORE_FLOOR, 1.0),
+            LEGACY_LIVE_ENROL_MIN_SCORE,
+        )?,
+        mode: params::opt_search_mode(&f)?,
+        collection: Some(collection),
+        max_results: params::max_results(&f, DEFAULT_MAX_RESULTS)?,
+    };
     let enrolment = LiveEnrolment {
         person: PersonDraft {
             name,
             gender,
-            date_of_birth: Some(date_of_birth),
+            date_of_birth,
             nationality,
             notes,
             status: PersonStatus::Active,

@@ -721,7 +721,7 @@ async fn insert_person(
     collection_pks: &[i64],
     now: DateTime<Utc>,
 ) -> Result<(i64, PersonId)> {
-    let id = PersonId::new_random();
+    let id = PersonId::new();
     let name = new.name.trim();
     let r = row_one(
         tx,

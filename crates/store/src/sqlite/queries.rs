@@ -635,7 +635,7 @@ fn insert_person(
     collection_pks: &[i64],
     now: DateTime<Utc>,
 ) -> Result<(i64, PersonId)> {
-    let id = PersonId::new_random();
+    let id = PersonId::new();
     let name = new.name.trim();
     conn.prepare_cached(
         "INSERT INTO persons (id, client, name, name_key, gender, date_of_birth, nationality, \

@@ -205,7 +205,7 @@ pub async fn resolve_by_id_and_code(s: &dyn Store) -> TestResult {
     assert_eq!(s.resolve_collection(&c, "nope").await?, None);
     assert_eq!(s.resolve_collection(&c, "").await?, None);
     assert_eq!(
-        s.resolve_collection(&c, CollectionId::new_random().as_str())
+        s.resolve_collection(&c, CollectionId::new().as_str())
             .await?,
         None
     );
@@ -310,7 +310,7 @@ pub async fn persons_crud(s: &dyn Store) -> TestResult {
         s,
         &c,
         PersonFilter {
-            collection: Some(CollectionId::new_random()),
+            collection: Some(CollectionId::new()),
             status: None
         }
     )
@@ -369,7 +369,7 @@ pub async fn persons_crud(s: &dyn Store) -> TestResult {
             &p.id,
             PersonUpdate {
                 name: Some("Should not stick".into()),
-                collections: Some(vec![a.id.clone(), CollectionId::new_random()]),
+                collections: Some(vec![a.id.clone(), CollectionId::new()]),
                 ..Default::default()
             },
         )
@@ -390,7 +390,7 @@ pub async fn persons_crud(s: &dyn Store) -> TestResult {
     assert_eq!(up.collections, vec![a.id.clone()]);
 
     // Unknown ids.
-    let nobody = PersonId::new_random();
+    let nobody = PersonId::new();
     assert_eq!(s.get_person(&c, &nobody).await?, None);
     assert_eq!(
         s.update_person(&c, &nobody, PersonUpdate::default())
@@ -824,7 +824,7 @@ pub async fn create_is_all_or_nothing(s: &dyn Store) -> TestResult {
 
     // Unknown collection after a valid one.
     let r = s
-        .create_person(&c, person("Atomic", &[&a, &CollectionId::new_random()], 2))
+        .create_person(&c, person("Atomic", &[&a, &CollectionId::new()], 2))
         .await;
     assert!(matches!(r, Err(Error::UnknownCollection(_))), "{r:?}");
     // A bad face after a good one.
@@ -854,7 +854,7 @@ pub async fn create_is_all_or_nothing(s: &dyn Store) -> TestResult {
             &c,
             vec![
                 person("Seed A", &[&a], 1),
-                person("Seed B", &[&CollectionId::new_random()], 1),
+                person("Seed B", &[&CollectionId::new()], 1),
             ],
         )
         .await;
@@ -1015,7 +1015,7 @@ pub async fn detach_semantics(s: &dyn Store) -> TestResult {
     let loner = s.create_person(&c, person("No Home", &[], 1)).await?;
 
     assert_eq!(
-        s.detach_person(&c, &PersonId::new_random(), &a.id).await?,
+        s.detach_person(&c, &PersonId::new(), &a.id).await?,
         DetachOutcome::PersonNotFound
     );
     assert_eq!(
@@ -1023,8 +1023,7 @@ pub async fn detach_semantics(s: &dyn Store) -> TestResult {
         DetachOutcome::NotAMember
     );
     assert_eq!(
-        s.detach_person(&c, &p.id, &CollectionId::new_random())
-            .await?,
+        s.detach_person(&c, &p.id, &CollectionId::new()).await?,
         DetachOutcome::NotAMember
     );
     assert_eq!(
@@ -1081,7 +1080,7 @@ pub async fn collection_people_sync(s: &dyn Store) -> TestResult {
                 people: Some(vec![
                     p3.id.clone(),
                     p2.id.clone(),
-                    PersonId::new_random(),
+                    PersonId::new(),
                     p3.id.clone(),
                 ]),
                 ..Default::default()
@@ -1578,7 +1577,7 @@ pub async fn concurrent_mixed_writes(s: Arc<dyn Store>) -> TestResult {
         tasks.push(tokio::spawn(async move {
             // Every 4th create names an unknown collection and must fail alone.
             let cols = if i % 4 == 0 {
-                vec![a.clone(), CollectionId::new_random()]
+                vec![a.clone(), CollectionId::new()]
             } else {
                 vec![a.clone()]
             };
