@@ -5,6 +5,7 @@
 mod access_log;
 mod admission;
 mod auth;
+mod console;
 mod envelope;
 pub mod error;
 mod guards;
@@ -98,6 +99,7 @@ impl AppState {
 pub fn router(state: AppState, body_limit: usize) -> Router {
     let guard_state = state.clone();
     routes::routes()
+        .merge(console::routes())
         .route_layer(axum::middleware::from_fn(access_log::record_route))
         .fallback(|| async { error::ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
