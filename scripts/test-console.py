@@ -2,7 +2,8 @@
 """The web console in headless Chromium against a real `visage serve` (started by
 scripts/test-console.sh, which passes the server's URL and a token).
 
-The flow: sign in, create a collection, enrol obama.jpg into it and biden.jpg without one,
+The flow: sign in, create a collection and rename it, see a refused enrolment explained in
+words, enrol obama.jpg into the collection and biden.jpg without one,
 search with obama2.jpg and see Obama's name and score, search a group photo and see every
 face boxed, erase Obama behind the confirmation and see the row gone, the API then says 404,
 sign out and the token is gone from the tab. Throughout: no request leaves the server's
@@ -165,6 +166,43 @@ class Console:
                       lambda: any(name in r.text for r in self.testids("collection-row")))
         self.no_error_shown("creating a collection")
 
+    def rename_collection(self, old, new):
+        self.go("collections")
+        self.wait_for(f"the collection {old!r}", lambda: any(old in r.text for r in self.testids("collection-row")))
+        row = [r for r in self.testids("collection-row") if old in r.text][0]
+        self.testid("rename-collection", row).click()
+        field = self.visible("rename-input")
+        field.clear()
+        field.send_keys(new)
+        self.testid("rename-save").click()
+        self.wait_for(f"the collection renamed to {new!r}",
+                      lambda: [r.text for r in self.testids("collection-row") if new in r.text])
+        self.no_error_shown("renaming a collection")
+
+    def refused_enrolment_is_shown_in_words(self, name, not_an_image):
+        """A file the server refuses: the console says why in words, the JSON folded away."""
+        self.collect_logs()
+        self.go("enrol")
+        self.visible("enrol-name").send_keys(name)
+        self.testid("enrol-file").send_keys(not_an_image)
+        self.wait_for("the file's preview", lambda: self.driver.find_elements(By.CSS_SELECTOR, ".preview"))
+        self.testid("enrol-submit").click()
+        shown = self.wait_for("the refusal", lambda: [e for e in self.testids("error") if e.is_displayed()], SLOW)
+        words = shown[0].find_element(By.TAG_NAME, "p").text
+        if not words or "{" in words or "image" not in words:
+            fail(f"the refusal should be in words about the image: {words!r}")
+        details = shown[0].find_element(By.TAG_NAME, "details")
+        if details.get_attribute("open") is not None:
+            fail("the server's JSON should be folded away under the words")
+        print(f"test-console: a refused enrolment reads: {words!r}")
+        # The browser logs the refused call (HTTP 412) as an error by itself; that one is
+        # expected here, any other error is not.
+        self.collect_logs()
+        expected = [e for e in self.browser_errors if "/v2/face-recognition/persons" in e and "412" in e]
+        if len(expected) != 1:
+            fail(f"expected the browser to log the one refused call: {self.browser_errors}")
+        self.browser_errors.remove(expected[0])
+
     def enrol(self, name, photo, collection=None):
         self.go("enrol")
         self.visible("enrol-name").send_keys(name)
@@ -305,7 +343,9 @@ def main():
         console = Console(args.url, token, args.fixtures, args.screenshots, profile)
         try:
             console.sign_in()
-            console.create_collection("Front desk")
+            console.create_collection("Front door")
+            console.rename_collection("Front door", "Front desk")
+            console.refused_enrolment_is_shown_in_words("Nobody", os.path.join(args.fixtures, "SOURCE.md"))
             console.enrol("Barack Obama", "obama.jpg", collection="Front desk")
             console.enrol("Joe Biden", "biden.jpg")
             console.persons_list(["Barack Obama", "Joe Biden"], {"Barack Obama": "Front desk"})
