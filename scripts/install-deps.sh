@@ -7,6 +7,9 @@ python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v cc >/dev/null || need+=(gcc)
 command -v curl >/dev/null || need+=(curl ca-certificates)
+# The console's browser test (scripts/test-console.sh).
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
         echo "install-deps: please install: ${need[*]}" >&2

@@ -43,6 +43,12 @@ cargo clippy --release --locked --workspace --all-targets -- -D warnings
 cargo clippy --release --locked -p store --all-targets --features postgres-tests -- -D warnings
 # Everything on the embedded SQLite store (tests/nodes.rs runs two servers on PostgreSQL).
 cargo nextest run --release --locked --workspace --no-fail-fast
+# The web console in headless Chromium against a real server (screenshots to a scratch
+# directory, so the committed ones in docs/console stay as they are).
+console_shots="$(mktemp -d "${TMPDIR:-/tmp}/visage-console-shots.XXXXXX")"
+VISAGE_CONSOLE_SCREENSHOTS="$console_shots" scripts/test-console.sh "${CARGO_TARGET_DIR:-target}/release/visage"
+rm -rf "$console_shots"
+scripts/test-console.sh "${CARGO_TARGET_DIR:-target}/release/visage"
 # The store suite, then the whole HTTP suite, on PostgreSQL.
 cargo nextest run --release --locked -p store --features postgres-tests --test postgres --no-fail-fast
 VISAGE_TEST_BACKEND=postgres cargo nextest run --release --locked -p visage --no-fail-fast

@@ -5,6 +5,7 @@
 mod access_log;
 mod admission;
 mod auth;
+mod console;
 mod cors;
 mod envelope;
 pub mod error;
@@ -127,6 +128,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
     let guard_state = state.clone();
     let app = routes::routes()
         .merge(openapi::routes())
+        .merge(console::routes())
         .route_layer(axum::middleware::from_fn(access_log::record_route))
         .fallback(|| async { error::ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
