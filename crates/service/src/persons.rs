@@ -248,7 +248,7 @@ impl Service {
         )
         .await;
         let person = match committed_anyway(updated)? {
-            Some(person) => Some(person),
+            Some(person) => person,
             // Committed with the old faces not yet flushed: read back what was written.
             None => self.store.get_person(client, id).await?,
         }

@@ -624,12 +624,13 @@ fn erasures_during_a_long_backup_read_answer_as_done_and_leave_search_at_once() 
     let with = |name: &str, image: &str| {
         let mut body = person_body(name, image);
         body["collections"] = json!([id(&c)]);
-        id(&create_person(&s, &t, body))
+        create_person(&s, &t, body)
     };
-    let erased = with("Barack Obama", "obama.jpg");
-    let detached = with("Joe Biden", "biden.jpg");
-    let replaced = with("Tom Hanks", "Tom_Hanks_54745.png");
-    let windows = thumbnail_windows(&s.get(&format!("{BASE}/persons/{erased}"), &t).1);
+    let obama = with("Barack Obama", "obama.jpg");
+    let windows = thumbnail_windows(&obama);
+    let erased = id(&obama);
+    let detached = id(&with("Joe Biden", "biden.jpg"));
+    let replaced = id(&with("Tom Hanks", "Tom_Hanks_54745.png"));
 
     // The backup's read: one transaction on its own connection, as `visage backup` holds.
     let reader = rusqlite::Connection::open(s.data_dir.join("visage.db")).expect("open");
@@ -642,10 +643,11 @@ fn erasures_during_a_long_backup_read_answer_as_done_and_leave_search_at_once() 
     let (status, body) = s.delete(&format!("{BASE}/persons/{erased}"), &t);
     assert_eq!(status, 200, "{body}");
     let (status, body) = s.delete(
-        &format!("{BASE}/persons/{detached}/collections/{}", id(&c)),
+        &format!("{BASE}/persons/{detached}?collection={}", id(&c)),
         &t,
     );
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["deleted"], true, "{body}");
     let (status, body) = s.put(
         &format!("{BASE}/persons/{replaced}"),
         &t,
