@@ -114,7 +114,7 @@ fn default_description(status: &str) -> &'static str {
         "401" => "Authentication required",
         "404" => "Not found (or another client's)",
         "409" => "Conflict or validation, in Joi's wording",
-        "412" => "The image or a precondition was refused; `message` says which",
+        "412" => "The image or a precondition was refused; `message` says which: for images `invalid_image`, `no_face_detected`, `only_images_in_base64`, `image_too_large`; for image URLs `image_urls_disabled`, `image_url_not_allowed`, `image_url_unreachable`, `image_url_too_large`",
         "501" => "The liveness models are not installed",
         "503" => "Not ready or busy",
         _ => "See docs/api.md",

@@ -30,7 +30,7 @@ fn metrics() {}
 
 /// A new token for the caller's client, renewing a still-valid one.
 #[utoipa::path(get, path = "/v2/auth/session", tag = "auth",
-    params(("expiresIn" = Option<u32>, Query, description = "Months, 1-12 (default 1)")),
+    params(("expiresIn" = Option<u32>, Query, description = "Months, from 1 (default 1); capped at `--token-max-months` (default 12), the answer's `expiresIn` says what was granted")),
     responses((status = 200, body = Envelope<Session>)),
     security(("bearer" = [])))]
 fn session() {}

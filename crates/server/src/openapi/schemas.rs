@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 
 /// One image or an array of them. An image is base64 (standard or URL-safe) or a
 /// `data:image/...;base64,` URI of a JPEG, PNG, WebP or BMP: at most 40 Mpixel and 12000 px
-/// a side.
+/// a side. Where Verifik takes image URLs (`/liveness`, `/liveness-score`, `/detect`,
+/// `/search/crops`, the `/compare-with-liveness` gallery), an `https://` URL under one of the
+/// operator's `--image-url-allow` prefixes is fetched; any other URL is 412.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum OneOrMoreImages {
@@ -126,9 +128,13 @@ pub struct ActiveUserBody {
     pub max_results: Option<u32>,
 }
 
+/// The current docs' body takes `image`; the legacy sample's takes `images` (1-3 of one
+/// person: liveness on the first, the search with all of them). One of the two is required.
 #[derive(Serialize, ToSchema)]
 pub struct SearchLiveFaceBody {
-    pub image: String,
+    pub image: Option<String>,
+    #[schema(min_items = 1, max_items = 3)]
+    pub images: Option<Vec<String>>,
     pub os: Os,
     #[schema(minimum = 0.5, maximum = 1.0)]
     pub liveness_min_score: f64,
@@ -140,22 +146,26 @@ pub struct SearchLiveFaceBody {
     pub max_results: Option<u32>,
 }
 
+/// The current docs' body (every field) or the legacy one (`name`, `images`,
+/// `collection_id`, optional `os` and `notes`): absent fields get the legacy defaults.
 #[derive(Serialize, ToSchema)]
 pub struct EnrolLiveFaceBody {
     pub name: String,
     #[schema(min_items = 1, max_items = 3)]
     pub images: Vec<String>,
-    pub gender: Gender,
+    pub gender: Option<Gender>,
     #[schema(format = Date)]
-    pub date_of_birth: String,
+    pub date_of_birth: Option<String>,
     pub nationality: Option<String>,
     pub notes: Option<String>,
     pub collection_id: String,
-    #[schema(minimum = 0.5, maximum = 1.0)]
-    pub liveness_min_score: f64,
-    #[schema(minimum = 0.5, maximum = 1.0)]
-    pub min_score: f64,
-    pub search_mode: SearchMode,
+    pub os: Option<Os>,
+    #[schema(minimum = 0.5, maximum = 1.0, default = 0.65)]
+    pub liveness_min_score: Option<f64>,
+    #[schema(minimum = 0.5, maximum = 1.0, default = 0.8)]
+    pub min_score: Option<f64>,
+    #[schema(default = "FAST")]
+    pub search_mode: Option<SearchMode>,
     #[schema(minimum = 1, maximum = 100, default = 5)]
     pub max_results: Option<u32>,
 }
@@ -223,7 +233,9 @@ pub struct CompareWithLivenessBody {
     pub search_mode: SearchMode,
     #[schema(minimum = 0.5, maximum = 1.0, default = 0.6)]
     pub liveness_min_score: Option<f64>,
-    #[schema(minimum = 0.5, maximum = 1.0, default = 0.85)]
+    /// When given and not reached, liveness is skipped (`"liveness": null`); when absent,
+    /// `comparison.passed` is judged at 0.85 and liveness is always reported.
+    #[schema(minimum = 0.5, maximum = 1.0)]
     pub compare_min_score: Option<f64>,
 }
 
@@ -268,6 +280,9 @@ pub struct Session {
     pub access_token: String,
     #[schema(example = "bearer")]
     pub token_type: String,
+    /// The lifetime granted, in months: the one asked for, capped at `--token-max-months`.
+    #[schema(example = 1)]
+    pub expires_in: u32,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -439,12 +454,17 @@ pub struct DetectedFace {
     pub detection_score: f64,
     /// With `collection_id`: the face's matches.
     pub matches: Option<Vec<Match>>,
+    /// Always `null`: no age or gender model is installed (see `attributes_available`).
+    pub attributes: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct Detected {
     pub face_count: u32,
     pub faces: Vec<DetectedFace>,
+    /// Always `false`: age and gender estimation is not available, with or without
+    /// `return_attributes`.
+    pub attributes_available: bool,
 }
 
 #[derive(Serialize, ToSchema)]
