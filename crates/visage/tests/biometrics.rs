@@ -526,7 +526,10 @@ fn every_validation_error_has_its_joi_worded_body() {
     );
     assert_eq!((got, b), (412, error("no_face_detected")));
     let det = post_ok(&s, &t, "/detect", json!({"image": no_face}));
-    assert_eq!(det["data"], json!({"face_count": 0, "faces": [], "attributes_available": false}));
+    assert_eq!(
+        det["data"],
+        json!({"face_count": 0, "faces": [], "attributes_available": false})
+    );
     // An unknown person id, well-formed or not.
     for id in ["0123456789abcdef01234567", "not-an-id"] {
         let (got, b) = s.post(
