@@ -12,7 +12,7 @@ cargo build --release --locked -p visage
 # Liveness models: upstream .pth at the pinned commit, converted by our own converter; where
 # the network is closed (as in CI here) from a mirror of the .pth files.
 mirror=""
-for dir in "${VISAGE_LIVENESS_MIRROR:-}" ../shared/models/liveness /work/shared/models/liveness; do
+for dir in "${VISAGE_LIVENESS_MIRROR:-}" ../shared/models/liveness; do
     if [[ -n "$dir" && -d "$dir" ]]; then mirror="$dir"; break; fi
 done
 scripts/fetch-liveness.sh ${mirror:+"$mirror"}
