@@ -53,8 +53,6 @@ scripts/test-console.sh "${CARGO_TARGET_DIR:-target}/release/visage"
 cargo nextest run --release --locked -p store --features postgres-tests --test postgres --no-fail-fast
 VISAGE_TEST_BACKEND=postgres cargo nextest run --release --locked -p visage --no-fail-fast
 
-# The optional ONNX Runtime back-end (cargo feature `ort`), with the runtime from PyPI.
-ORT_DYLIB_PATH="$(scripts/onnxruntime.sh | tail -n 1)"
-export ORT_DYLIB_PATH
-cargo clippy --release --locked -p vision --all-targets --features ort -- -D warnings
-cargo nextest run --release --locked -p vision --features ort --no-fail-fast
+# Everything above ran the models on ONNX Runtime (`auto`, with the library `visage models
+# fetch` installed); the vision suite again on tract, the built-in fallback.
+VISAGE_ENGINE=tract cargo nextest run --release --locked --workspace -E "package(vision)" --no-fail-fast

@@ -136,6 +136,8 @@ pub async fn open(config: Config) -> anyhow::Result<Service> {
         .with_context(|| format!("JWT secret in {}", data_dir.display()))?;
     let pipeline =
         Pipeline::load(&config.models_dir, config.pipeline).context("loading the face models")?;
+    let engine = pipeline.engine();
+    tracing::info!(engine = %engine.engine, "inference engine: {}", engine.note);
     if pipeline.liveness().is_none() {
         tracing::warn!("liveness models not installed (scripts/fetch-liveness.sh): liveness use cases are unavailable");
     }

@@ -164,9 +164,19 @@ pub struct ModelsArgs {
 }
 
 #[derive(Args, Clone)]
+pub struct EngineArgs {
+    /// The inference engine: `ort` (ONNX Runtime, installed by `visage models fetch`),
+    /// `tract` (built in), or `auto` (ONNX Runtime where it loads, else tract).
+    #[arg(long, env = "VISAGE_ENGINE", default_value = "auto")]
+    pub engine: vision::EngineChoice,
+}
+
+#[derive(Args, Clone)]
 pub struct PipelineArgs {
     #[command(flatten)]
     pub models: ModelsArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Average each face's embedding with its mirror image's (slower, slightly more accurate).
     #[arg(long)]
     pub flip: bool,
@@ -182,11 +192,16 @@ impl PipelineArgs {
     pub fn load(&self) -> anyhow::Result<Pipeline> {
         let mut config = PipelineConfig {
             flip_average: self.flip,
+            engine: self.engine.engine,
             ..PipelineConfig::default()
         };
         config.detector.max_input_side = self.detect_side;
         config.detector.min_input_side = self.detect_min_side;
-        Pipeline::load(&self.models.models_dir, config).context("loading the face models")
+        let pipeline =
+            Pipeline::load(&self.models.models_dir, config).context("loading the face models")?;
+        let engine = pipeline.engine();
+        eprintln!("engine: {} ({})", engine.engine, engine.note);
+        Ok(pipeline)
     }
 }
 

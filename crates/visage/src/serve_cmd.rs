@@ -22,6 +22,8 @@ pub struct ServeArgs {
     pub host: IpAddr,
     #[command(flatten)]
     pub models: ModelsArgs,
+    #[command(flatten)]
+    pub engine: crate::EngineArgs,
     /// Largest request body, in MiB.
     #[arg(long, env = "VISAGE_BODY_LIMIT_MB", default_value_t = 32)]
     pub body_limit_mb: usize,
@@ -158,6 +160,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 max_bytes: body_limit,
             },
             max_renewal_months: args.token_max_months,
+            pipeline: vision::PipelineConfig {
+                engine: args.engine.engine,
+                ..service_defaults.pipeline
+            },
             ..service_defaults
         },
         addr: SocketAddr::new(args.host, args.port),

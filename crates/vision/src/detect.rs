@@ -8,7 +8,7 @@ use image::imageops::{self, FilterType};
 use image::RgbImage;
 
 use crate::error::{Error, Result};
-use crate::onnx::{OnnxGraph, Plan};
+use crate::onnx::{Engine, OnnxGraph, Plan};
 
 /// Axis-aligned box in source-image pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -153,9 +153,14 @@ pub struct Detector {
 }
 
 impl Detector {
-    pub(crate) fn from_bytes(path: &Path, bytes: &[u8], config: DetectorConfig) -> Result<Self> {
+    pub(crate) fn from_bytes(
+        engine: Engine,
+        path: &Path,
+        bytes: &[u8],
+        config: DetectorConfig,
+    ) -> Result<Self> {
         Ok(Detector {
-            graph: OnnxGraph::parse(path, bytes)?,
+            graph: OnnxGraph::parse(engine, path, bytes)?,
             plans: Mutex::new(HashMap::new()),
             config,
         })

@@ -6,7 +6,7 @@ use image::RgbImage;
 
 use crate::align::ALIGNED_SIDE;
 use crate::error::{Error, Result};
-use crate::onnx::{OnnxGraph, Plan};
+use crate::onnx::{Engine, OnnxGraph, Plan};
 
 pub const EMBEDDING_DIM: usize = 128;
 
@@ -56,9 +56,9 @@ const PLANE: usize = SIDE * SIDE;
 const INPUT_SHAPE: [usize; 4] = [1, 3, SIDE, SIDE];
 
 impl Embedder {
-    pub(crate) fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self> {
+    pub(crate) fn from_bytes(engine: Engine, path: &Path, bytes: &[u8]) -> Result<Self> {
         Ok(Embedder {
-            plan: OnnxGraph::parse(path, bytes)?.plan(INPUT_SHAPE)?,
+            plan: OnnxGraph::parse(engine, path, bytes)?.plan(INPUT_SHAPE)?,
         })
     }
 

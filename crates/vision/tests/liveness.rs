@@ -3,12 +3,24 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use vision::{largest, Pipeline, PipelineConfig};
+use vision::{largest, EngineChoice, Pipeline, PipelineConfig};
 
 fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .join(rel)
+}
+
+/// The engine under test: `VISAGE_ENGINE` (tract, ort or auto; `.ci/run` runs this suite on
+/// each engine), auto when unset.
+fn config() -> PipelineConfig {
+    let engine = std::env::var("VISAGE_ENGINE").map_or(EngineChoice::Auto, |e| {
+        e.parse().unwrap_or_else(|e| panic!("VISAGE_ENGINE: {e}"))
+    });
+    PipelineConfig {
+        engine,
+        ..PipelineConfig::default()
+    }
 }
 
 fn pipeline() -> &'static Pipeline {
@@ -17,7 +29,7 @@ fn pipeline() -> &'static Pipeline {
         let dir = std::env::var_os("VISAGE_MODELS_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo_path("models"));
-        Pipeline::load(&dir, PipelineConfig::default())
+        Pipeline::load(&dir, config())
             .unwrap_or_else(|e| panic!("models must be fetched before the tests: {e}"))
     })
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use vision::{DecodeError, Embedding, Error, Pipeline, PipelineConfig};
+use vision::{DecodeError, Embedding, Engine, EngineChoice, Error, Pipeline, PipelineConfig};
 
 fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -17,10 +17,22 @@ fn models_dir() -> PathBuf {
         .unwrap_or_else(|| repo_path("models"))
 }
 
+/// The engine under test: `VISAGE_ENGINE` (tract, ort or auto; `.ci/run` runs this suite on
+/// each engine), auto when unset.
+fn config() -> PipelineConfig {
+    let engine = std::env::var("VISAGE_ENGINE").map_or(EngineChoice::Auto, |e| {
+        e.parse().unwrap_or_else(|e| panic!("VISAGE_ENGINE: {e}"))
+    });
+    PipelineConfig {
+        engine,
+        ..PipelineConfig::default()
+    }
+}
+
 fn pipeline() -> &'static Pipeline {
     static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
     PIPELINE.get_or_init(|| {
-        Pipeline::load(&models_dir(), PipelineConfig::default())
+        Pipeline::load(&models_dir(), config())
             .unwrap_or_else(|e| panic!("models must be fetched before the tests: {e}"))
     })
 }
@@ -308,7 +320,97 @@ fn fetch_installs_verified_copies_from_a_mirror() {
     assert!(again
         .iter()
         .all(|(_, o)| *o == vision::models::FetchOutcome::AlreadyPresent));
-    Pipeline::load(dir.path(), PipelineConfig::default()).expect("loads");
+    Pipeline::load(dir.path(), config()).expect("loads");
+}
+
+/// Without ONNX Runtime installed beside the models, `auto` runs tract and says why, and
+/// `ort` refuses to start.
+#[test]
+fn auto_falls_back_to_tract_and_ort_demands_its_library() {
+    if std::env::var_os("ORT_DYLIB_PATH").is_some() {
+        panic!("unset ORT_DYLIB_PATH: this test checks the library beside the models");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in [vision::models::DETECTOR_FILE, vision::models::EMBEDDER_FILE] {
+        std::fs::copy(models_dir().join(file), dir.path().join(file)).expect("copy");
+    }
+    let with = |engine| {
+        let config = PipelineConfig {
+            engine,
+            ..PipelineConfig::default()
+        };
+        Pipeline::load(dir.path(), config)
+    };
+    let auto = with(EngineChoice::Auto).expect("auto loads");
+    assert_eq!(auto.engine().engine, Engine::Tract);
+    assert!(
+        auto.engine().note.contains("visage models fetch"),
+        "{:?}",
+        auto.engine()
+    );
+    let ort = with(EngineChoice::Ort)
+        .err()
+        .expect("ort without its library");
+    assert!(matches!(ort, Error::ModelMissing { .. }), "{ort}");
+}
+
+/// The two engines run the same models: the same faces, landmarks within a hundredth of a
+/// pixel, embeddings within 1e-4 (elementwise) on every fixture with a face.
+#[test]
+fn tract_and_onnx_runtime_agree_on_every_fixture() {
+    let load = |engine| {
+        let config = PipelineConfig {
+            engine,
+            ..PipelineConfig::default()
+        };
+        Pipeline::load(&models_dir(), config).expect("loads")
+    };
+    let (tract, ort) = (load(EngineChoice::Tract), load(EngineChoice::Ort));
+    assert_eq!(tract.engine().engine, Engine::Tract);
+    assert_eq!(ort.engine().engine, Engine::Ort);
+    let mut compared = 0;
+    for name in [
+        "obama.jpg",
+        "obama2.jpg",
+        "obama3.jpg",
+        "biden.jpg",
+        "Tom_Hanks_54745.png",
+        "t1.jpg",
+    ] {
+        let bytes = fixture(name);
+        let (img_t, img_o) = (
+            tract.decode(&bytes).expect("decodes"),
+            ort.decode(&bytes).expect("decodes"),
+        );
+        let (faces_t, faces_o) = (
+            tract.detect(&img_t).expect("detects"),
+            ort.detect(&img_o).expect("detects"),
+        );
+        assert_eq!(faces_t.len(), faces_o.len(), "{name}: face counts");
+        for (a, b) in faces_t.iter().zip(&faces_o) {
+            for (p, q) in a.landmarks.iter().zip(&b.landmarks) {
+                assert!(
+                    (p[0] - q[0]).abs() < 0.01 && (p[1] - q[1]).abs() < 0.01,
+                    "{name}: {p:?} vs {q:?}"
+                );
+            }
+            // The same aligned face through each engine's SFace.
+            let aligned = tract.align(&img_t, a).expect("aligns");
+            let (e_t, e_o) = (
+                tract.embed_aligned(&aligned).expect("embeds"),
+                ort.embed_aligned(&aligned).expect("embeds"),
+            );
+            let worst = e_t
+                .as_slice()
+                .iter()
+                .zip(e_o.as_slice())
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst <= 1e-4, "{name}: embeddings differ by {worst}");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 6, "{compared} faces compared");
 }
 
 #[test]

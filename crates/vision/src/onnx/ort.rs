@@ -1,9 +1,8 @@
-//! The ONNX Runtime back-end (cargo feature `ort`).
+//! The ONNX Runtime engine.
 //!
-//! ONNX Runtime is not linked: its shared library is opened at run time from
-//! `ORT_DYLIB_PATH` (falling back to `libonnxruntime.so` on the loader's search path);
-//! `scripts/onnxruntime.sh` installs a matching one and prints its path. Nothing is downloaded
-//! at build time.
+//! ONNX Runtime is not linked: its shared library is opened at run time ([`load`], from the
+//! path `super::resolve` found: `ORT_DYLIB_PATH`, or the library `visage models fetch`
+//! installed beside the models). Nothing is downloaded at build time.
 //!
 //! As with tract, a plan is specialised to one input shape: YuNet's file declares a fixed
 //! 1x3x640x640 input (and 640x640 value_info), which ORT enforces, so `plan` rewrites the
@@ -52,30 +51,29 @@ struct Pool {
     idle: Mutex<Vec<Session>>,
 }
 
-/// The process-wide ORT environment, created (and the library loaded) on first use.
-fn environment() -> Result<&'static Environment, String> {
-    static ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
+/// The process-wide ORT environment, created (and the library loaded) by the first
+/// [`load`]; later calls keep it, whatever path they name.
+static ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
+
+/// Opens ONNX Runtime's library at `lib` and creates the environment.
+pub(super) fn load(lib: &Path) -> Result<(), String> {
     ENV.get_or_init(|| {
-        let lib = std::env::var_os("ORT_DYLIB_PATH")
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(format!(
-                    "{}onnxruntime{}",
-                    std::env::consts::DLL_PREFIX,
-                    std::env::consts::DLL_SUFFIX
-                ))
-            });
-        ::ort::init_from(&lib)
-            .map_err(|e| {
-                format!("cannot load ONNX Runtime ({e}); set ORT_DYLIB_PATH, see scripts/onnxruntime.sh")
-            })?
+        ::ort::init_from(lib)
+            .map_err(|e| format!("cannot load ONNX Runtime: {e}"))?
             .with_name("visage")
             .build()
             .map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))
     })
     .as_ref()
+    .map(|_| ())
     .map_err(Clone::clone)
+}
+
+fn environment() -> Result<&'static Environment, String> {
+    match ENV.get() {
+        Some(env) => env.as_ref().map_err(Clone::clone),
+        None => Err("ONNX Runtime is not loaded".to_owned()),
+    }
 }
 
 fn intra_threads() -> Result<usize, String> {
