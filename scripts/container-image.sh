@@ -12,8 +12,9 @@
 # 4. the image from packaging/Containerfile, offline (--network none), tagged
 #    localhost/visage:VERSION and localhost/visage:latest (with --smoke: a temporary tag).
 # SOURCE_DATE_EPOCH (default: the last commit's time) dates the file system, the package and
-# the image, so the same inputs give the same image id. The image id, digest and sizes are
-# printed at the end.
+# the image, so the same inputs give the same .deb and the same image layers (the image id
+# still differs: the docker-format config names the build container). The image id, digest,
+# layers and sizes are printed at the end.
 # --smoke then starts the image on a fresh volume (slirp4netns, 127.0.0.1 only), waits for
 # /readyz, enrols a fixture face and searches it through the published port, runs the image's
 # HEALTHCHECK, stops the container (exit code 0 expected) and removes the container, the
@@ -149,7 +150,8 @@ else
 fi
 step "building $image (offline)"
 podman build --quiet --network none --pull=never --format docker --layers=false \
-    --timestamp "$SOURCE_DATE_EPOCH" --build-arg "BASE=$base_image" \
+    --timestamp "$SOURCE_DATE_EPOCH" --build-arg "SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH" \
+    --build-arg "BASE=$base_image" \
     -f packaging/Containerfile "${tags[@]}" "$ctx" > /dev/null
 id="$(podman image inspect --format '{{.Id}}' "$image")"
 digest="$(podman image inspect --format '{{.Digest}}' "$image")"
@@ -162,6 +164,9 @@ mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
 echo "image: $image"
 echo "image id: sha256:$id"
 echo "image digest: $digest"
+# The layers are the reproducible part: the docker-format config (needed for HEALTHCHECK)
+# also records the build container's id and host name, so the image id differs per build.
+echo "image layers: $(podman image inspect --format '{{range .RootFS.Layers}}{{.}} {{end}}' "$image")"
 echo "image size: $(mb "$size") unpacked, $(mb "$compressed") compressed (gzip layers); base $(mb "$base_size")"
 echo "liveness models in the image: $([[ $liveness == 1 ]] && echo yes || echo no)"
 echo "deb: $(basename "$deb") $(mb "$(stat -c %s "$deb")")"
@@ -177,7 +182,8 @@ ctr="visage-smoke-$$"
 vol="visage-smoke-$$"
 podman volume create "$vol" > /dev/null
 # No health-check timer (it needs systemd): the HEALTHCHECK is run once by hand below.
-podman run -d --name "$ctr" --health-interval disable --network slirp4netns -p "127.0.0.1:$port:8080" -v "$vol:/data" "$image" > /dev/null
+podman run -d --name "$ctr" --health-interval disable --network slirp4netns -p "127.0.0.1:$port:8080" -v "$vol:/data" "$image" > /dev/null 2> "$work/podman.log" \
+    || { cat "$work/podman.log" >&2; exit 1; }
 base="http://127.0.0.1:$port"
 step "container $ctr started; waiting for $base/readyz"
 for _ in $(seq 1 120); do
@@ -226,7 +232,7 @@ if ((liveness)); then
 fi
 podman healthcheck run "$ctr" > /dev/null || { echo "container-image: the image's HEALTHCHECK failed" >&2; exit 1; }
 step "HEALTHCHECK healthy"
-podman stop -t 30 "$ctr" > /dev/null
+podman stop -t 30 "$ctr" > /dev/null 2> "$work/podman.log" || { cat "$work/podman.log" >&2; exit 1; }
 code="$(podman inspect --format '{{.State.ExitCode}}' "$ctr")"
 [[ "$code" == 0 ]] || { echo "container-image: the server exited with $code on SIGTERM" >&2; exit 1; }
 podman rm "$ctr" > /dev/null && ctr=""
