@@ -20,7 +20,8 @@
 # HEALTHCHECK, stops the container (exit code 0 expected) and removes the container, the
 # volume and the visage image it built (the base image stays cached); it also installs the
 # .deb into a fresh container of the base image and checks `visage --version`, the unit file,
-# the user and the state directory, and the unit's systemd exposure score.
+# the user and the state directory, and the unit's systemd exposure score; and validates
+# packaging/compose.yaml with docker-compose where it is installed.
 # Podman runs with a containers.conf of this script's own (CONTAINERS_CONF): the runc runtime,
 # cgroupfs without systemd, and ulimits within the current hard limits (no CAP_SYS_RESOURCE).
 set -euo pipefail
@@ -181,8 +182,15 @@ port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 ctr="visage-smoke-$$"
 vol="visage-smoke-$$"
 podman volume create "$vol" > /dev/null
+# The JWT secret from a file, as compose.yaml gives it (a secret mounted read-only): the
+# server and `visage token create` through `podman exec` must both read it (the image's
+# /usr/local/bin/visage wrapper), or the token is refused.
+head -c 48 /dev/urandom | base64 -w0 > "$work/jwt-secret"
+chmod 0644 "$work/jwt-secret"
 # No health-check timer (it needs systemd): the HEALTHCHECK is run once by hand below.
-podman run -d --name "$ctr" --health-interval disable --network slirp4netns -p "127.0.0.1:$port:8080" -v "$vol:/data" "$image" > /dev/null 2> "$work/podman.log" \
+podman run -d --name "$ctr" --health-interval disable --network slirp4netns \
+    -p "127.0.0.1:$port:8080" -v "$vol:/data" -v "$work/jwt-secret:/run/secrets/jwt-secret:ro" \
+    -e VISAGE_JWT_SECRET_FILE=/run/secrets/jwt-secret "$image" > /dev/null 2> "$work/podman.log" \
     || { cat "$work/podman.log" >&2; exit 1; }
 base="http://127.0.0.1:$port"
 step "container $ctr started; waiting for $base/readyz"
@@ -235,7 +243,7 @@ step "HEALTHCHECK healthy"
 podman stop -t 30 "$ctr" > /dev/null 2> "$work/podman.log" || { cat "$work/podman.log" >&2; exit 1; }
 code="$(podman inspect --format '{{.State.ExitCode}}' "$ctr")"
 [[ "$code" == 0 ]] || { echo "container-image: the server exited with $code on SIGTERM" >&2; exit 1; }
-podman rm "$ctr" > /dev/null && ctr=""
+podman rm "$ctr" > /dev/null 2> "$work/podman.log" && ctr=""
 podman volume rm "$vol" > /dev/null && vol=""
 step "container stopped (exit 0) and removed with its volume"
 
@@ -259,5 +267,9 @@ if command -v systemd-analyze >/dev/null; then
         "$work/debroot/lib/systemd/system/visage.service" 2>&1 | tail -n 1)" \
         || { echo "container-image: the unit's exposure is above 3: $exposure" >&2; exit 1; }
     step "unit: ${exposure#→ }"
+fi
+if command -v docker-compose >/dev/null; then
+    docker-compose -f packaging/compose.yaml --profile postgres config -q
+    step "packaging/compose.yaml is valid (docker-compose config; not run: its images come from a registry)"
 fi
 step "smoke test passed"
