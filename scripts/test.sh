@@ -52,3 +52,8 @@ ORT_DYLIB_PATH="$(scripts/onnxruntime.sh | tail -n 1)"
 export ORT_DYLIB_PATH
 cargo clippy --release --locked -p vision --all-targets --features ort -- -D warnings
 cargo nextest run --release --locked -p vision --features ort --no-fail-fast
+
+# The container image and the Debian package, built offline (no image registry) and
+# smoke-tested: enrol + search through a container, the .deb in a fresh base container
+# (scripts/container-image.sh; its bookworm base image stays cached in podman's storage).
+scripts/container-image.sh --smoke "${CARGO_TARGET_DIR:-target}/release/visage"
