@@ -134,9 +134,14 @@ if [[ "$have" != "$recipe" || "${VISAGE_REBUILD_BASE:-0}" == 1 ]]; then
         || { tail -n 30 "$work/mmdebstrap.log" >&2; exit 1; }
     step "root file system: $(du -h "$work/base/rootfs.tar" | cut -f1), sha256 $(sha "$work/base/rootfs.tar")"
     printf 'FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n' > "$work/base/Containerfile"
+    old_base="$(podman image inspect --format '{{.Id}}' "$base_image" 2>/dev/null || true)"
     podman build --quiet --network none --pull=never --timestamp "$SOURCE_DATE_EPOCH" \
         --label "org.visage.base.recipe=$recipe" -t "$base_image" "$work/base" > /dev/null
     rm -f "$work/base/rootfs.tar"
+    # The base it replaces, now untagged (kept if a container or image still uses it).
+    if [[ -n "$old_base" && "$old_base" != "$(podman image inspect --format '{{.Id}}' "$base_image")" ]]; then
+        podman rmi "$old_base" > /dev/null 2>&1 || true
+    fi
 else
     step "reusing the cached base image $base_image (VISAGE_REBUILD_BASE=1 makes it again)"
 fi
