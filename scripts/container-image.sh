@@ -21,7 +21,11 @@
 # volume and the visage image it built (the base image stays cached); it also installs the
 # .deb into a fresh container of the base image and checks `visage --version`, the unit file,
 # the user and the state directory, and the unit's systemd exposure score; and validates
-# packaging/compose.yaml with docker-compose where it is installed.
+# packaging/compose.yaml with docker-compose where it is installed. Unless
+# VISAGE_SMOKE_SYSTEMD=0, the package also runs under systemd in a container booting
+# /sbin/init (a second cached base image, localhost/visage-test-systemd:bookworm, with systemd
+# and curl): models installed as documented, the hardened unit serves an enrol + search, stops
+# with status 0, and `dpkg --purge` removes the user and /var/lib/visage.
 # Podman runs with a containers.conf of this script's own (CONTAINERS_CONF): the runc runtime,
 # cgroupfs without systemd, and ulimits within the current hard limits (no CAP_SYS_RESOURCE).
 set -euo pipefail
@@ -125,26 +129,33 @@ mmdebstrap_args=(--variant=minbase --mode=root --format=tar
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/doc/*'
     --dpkgopt='path-include=/usr/share/doc/*/copyright')
-recipe="$(printf '%s\n' "${mmdebstrap_args[@]}" bookworm | sha256sum | cut -c1-16)"
-have="$(podman image inspect --format '{{index .Labels "org.visage.base.recipe"}}' "$base_image" 2>/dev/null || true)"
-if [[ "$have" != "$recipe" || "${VISAGE_REBUILD_BASE:-0}" == 1 ]]; then
-    step "making the bookworm root file system with mmdebstrap (mirror: $mirror)"
-    mkdir -p "$work/base"
-    mmdebstrap "${mmdebstrap_args[@]}" bookworm "$work/base/rootfs.tar" "$mirror" 2> "$work/mmdebstrap.log" \
+# base_image NAME [MMDEBSTRAP_ARGS...]: makes the image NAME from a bookworm root file system,
+# unless one made by the same recipe is cached.
+base_image() {
+    local name="$1" recipe have old
+    shift
+    recipe="$(printf '%s\n' "${mmdebstrap_args[@]}" "$@" bookworm | sha256sum | cut -c1-16)"
+    have="$(podman image inspect --format '{{index .Labels "org.visage.base.recipe"}}' "$name" 2>/dev/null || true)"
+    if [[ "$have" == "$recipe" && "${VISAGE_REBUILD_BASE:-0}" != 1 ]]; then
+        step "reusing the cached base image $name (VISAGE_REBUILD_BASE=1 makes it again)"
+        return
+    fi
+    step "making the bookworm root file system of $name with mmdebstrap (mirror: $mirror)"
+    rm -rf "$work/base" && mkdir -p "$work/base"
+    mmdebstrap "${mmdebstrap_args[@]}" "$@" bookworm "$work/base/rootfs.tar" "$mirror" 2> "$work/mmdebstrap.log" \
         || { tail -n 30 "$work/mmdebstrap.log" >&2; exit 1; }
     step "root file system: $(du -h "$work/base/rootfs.tar" | cut -f1), sha256 $(sha "$work/base/rootfs.tar")"
     printf 'FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n' > "$work/base/Containerfile"
-    old_base="$(podman image inspect --format '{{.Id}}' "$base_image" 2>/dev/null || true)"
+    old="$(podman image inspect --format '{{.Id}}' "$name" 2>/dev/null || true)"
     podman build --quiet --network none --pull=never --timestamp "$SOURCE_DATE_EPOCH" \
-        --label "org.visage.base.recipe=$recipe" -t "$base_image" "$work/base" > /dev/null
-    rm -f "$work/base/rootfs.tar"
-    # The base it replaces, now untagged (kept if a container or image still uses it).
-    if [[ -n "$old_base" && "$old_base" != "$(podman image inspect --format '{{.Id}}' "$base_image")" ]]; then
-        podman rmi "$old_base" > /dev/null 2>&1 || true
+        --label "org.visage.base.recipe=$recipe" -t "$name" "$work/base" > /dev/null
+    rm -rf "$work/base"
+    # The image it replaces, now untagged (kept if a container or image still uses it).
+    if [[ -n "$old" && "$old" != "$(podman image inspect --format '{{.Id}}' "$name")" ]]; then
+        podman rmi "$old" > /dev/null 2>&1 || true
     fi
-else
-    step "reusing the cached base image $base_image (VISAGE_REBUILD_BASE=1 makes it again)"
-fi
+}
+base_image "$base_image"
 
 # 4. The image.
 if ((smoke)); then
@@ -272,6 +283,54 @@ if command -v systemd-analyze >/dev/null; then
         "$work/debroot/lib/systemd/system/visage.service" 2>&1 | tail -n 1)" \
         || { echo "container-image: the unit's exposure is above 3: $exposure" >&2; exit 1; }
     step "unit: ${exposure#→ }"
+fi
+# The package under a real systemd (a container booting /sbin/init): the documented steps,
+# the hardened unit serving an enrol + search, a clean stop, and a purge.
+# VISAGE_SMOKE_SYSTEMD=0 skips it.
+if [[ "${VISAGE_SMOKE_SYSTEMD:-1}" != 0 ]]; then
+    systemd_image=localhost/visage-test-systemd:bookworm
+    base_image "$systemd_image" --include=systemd,systemd-sysv,curl
+    cp fixtures/faces/obama.jpg fixtures/faces/obama2.jpg "$work/"
+    ctr="visage-systemd-$$"
+    podman run -d --name "$ctr" --systemd=always --network none -v "$deb:/tmp/visage.deb:ro" \
+        -v "$ctx/models:/tmp/models:ro" -v "$work/obama.jpg:/tmp/a.jpg:ro" \
+        -v "$work/obama2.jpg:/tmp/b.jpg:ro" "$systemd_image" /sbin/init > /dev/null 2> "$work/podman.log" \
+        || { cat "$work/podman.log" >&2; exit 1; }
+    podman exec "$ctr" bash -euo pipefail -c '
+        for _ in $(seq 1 60); do
+            state="$(systemctl is-system-running 2>/dev/null || true)"
+            [[ "$state" == running || "$state" == degraded ]] && break
+            sleep 0.5
+        done
+        dpkg -i /tmp/visage.deb > /tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; exit 1; }
+        runuser -u visage -- visage models fetch --models-dir /var/lib/visage/models --from /tmp/models > /dev/null
+        cp /tmp/models/*MiniFASNet*.onnx /var/lib/visage/models/ 2> /dev/null || true
+        systemctl enable --now visage 2> /dev/null
+        for _ in $(seq 1 120); do
+            curl -fsS -m 2 http://127.0.0.1:8080/readyz > /dev/null 2>&1 && break
+            systemctl is-failed --quiet visage && { journalctl -u visage --no-pager | tail -n 20; exit 1; }
+            sleep 0.5
+        done
+        token="$(runuser -u visage -- visage token create --data-dir /var/lib/visage/data --client smoke --ttl 1h)"
+        api=http://127.0.0.1:8080/v2/face-recognition
+        call() { curl -fsS -m 60 -X POST "$api$1" -H "Authorization: Bearer $token" -H "Content-Type: application/json" --data-binary "@$2"; }
+        echo "{\"name\": \"smoke\"}" > /tmp/c.json
+        collection="$(call /collections /tmp/c.json | grep -o "\"_id\":\"[0-9a-f]*\"" | head -n 1 | cut -d\" -f4)"
+        printf "{\"name\":\"Barack Obama\",\"collections\":[\"%s\"],\"images\":[\"%s\"]}" "$collection" "$(base64 -w0 /tmp/a.jpg)" > /tmp/p.json
+        call /persons /tmp/p.json > /dev/null
+        printf "{\"images\":[\"%s\"],\"min_score\":0.81,\"search_mode\":\"ACCURATE\"}" "$(base64 -w0 /tmp/b.jpg)" > /tmp/q.json
+        call /search /tmp/q.json > /tmp/found.json
+        grep -q "\"name\":\"Barack Obama\"" /tmp/found.json || { echo "search found: $(head -c 300 /tmp/found.json)"; exit 1; }
+        pid="$(systemctl show -p MainPID --value visage)"
+        echo "served by the unit as user $(stat -c %U "/proc/$pid"), $(grep -E "^(NoNewPrivs|Seccomp):" "/proc/$pid/status" | tr -s "\t\n" "  ")"
+        systemctl stop visage
+        [[ "$(systemctl show -p Result --value visage)" == success ]]
+        [[ "$(systemctl show -p ExecMainStatus --value visage)" == 0 ]]
+        dpkg --purge visage > /dev/null 2>&1
+        if getent passwd visage > /dev/null || [[ -e /var/lib/visage ]]; then echo "purge left the user or /var/lib/visage"; exit 1; fi
+        echo "enrol + search through the unit, stopped cleanly, purged"
+    ' | sed 's/^/container-image: (systemd) /' >&2
+    podman rm -f -t 0 "$ctr" > /dev/null 2>&1 && ctr=""
 fi
 if command -v docker-compose >/dev/null; then
     docker-compose -f packaging/compose.yaml --profile postgres config -q
