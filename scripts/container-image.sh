@@ -147,7 +147,7 @@ base_image() {
     step "root file system: $(du -h "$work/base/rootfs.tar" | cut -f1), sha256 $(sha "$work/base/rootfs.tar")"
     printf 'FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n' > "$work/base/Containerfile"
     old="$(podman image inspect --format '{{.Id}}' "$name" 2>/dev/null || true)"
-    podman build --quiet --network none --pull=never --timestamp "$SOURCE_DATE_EPOCH" \
+    podman build --quiet --network none --pull=never --layers=false --timestamp "$SOURCE_DATE_EPOCH" \
         --label "org.visage.base.recipe=$recipe" -t "$name" "$work/base" > /dev/null
     rm -rf "$work/base"
     # The image it replaces, now untagged (kept if a container or image still uses it).
