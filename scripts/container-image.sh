@@ -186,7 +186,7 @@ echo "image digest: $digest"
 echo "image layers: $(podman image inspect --format '{{range .RootFS.Layers}}{{.}} {{end}}' "$image")"
 echo "image size: $(mb "$size") unpacked, $(mb "$compressed") compressed (gzip layers); base $(mb "$base_size")"
 echo "liveness models in the image: $([[ $liveness == 1 ]] && echo yes || echo no)"
-echo "deb: $(basename "$deb") $(mb "$(stat -c %s "$deb")")"
+echo "deb: $(basename "$deb") $(mb "$(stat -c %s "$deb")"), sha256 $(sha "$deb")"
 step "built"
 
 if ((smoke == 0)); then
