@@ -8,9 +8,13 @@
 # (packaging/deb/). Timestamps come from SOURCE_DATE_EPOCH (default: the last commit), so
 # the same binary gives the same .deb. Prints the path of the .deb on its last line.
 set -euo pipefail
+caller="$PWD"
 cd "$(dirname "$0")/.."
-bin="${1:-${CARGO_TARGET_DIR:-target}/release/visage}"
-out="${2:-${CARGO_TARGET_DIR:-target}/deb}"
+from_caller() { if [[ "$1" == /* ]]; then echo "$1"; else echo "$caller/$1"; fi; }
+bin="${CARGO_TARGET_DIR:-target}/release/visage"
+out="${CARGO_TARGET_DIR:-target}/deb"
+if (($# >= 1)); then bin="$(from_caller "$1")"; fi
+if (($# >= 2)); then out="$(from_caller "$2")"; fi
 [[ -x "$bin" ]] || { echo "build-deb: no executable at $bin (cargo build --release -p visage)" >&2; exit 1; }
 for tool in dpkg-deb dpkg-shlibdeps objcopy; do
     command -v "$tool" >/dev/null || { echo "build-deb: $tool is missing (scripts/install-deps.sh --packaging)" >&2; exit 1; }

@@ -29,7 +29,10 @@
 # Podman runs with a containers.conf of this script's own (CONTAINERS_CONF): the runc runtime,
 # cgroupfs without systemd, and ulimits within the current hard limits (no CAP_SYS_RESOURCE).
 set -euo pipefail
+caller="$PWD"
 cd "$(dirname "$0")/.."
+# A path given relative to the caller's directory, made absolute.
+from_caller() { if [[ "$1" == /* ]]; then echo "$1"; else echo "$caller/$1"; fi; }
 
 smoke=0
 bin=""
@@ -38,11 +41,12 @@ for arg in "$@"; do
     --smoke) smoke=1 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "container-image: unknown option $arg" >&2; exit 2 ;;
-    *) bin="$arg" ;;
+    *) bin="$(from_caller "$arg")" ;;
     esac
 done
 bin="${bin:-${CARGO_TARGET_DIR:-target}/release/visage}"
-models="${VISAGE_MODELS_DIR:-models}"
+models="models"
+if [[ -n "${VISAGE_MODELS_DIR:-}" ]]; then models="$(from_caller "$VISAGE_MODELS_DIR")"; fi
 base_image=localhost/debian:bookworm-slim
 for tool in podman mmdebstrap dpkg-deb dpkg-shlibdeps objcopy curl python3; do
     command -v "$tool" >/dev/null || {
