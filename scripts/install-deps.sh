@@ -17,6 +17,25 @@ if ((${#need[@]})); then
     fi
     apt-get update -qq && apt-get install -y -qq "${need[@]}"
 fi
+# The container image and the Debian package (scripts/container-image.sh, build-deb.sh):
+# podman with the runc runtime and slirp4netns, mmdebstrap for the base file system,
+# dpkg-shlibdeps and objcopy, docker-compose (v1) to validate packaging/compose.yaml.
+# Without recommends: docker-compose would bring a Docker engine.
+pack=()
+command -v podman >/dev/null || pack+=(podman)
+command -v runc >/dev/null || pack+=(runc)
+command -v slirp4netns >/dev/null || pack+=(slirp4netns)
+command -v mmdebstrap >/dev/null || pack+=(mmdebstrap)
+command -v dpkg-shlibdeps >/dev/null || pack+=(dpkg-dev)
+command -v objcopy >/dev/null || pack+=(binutils)
+command -v docker-compose >/dev/null || pack+=(docker-compose)
+if ((${#pack[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "install-deps: please install: ${pack[*]}" >&2
+        exit 1
+    fi
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${pack[@]}"
+fi
 if ! command -v cargo >/dev/null; then
     echo "install-deps: a Rust toolchain (cargo) is required: https://rustup.rs" >&2
     exit 1

@@ -56,3 +56,8 @@ VISAGE_TEST_BACKEND=postgres cargo nextest run --release --locked -p visage --no
 # Everything above ran the models on ONNX Runtime (`auto`, with the library `visage models
 # fetch` installed); the vision suite again on tract, the built-in fallback.
 VISAGE_ENGINE=tract cargo nextest run --release --locked --workspace -E "package(vision)" --no-fail-fast
+
+# The container image and the Debian package, built offline (no image registry) and
+# smoke-tested: enrol + search through a container, the .deb in a fresh base container
+# (scripts/container-image.sh; its bookworm base image stays cached in podman's storage).
+scripts/container-image.sh --smoke "${CARGO_TARGET_DIR:-target}/release/visage"

@@ -180,13 +180,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.addr))?;
     let local = listener.local_addr()?;
-    let scheme = match &tls {
-        Some(tls) => {
-            tls.reload_on_sighup();
-            "https"
-        }
-        None => "http",
-    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tls::reload_on_sighup(tls.clone());
     tracing::info!("visage listening on {scheme}://{local}");
     let app = router(state, config.body_limit);
     listener::serve(listener, app, config.connections, tls, shutdown_signal()).await;

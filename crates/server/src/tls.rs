@@ -60,20 +60,25 @@ impl Tls {
         }
     }
 
-    /// Reloads on every SIGHUP, for as long as the process runs.
-    pub fn reload_on_sighup(&self) {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP: TLS reload needs a restart");
-            return;
-        };
-        let tls = self.clone();
-        tokio::spawn(async move {
-            while hangups.recv().await.is_some() {
-                tls.reload();
+}
+
+/// Handles SIGHUP for as long as the process runs: reloads the certificate when HTTPS is on,
+/// and otherwise only says so. Either way SIGHUP never ends the server (its default action
+/// would), so `systemctl reload` and `kill -HUP` are always safe.
+pub fn reload_on_sighup(tls: Option<Tls>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: a TLS reload needs a restart");
+        return;
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match &tls {
+                Some(tls) => tls.reload(),
+                None => tracing::info!("SIGHUP: nothing to reload (HTTPS is off)"),
             }
-        });
-    }
+        }
+    });
 }
 
 fn acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {

@@ -468,3 +468,21 @@ fn a_certificate_that_does_not_match_its_key_stops_the_start() {
     ]);
     assert!(err.contains("does not match its key"), "{err}");
 }
+
+/// SIGHUP never ends a server (its default action would): without HTTPS it is logged and
+/// the server goes on answering, so `systemctl reload` is always safe.
+#[test]
+fn sighup_without_tls_is_logged_and_the_server_keeps_answering() {
+    let s = TestServer::start();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &s.pid().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !s.log_lines().iter().any(|l| l.contains("nothing to reload")) {
+        assert!(std::time::Instant::now() < deadline, "SIGHUP not logged");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(s.call("GET", "/livez", None, None).0, 200);
+}
