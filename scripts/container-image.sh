@@ -233,6 +233,13 @@ for _ in $(seq 1 120); do
 done
 curl -fsS -m 2 "$base/readyz" > /dev/null || { echo "container-image: /readyz never answered 200" >&2; exit 1; }
 step "ready"
+# The engine the server chose: ONNX Runtime when its library went into the image.
+engine="$(podman logs "$ctr" 2>&1 | sed -n 's/.*inference engine: \(.*\)/\1/p' | head -n 1)"
+step "engine: ${engine:-not logged}"
+if [[ -f "$ctx/models/$ort_file" && "$engine" != *"ONNX Runtime from"* ]]; then
+    echo "container-image: ONNX Runtime is in the image but the server did not run it" >&2
+    exit 1
+fi
 
 token="$(podman exec "$ctr" visage token create --client smoke --ttl 1h)"
 api="$base/v2/face-recognition"
