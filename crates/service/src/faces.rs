@@ -196,7 +196,7 @@ impl Faces {
                     .enumerate()
                     .map(|(i, d)| {
                         let embedding = if i < embedded {
-                            Some(p.embed_aligned(&p.align(img, &p.refine(img, &d)?)?)?)
+                            Some(p.embed_aligned(&p.align(img, &d)?)?)
                         } else {
                             None
                         };

@@ -186,10 +186,6 @@ pub struct PipelineArgs {
     /// Images whose longest side is below this are enlarged to it for detection.
     #[arg(long, default_value_t = vision::DetectorConfig::default().min_input_side)]
     pub detect_min_side: u32,
-    /// A face the detector saw narrower than half this is detected again on a crop this
-    /// wide around it, for sharper landmarks (0: never).
-    #[arg(long, default_value_t = vision::DetectorConfig::default().refine_side)]
-    pub refine_side: u32,
 }
 
 impl PipelineArgs {
@@ -201,7 +197,6 @@ impl PipelineArgs {
         };
         config.detector.max_input_side = self.detect_side;
         config.detector.min_input_side = self.detect_min_side;
-        config.detector.refine_side = self.refine_side;
         let pipeline =
             Pipeline::load(&self.models.models_dir, config).context("loading the face models")?;
         let engine = pipeline.engine();

@@ -79,10 +79,6 @@ pub struct DetectorConfig {
     /// Smaller images are enlarged so that their longer side is this: landmarks come out
     /// more precise on faces YuNet sees larger.
     pub min_input_side: u32,
-    /// A face to embed that the detector saw smaller than half this is detected again on a
-    /// square crop around it, this many pixels wide, where it spans half the crop: the
-    /// landmarks of an enlarged face, for the price of one small crop. 0: never.
-    pub refine_side: u32,
 }
 
 impl Default for DetectorConfig {
@@ -92,16 +88,11 @@ impl Default for DetectorConfig {
             nms_iou: 0.3,
             max_input_side: 640,
             min_input_side: 500,
-            refine_side: 0,
         }
     }
 }
 
 const STRIDES: [usize; 3] = [8, 16, 32];
-/// The refinement crop is this many times the face's longer side.
-const REFINE_CONTEXT: f32 = 2.0;
-/// A refined detection must overlap the face it refines at least this much.
-const REFINE_MIN_IOU: f32 = 0.4;
 /// Input sides are rounded up to this, which bounds how many shape-specialised plans exist.
 const SIDE_QUANTUM: u32 = 32;
 
@@ -219,58 +210,6 @@ impl Detector {
             .into_iter()
             .map(|d| d.scaled(back, shift, shift))
             .collect())
-    }
-
-    /// `face` with the box and landmarks of a second detection on a crop where it appears
-    /// `refine_side / 2` px wide, when that is larger than the detector saw it (see
-    /// [`DetectorConfig::refine_side`]); else, or when the crop finds no matching face,
-    /// `face` as it is.
-    pub fn refine(&self, img: &RgbImage, face: &Detection) -> Result<Detection> {
-        let side = self.config.refine_side;
-        let face_side = face.bbox.width.max(face.bbox.height);
-        let (w, h) = img.dimensions();
-        let (iw, ih) = input_size(w, h, &self.config);
-        let seen = face_side * iw.max(ih) as f32 / w.max(h) as f32;
-        let wanted = side as f32 / REFINE_CONTEXT;
-        if side == 0 || !face_side.is_finite() || face_side < 1.0 || seen * 1.25 >= wanted {
-            return Ok(face.clone());
-        }
-        let span = face_side * REFINE_CONTEXT;
-        let scale = side as f32 / span;
-        let x0 = face.bbox.x + face.bbox.width / 2.0 - span / 2.0;
-        let y0 = face.bbox.y + face.bbox.height / 2.0 - span / 2.0;
-        // The part of the crop inside the image, in source pixels.
-        let sx = x0.max(0.0).floor() as u32;
-        let sy = y0.max(0.0).floor() as u32;
-        let ex = ((x0 + span).ceil().max(0.0) as u32).min(w);
-        let ey = ((y0 + span).ceil().max(0.0) as u32).min(h);
-        if ex <= sx || ey <= sy {
-            return Ok(face.clone());
-        }
-        let part = imageops::crop_imm(img, sx, sy, ex - sx, ey - sy).to_image();
-        let rw = (((ex - sx) as f32 * scale).round() as u32).clamp(1, side);
-        let rh = (((ey - sy) as f32 * scale).round() as u32).clamp(1, side);
-        let part = imageops::resize(&part, rw, rh, FilterType::Triangle);
-        let mut canvas = RgbImage::new(side, side);
-        let ox = ((sx as f32 - x0) * scale).round() as i64;
-        let oy = ((sy as f32 - y0) * scale).round() as i64;
-        imageops::replace(&mut canvas, &part, ox, oy);
-        // Back to source pixels: x / scale + (sx - ox / scale).
-        let (dx, dy) = (ox as f32 / scale - sx as f32, oy as f32 / scale - sy as f32);
-        let refined = self
-            .infer(&canvas)?
-            .into_iter()
-            .map(|d| d.scaled(1.0 / scale, dx, dy))
-            .map(|d| (d.bbox.iou(&face.bbox), d))
-            .filter(|(iou, _)| *iou >= REFINE_MIN_IOU)
-            .max_by(|a, b| a.0.total_cmp(&b.0));
-        Ok(match refined {
-            Some((_, d)) => Detection {
-                score: face.score,
-                ..d
-            },
-            None => face.clone(),
-        })
     }
 
     /// YuNet on an image already at its input scale; boxes in that image's pixels.

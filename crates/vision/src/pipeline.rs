@@ -159,18 +159,11 @@ impl Pipeline {
         self.embed_aligned(&resized)
     }
 
-    /// The detection with sharper landmarks where the detector saw the face small
-    /// ([`DetectorConfig::refine_side`]).
-    pub fn refine(&self, img: &RgbImage, face: &Detection) -> Result<Detection> {
-        stage::timed(stage::DETECT, || self.detector.refine(img, face))
-    }
-
-    /// Refines, aligns, embeds and thumbnails one detected face.
+    /// Aligns, embeds and thumbnails one detected face.
     pub fn face(&self, img: &RgbImage, detection: &Detection) -> Result<Face> {
-        let detection = self.refine(img, detection)?;
-        let aligned = self.align(img, &detection)?;
+        let aligned = self.align(img, detection)?;
         Ok(Face {
-            detection,
+            detection: detection.clone(),
             embedding: self.embed_aligned(&aligned)?,
             thumbnail_jpeg: self.thumbnail(&aligned)?,
         })
@@ -193,14 +186,12 @@ impl Pipeline {
         times.decode = t.elapsed();
         let t = Instant::now();
         let faces = self.detect(&img)?;
+        times.detect = t.elapsed();
         let Some(face) = largest(&faces) else {
-            times.detect = t.elapsed();
             return Ok((None, times));
         };
-        let face = self.refine(&img, face)?;
-        times.detect = t.elapsed();
         let t = Instant::now();
-        let aligned = self.align(&img, &face)?;
+        let aligned = self.align(&img, face)?;
         times.align = t.elapsed();
         let t = Instant::now();
         let embedding = self.embed_aligned(&aligned)?;
