@@ -59,7 +59,6 @@ impl Tls {
             }
         }
     }
-
 }
 
 /// Handles SIGHUP for as long as the process runs: reloads the certificate when HTTPS is on,

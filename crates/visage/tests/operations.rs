@@ -480,7 +480,11 @@ fn sighup_without_tls_is_logged_and_the_server_keeps_answering() {
         .expect("kill -HUP");
     assert!(status.success());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !s.log_lines().iter().any(|l| l.contains("nothing to reload")) {
+    while !s
+        .log_lines()
+        .iter()
+        .any(|l| l.contains("nothing to reload"))
+    {
         assert!(std::time::Instant::now() < deadline, "SIGHUP not logged");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
