@@ -4,27 +4,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
-use common::{fixture_b64, person_body, TestServer, BASE};
+use common::{files_containing, fixture_b64, person_body, TestServer, BASE};
 use serde_json::{json, Value};
-
-fn files_contain(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut hits = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read dir") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            hits.extend(files_contain(&path, needle));
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            if bytes.windows(needle.len()).any(|w| w == needle) {
-                hits.push(path.display().to_string());
-            }
-        }
-    }
-    hits
-}
 
 /// The embedding the server stores for `image`, computed by the same pipeline, as bytes.
 fn embedding_bytes(image: &str) -> Vec<u8> {
@@ -81,7 +65,7 @@ fn deleting_a_person_erases_its_bytes_from_every_file() {
         .filter(|c| c.len() == 48)
         .collect();
     assert!(
-        !files_contain(&s.data_dir, &embedding).is_empty(),
+        !files_containing(&s.data_dir, &embedding).is_empty(),
         "the embedding is stored before the delete (else this test proves nothing)"
     );
     // A window may straddle two database pages (and so not be contiguous on disk); most
@@ -89,7 +73,7 @@ fn deleting_a_person_erases_its_bytes_from_every_file() {
     let stored: Vec<&[u8]> = windows
         .iter()
         .copied()
-        .filter(|w| !files_contain(&s.data_dir, w).is_empty())
+        .filter(|w| !files_containing(&s.data_dir, w).is_empty())
         .collect();
     assert!(
         stored.len() * 2 > windows.len(),
@@ -102,7 +86,7 @@ fn deleting_a_person_erases_its_bytes_from_every_file() {
     let (status, _) = s.delete(&format!("{BASE}/persons/{pid}"), &t);
     assert_eq!(status, 200);
     for needle in needles {
-        let hits = files_contain(&s.data_dir, needle);
+        let hits = files_containing(&s.data_dir, needle);
         assert!(hits.is_empty(), "erased bytes still in {hits:?}");
     }
     assert_eq!(s.get(&format!("{BASE}/persons/{pid}"), &t).0, 404);

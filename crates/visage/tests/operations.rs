@@ -425,11 +425,7 @@ fn tls_serves_https_with_the_given_certificate() {
         trusting_renewed.get(&livez).send().is_err(),
         "the old certificate is still served"
     );
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &s.pid().to_string()])
-        .status()
-        .expect("kill -HUP");
-    assert!(status.success());
+    common::send_signal(s.pid() as i32, "HUP");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         match trusting_renewed.get(&livez).send() {
@@ -474,11 +470,7 @@ fn a_certificate_that_does_not_match_its_key_stops_the_start() {
 #[test]
 fn sighup_without_tls_is_logged_and_the_server_keeps_answering() {
     let s = TestServer::start();
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &s.pid().to_string()])
-        .status()
-        .expect("kill -HUP");
-    assert!(status.success());
+    common::send_signal(s.pid() as i32, "HUP");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !s
         .log_lines()

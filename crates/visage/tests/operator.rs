@@ -5,15 +5,14 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use base64::Engine;
 use common::{
-    collection, create_person, fixture_b64, id, person_body, person_total, repo_path, visage,
-    visage_fails, TestServer, BASE,
+    collection, create_person, files_containing, fixture_b64, id, mode, person_body,
+    person_total, repo_path, visage, visage_fails, TestServer, BASE,
 };
 use serde_json::{json, Value};
 
@@ -40,14 +39,6 @@ fn jti(token: &str) -> String {
     )
     .expect("json");
     claims["jti"].as_str().expect("jti").to_owned()
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .expect("metadata")
-        .permissions()
-        .mode()
-        & 0o777
 }
 
 #[test]
@@ -136,22 +127,6 @@ fn token_list_and_audit_read_a_running_servers_store() {
         let e = visage_fails(&["token", "list", "--data-dir", "/nonexistent/visage"]);
         assert!(e.contains("no visage store"), "{e}");
     }
-}
-
-/// Files under `dir` holding `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut hits = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read dir") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            hits.extend(files_containing(&path, needle));
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            if bytes.windows(needle.len()).any(|w| w == needle) {
-                hits.push(path.display().to_string());
-            }
-        }
-    }
-    hits
 }
 
 /// 48-byte windows of a thumbnail's entropy-coded data (its JPEG tables are shared by every

@@ -8,15 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{create_person, models_dir, person_body, visage, visage_fails, TestServer};
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .expect("metadata")
-        .permissions()
-        .mode()
-        & 0o777
-}
+use common::{create_person, mode, models_dir, person_body, visage, visage_fails, TestServer};
 
 /// Every file under `dir` whose mode is not 0600, and every directory not 0700.
 fn not_private(dir: &Path) -> Vec<(PathBuf, u32)> {

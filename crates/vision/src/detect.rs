@@ -95,6 +95,10 @@ impl Default for DetectorConfig {
 const STRIDES: [usize; 3] = [8, 16, 32];
 /// Input sides are rounded up to this, which bounds how many shape-specialised plans exist.
 const SIDE_QUANTUM: u32 = 32;
+/// Plans kept at once, the least recently used dropped first: each holds its engine's
+/// buffers for its shape (ONNX Runtime keeps an arena per session), and photos of many
+/// shapes would otherwise keep one per quantised shape for good.
+const MAX_PLANS: usize = 12;
 
 /// The smallest face YuNet finds, in pixels of its input: OpenCV Zoo's model card says it
 /// detects faces "between around 10x10 to 300x300" pixels, from its training scheme.
@@ -148,8 +152,48 @@ fn retry_geometry(iw: u32, ih: u32) -> Option<Retry> {
 
 pub struct Detector {
     graph: OnnxGraph,
-    plans: Mutex<HashMap<(u32, u32), Plan>>,
+    plans: Mutex<PlanCache<Plan>>,
     config: DetectorConfig,
+}
+
+/// Shape-specialised plans by input size, at most [`MAX_PLANS`], with the tick each was
+/// last used at.
+struct PlanCache<T> {
+    plans: HashMap<(u32, u32), (T, u64)>,
+    tick: u64,
+}
+
+impl<T: Clone> PlanCache<T> {
+    fn new() -> Self {
+        PlanCache {
+            plans: HashMap::new(),
+            tick: 0,
+        }
+    }
+
+    /// The plan for `shape`, made by `make` when absent (dropping the least recently used
+    /// one when full).
+    fn get_or_make(&mut self, shape: (u32, u32), make: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some((plan, used)) = self.plans.get_mut(&shape) {
+            *used = tick;
+            return Ok(plan.clone());
+        }
+        let plan = make()?;
+        if self.plans.len() >= MAX_PLANS {
+            let oldest = self
+                .plans
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(shape, _)| *shape);
+            if let Some(oldest) = oldest {
+                self.plans.remove(&oldest);
+            }
+        }
+        self.plans.insert(shape, (plan.clone(), tick));
+        Ok(plan)
+    }
 }
 
 impl Detector {
@@ -161,7 +205,7 @@ impl Detector {
     ) -> Result<Self> {
         Ok(Detector {
             graph: OnnxGraph::parse(engine, path, bytes)?,
-            plans: Mutex::new(HashMap::new()),
+            plans: Mutex::new(PlanCache::new()),
             config,
         })
     }
@@ -175,17 +219,17 @@ impl Detector {
         let (w, h) = img.dimensions();
         let longest = w.max(h);
         let (iw, ih) = input_size(w, h, &self.config);
-        let resized;
-        let input = if iw.max(ih) != longest {
-            resized = imageops::resize(img, iw, ih, FilterType::Triangle);
-            &resized
-        } else {
-            img
-        };
         // Input pixels to source pixels; one factor for both axes, as the resize kept the
         // aspect ratio (to rounding).
         let back = longest as f32 / iw.max(ih) as f32;
-        let faces = self.infer(input)?;
+        let faces = if iw.max(ih) > longest {
+            // Enlarged straight into the detector's planes: no enlarged image is held.
+            self.infer_planes(iw, ih, |pw, ph| enlarged_bgr_planes(img, iw, ih, pw, ph))?
+        } else if iw.max(ih) < longest {
+            self.infer(&imageops::resize(img, iw, ih, FilterType::Triangle))?
+        } else {
+            self.infer(img)?
+        };
         if !faces.is_empty() {
             return Ok(faces
                 .into_iter()
@@ -195,7 +239,7 @@ impl Detector {
         let Some(retry) = retry_geometry(iw, ih) else {
             return Ok(faces);
         };
-        let small = imageops::resize(input, retry.width, retry.height, FilterType::Triangle);
+        let small = imageops::resize(img, retry.width, retry.height, FilterType::Triangle);
         let mut canvas = RgbImage::new(retry.width + 2 * retry.pad, retry.height + 2 * retry.pad);
         imageops::replace(
             &mut canvas,
@@ -215,12 +259,20 @@ impl Detector {
     /// YuNet on an image already at its input scale; boxes in that image's pixels.
     fn infer(&self, input: &RgbImage) -> Result<Vec<Detection>> {
         let (iw, ih) = input.dimensions();
+        self.infer_planes(iw, ih, |pw, ph| bgr_planes(input, pw, ph))
+    }
+
+    /// YuNet on an `iw` x `ih` input that `planes` writes into its padded `pw` x `ph` planes.
+    fn infer_planes(
+        &self,
+        iw: u32,
+        ih: u32,
+        planes: impl FnOnce(u32, u32) -> Vec<f32>,
+    ) -> Result<Vec<Detection>> {
         let pw = iw.div_ceil(SIDE_QUANTUM) * SIDE_QUANTUM;
         let ph = ih.div_ceil(SIDE_QUANTUM) * SIDE_QUANTUM;
         let shape = [1, 3, ph as usize, pw as usize];
-        let outputs = self
-            .plan_for(pw, ph)?
-            .run(shape, bgr_planes(input, pw, ph))?;
+        let outputs = self.plan_for(pw, ph)?.run(shape, planes(pw, ph))?;
         let faces = self.decode(&outputs, pw as usize, ph as usize)?;
         Ok(nms(faces, self.config.nms_iou))
     }
@@ -228,13 +280,10 @@ impl Detector {
     fn plan_for(&self, w: u32, h: u32) -> Result<Plan> {
         // A poisoned lock only means another thread panicked while inserting; the map is
         // still a valid cache.
-        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(plan) = plans.get(&(w, h)) {
-            return Ok(plan.clone());
-        }
-        let plan = self.graph.plan([1, 3, h as usize, w as usize])?;
-        plans.insert((w, h), plan.clone());
-        Ok(plan)
+        self.plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_make((w, h), || self.graph.plan([1, 3, h as usize, w as usize]))
     }
 
     /// Turns YuNet's twelve outputs (cls, obj, bbox, kps for strides 8, 16, 32) into faces.
@@ -309,6 +358,49 @@ fn bgr_planes(img: &RgbImage, pw: u32, ph: u32) -> Vec<f32> {
     data
 }
 
+/// `img` enlarged to `iw` x `ih` by bilinear interpolation (what a triangle filter is when
+/// enlarging), written straight into [`bgr_planes`]' layout.
+fn enlarged_bgr_planes(img: &RgbImage, iw: u32, ih: u32, pw: u32, ph: u32) -> Vec<f32> {
+    let (w, h) = img.dimensions();
+    let plane = (pw * ph) as usize;
+    let mut data = vec![0.0f32; 3 * plane];
+    if w == 0 || h == 0 {
+        return data;
+    }
+    // For each output column (row): the two source columns (rows) and the second's weight,
+    // pixel centres aligned.
+    let taps = |out: u32, src: u32| -> Vec<(usize, usize, f32)> {
+        let ratio = src as f32 / out as f32;
+        let last = src as usize - 1;
+        (0..out)
+            .map(|o| {
+                let x = ((o as f32 + 0.5) * ratio - 0.5).max(0.0);
+                let x0 = (x.floor() as usize).min(last);
+                (x0, (x0 + 1).min(last), x - x0 as f32)
+            })
+            .collect()
+    };
+    let (columns, rows) = (taps(iw, w), taps(ih, h));
+    let src = img.as_raw();
+    let stride = w as usize * 3;
+    for (oy, &(y0, y1, fy)) in rows.iter().enumerate() {
+        let (top, bottom) = (&src[y0 * stride..][..stride], &src[y1 * stride..][..stride]);
+        let off = oy * pw as usize;
+        for (ox, &(x0, x1, fx)) in columns.iter().enumerate() {
+            for c in 0..3 {
+                let lerp = |row: &[u8]| {
+                    let a = f32::from(row[x0 * 3 + c]);
+                    a + (f32::from(row[x1 * 3 + c]) - a) * fx
+                };
+                let (t, b) = (lerp(top), lerp(bottom));
+                // RGB in, BGR planes out.
+                data[(2 - c) * plane + off + ox] = t + (b - t) * fy;
+            }
+        }
+    }
+    data
+}
+
 fn nms(mut faces: Vec<Detection>, iou: f32) -> Vec<Detection> {
     faces.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut kept: Vec<Detection> = Vec::new();
@@ -335,6 +427,30 @@ mod tests {
             landmarks: [[0.0; 2]; 5],
             score,
         }
+    }
+
+    #[test]
+    fn the_plan_cache_keeps_the_most_recently_used_shapes() {
+        let mut cache = PlanCache::new();
+        let mut made = 0;
+        let mut get = |cache: &mut PlanCache<u32>, side: u32| {
+            cache
+                .get_or_make((side, side), || {
+                    made += 1;
+                    Ok(side)
+                })
+                .expect("made")
+        };
+        for side in 0..MAX_PLANS as u32 {
+            assert_eq!(get(&mut cache, side), side);
+        }
+        // Shape 0 used again, then one shape too many: 1, the least recently used, goes.
+        get(&mut cache, 0);
+        get(&mut cache, 100);
+        assert_eq!(cache.plans.len(), MAX_PLANS);
+        assert!(cache.plans.contains_key(&(0, 0)) && !cache.plans.contains_key(&(1, 1)));
+        get(&mut cache, 1);
+        assert_eq!(made, MAX_PLANS + 2, "only the new and the dropped shapes were made");
     }
 
     #[test]
@@ -393,6 +509,28 @@ mod tests {
         assert_eq!((iw, ih), (1, 640));
         assert_eq!(retry_geometry(iw, ih), None);
         assert_eq!(retry_geometry(0, 0), None);
+    }
+
+    #[test]
+    fn enlarging_into_the_planes_matches_a_triangle_resize() {
+        // A smooth gradient with a bright square: the enlarged planes must match the image
+        // crate's triangle-filter resize of the same image (which rounds to whole values).
+        let img = RgbImage::from_fn(50, 40, |x, y| {
+            let spot = if (20..30).contains(&x) && (10..20).contains(&y) { 120 } else { 0 };
+            image::Rgb([(x * 2 + spot) as u8, (y * 3) as u8, (x + y + spot) as u8])
+        });
+        let (iw, ih) = (125, 100);
+        let ours = enlarged_bgr_planes(&img, iw, ih, 128, 128);
+        let reference = bgr_planes(&imageops::resize(&img, iw, ih, FilterType::Triangle), 128, 128);
+        let worst = ours
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst <= 1.0, "differs by {worst}");
+        // The padding stays zero.
+        assert_eq!(ours[127], 0.0);
+        assert_eq!(ours[128 * 127], 0.0);
     }
 
     #[test]

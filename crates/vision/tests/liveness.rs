@@ -1,35 +1,16 @@
 //! Passive liveness on the upstream sample images through the real models.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::OnceLock;
 
-use vision::{largest, EngineChoice, Pipeline, PipelineConfig};
-
-fn repo_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
-
-/// The engine under test: `VISAGE_ENGINE` (tract, ort or auto; `.ci/run` runs this suite on
-/// each engine), auto when unset.
-fn config() -> PipelineConfig {
-    let engine = std::env::var("VISAGE_ENGINE").map_or(EngineChoice::Auto, |e| {
-        e.parse().unwrap_or_else(|e| panic!("VISAGE_ENGINE: {e}"))
-    });
-    PipelineConfig {
-        engine,
-        ..PipelineConfig::default()
-    }
-}
+use common::{config, models_dir, repo_path};
+use vision::{largest, Pipeline};
 
 fn pipeline() -> &'static Pipeline {
     static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
     PIPELINE.get_or_init(|| {
-        let dir = std::env::var_os("VISAGE_MODELS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_path("models"));
-        Pipeline::load(&dir, config())
+        Pipeline::load(&models_dir(), config())
             .unwrap_or_else(|e| panic!("models must be fetched before the tests: {e}"))
     })
 }

@@ -1,33 +1,11 @@
 //! The face pipeline on real fixture images through the real models.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::OnceLock;
 
+use common::{config, models_dir, repo_path};
 use vision::{DecodeError, Embedding, Engine, EngineChoice, Error, Pipeline, PipelineConfig};
-
-fn repo_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("VISAGE_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_path("models"))
-}
-
-/// The engine under test: `VISAGE_ENGINE` (tract, ort or auto; `.ci/run` runs this suite on
-/// each engine), auto when unset.
-fn config() -> PipelineConfig {
-    let engine = std::env::var("VISAGE_ENGINE").map_or(EngineChoice::Auto, |e| {
-        e.parse().unwrap_or_else(|e| panic!("VISAGE_ENGINE: {e}"))
-    });
-    PipelineConfig {
-        engine,
-        ..PipelineConfig::default()
-    }
-}
 
 fn pipeline() -> &'static Pipeline {
     static PIPELINE: OnceLock<Pipeline> = OnceLock::new();

@@ -122,18 +122,20 @@ impl OnnxGraph {
         Ok(Plan(Arc::new(pool)))
     }
 
-    /// The model's bytes with its (first non-initializer) input declared as `shape`, and
-    /// without value_info or output shapes that would contradict it.
+    /// The model's bytes with its input declared as `shape`, without initializers posing as
+    /// inputs, and without value_info or output shapes that would contradict the shape.
     fn specialised(&self, shape: [usize; 4]) -> Result<Vec<u8>, String> {
         let mut model = self.model.clone();
         let graph = model.graph.as_mut().ok_or("the model has no graph")?;
-        let initializers: std::collections::HashSet<&str> =
-            graph.initializer.iter().map(|t| t.name.as_str()).collect();
-        let input = graph
-            .input
-            .iter()
-            .position(|i| !initializers.contains(i.name.as_str()))
-            .ok_or("the model has no input")?;
+        // Initializers listed among the graph's inputs (SFace's file lists every weight)
+        // could be overridden at run time, so ONNX Runtime would not fold them (no
+        // BatchNorm folded into its convolution): keep only the real inputs.
+        let initializers: std::collections::HashSet<String> =
+            graph.initializer.iter().map(|t| t.name.clone()).collect();
+        graph.input.retain(|i| !initializers.contains(&i.name));
+        if graph.input.len() != 1 {
+            return Err(format!("the model has {} inputs, expected 1", graph.input.len()));
+        }
         let dim = |d: usize| -> Result<Dimension, String> {
             Ok(Dimension {
                 denotation: String::new(),
@@ -146,7 +148,7 @@ impl OnnxGraph {
             .iter()
             .map(|&d| dim(d))
             .collect::<Result<Vec<_>, _>>()?;
-        let tensor = match graph.input[input]
+        let tensor = match graph.input[0]
             .r#type
             .as_mut()
             .and_then(|t| t.value.as_mut())
