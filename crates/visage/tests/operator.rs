@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use base64::Engine;
 use common::{
-    collection, create_person, files_containing, fixture_b64, id, mode, person_body,
-    person_total, repo_path, visage, visage_fails, TestServer, BASE,
+    collection, create_person, files_containing, fixture_b64, id, mode, person_body, person_total,
+    repo_path, visage, visage_fails, TestServer, BASE,
 };
 use serde_json::{json, Value};
 

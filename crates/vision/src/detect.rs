@@ -450,7 +450,11 @@ mod tests {
         assert_eq!(cache.plans.len(), MAX_PLANS);
         assert!(cache.plans.contains_key(&(0, 0)) && !cache.plans.contains_key(&(1, 1)));
         get(&mut cache, 1);
-        assert_eq!(made, MAX_PLANS + 2, "only the new and the dropped shapes were made");
+        assert_eq!(
+            made,
+            MAX_PLANS + 2,
+            "only the new and the dropped shapes were made"
+        );
     }
 
     #[test]
@@ -516,12 +520,20 @@ mod tests {
         // A smooth gradient with a bright square: the enlarged planes must match the image
         // crate's triangle-filter resize of the same image (which rounds to whole values).
         let img = RgbImage::from_fn(50, 40, |x, y| {
-            let spot = if (20..30).contains(&x) && (10..20).contains(&y) { 120 } else { 0 };
+            let spot = if (20..30).contains(&x) && (10..20).contains(&y) {
+                120
+            } else {
+                0
+            };
             image::Rgb([(x * 2 + spot) as u8, (y * 3) as u8, (x + y + spot) as u8])
         });
         let (iw, ih) = (125, 100);
         let ours = enlarged_bgr_planes(&img, iw, ih, 128, 128);
-        let reference = bgr_planes(&imageops::resize(&img, iw, ih, FilterType::Triangle), 128, 128);
+        let reference = bgr_planes(
+            &imageops::resize(&img, iw, ih, FilterType::Triangle),
+            128,
+            128,
+        );
         let worst = ours
             .iter()
             .zip(&reference)

@@ -134,7 +134,10 @@ impl OnnxGraph {
             graph.initializer.iter().map(|t| t.name.clone()).collect();
         graph.input.retain(|i| !initializers.contains(&i.name));
         if graph.input.len() != 1 {
-            return Err(format!("the model has {} inputs, expected 1", graph.input.len()));
+            return Err(format!(
+                "the model has {} inputs, expected 1",
+                graph.input.len()
+            ));
         }
         let dim = |d: usize| -> Result<Dimension, String> {
             Ok(Dimension {
