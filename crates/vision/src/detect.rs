@@ -222,13 +222,15 @@ impl Detector {
         // Input pixels to source pixels; one factor for both axes, as the resize kept the
         // aspect ratio (to rounding).
         let back = longest as f32 / iw.max(ih) as f32;
-        let faces = if iw.max(ih) > longest {
+        let shrunk =
+            (iw.max(ih) < longest).then(|| imageops::resize(img, iw, ih, FilterType::Triangle));
+        let faces = match &shrunk {
+            Some(shrunk) => self.infer(shrunk)?,
             // Enlarged straight into the detector's planes: no enlarged image is held.
-            self.infer_planes(iw, ih, |pw, ph| enlarged_bgr_planes(img, iw, ih, pw, ph))?
-        } else if iw.max(ih) < longest {
-            self.infer(&imageops::resize(img, iw, ih, FilterType::Triangle))?
-        } else {
-            self.infer(img)?
+            None if iw.max(ih) > longest => {
+                self.infer_planes(iw, ih, |pw, ph| enlarged_bgr_planes(img, iw, ih, pw, ph))?
+            }
+            None => self.infer(img)?,
         };
         if !faces.is_empty() {
             return Ok(faces
@@ -239,7 +241,13 @@ impl Detector {
         let Some(retry) = retry_geometry(iw, ih) else {
             return Ok(faces);
         };
-        let small = imageops::resize(img, retry.width, retry.height, FilterType::Triangle);
+        // From the shrunk image when there is one: a large photo is not read in full again.
+        let small = imageops::resize(
+            shrunk.as_ref().unwrap_or(img),
+            retry.width,
+            retry.height,
+            FilterType::Triangle,
+        );
         let mut canvas = RgbImage::new(retry.width + 2 * retry.pad, retry.height + 2 * retry.pad);
         imageops::replace(
             &mut canvas,
