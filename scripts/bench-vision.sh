@@ -1,22 +1,49 @@
 #!/usr/bin/env bash
 # Side by side, in one run, on the same files and the same models: visage's pipeline
-# (`visage bench vision`) and OpenCV's own (FaceDetectorYN + FaceRecognizerSF), both on one
-# thread. Prints both summaries and the ratio of mean total time per image (<= 1.0 means
-# visage is no slower).   Usage: scripts/bench-vision.sh [FILE...]  (default: fixtures/faces)
+# (`visage bench vision`) and OpenCV's own (FaceDetectorYN + FaceRecognizerSF, the wheel
+# pinned in scripts/python-env.sh), both on one thread, on two sets: the fixtures (or the
+# FILEs given) and the first 200 images of LFW's pairs-dev.txt (250x250 photos). Prints both
+# summaries and, per set, the ratio of mean total time per image (<= 1.0 means visage is no
+# slower).   Usage: scripts/bench-vision.sh [FILE...]   (VISAGE_LFW_DIR, REPEAT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 models="${VISAGE_MODELS_DIR:-$PWD/models}"
-bin="${CARGO_TARGET_DIR:-target}/release/visage"
+bin="${VISAGE_BIN:-${CARGO_TARGET_DIR:-target}/release/visage}"
+lfw="${VISAGE_LFW_DIR:-../shared/datasets/lfw}"
 if (($#)); then files=("$@"); else files=(fixtures/faces/*.jpg fixtures/faces/*.png); fi
 repeat="${REPEAT:-3}"
 py="$(scripts/python-env.sh | tail -n 1)"
+# The same 200 LFW images `visage bench vision --lfw` takes: the pairs' images, once each,
+# in path order (component by component, as Rust orders paths).
+mapfile -t lfw_files < <("$py" - "$lfw" <<'PY'
+import os, sys
+root = sys.argv[1]
+paths = set()
+with open(os.path.join(root, "pairs-dev.txt")) as f:
+    next(f)
+    for line in f:
+        p = line.split()
+        names = [(p[0], p[1]), (p[0], p[2])] if len(p) == 3 else [(p[0], p[1]), (p[2], p[3])]
+        for name, n in names:
+            paths.add(os.path.join(root, name, f"{name}_{int(n):04d}.jpg"))
+for path in sorted(paths, key=lambda s: s.split("/"))[:200]:
+    print(path)
+PY
+)
 
 echo "== visage"
-ours="$("$bin" bench vision --models-dir "$models" --repeat "$repeat" "${files[@]}")"
+ours="$("$bin" bench vision --models-dir "$models" --repeat "$repeat" --lfw "$lfw" --lfw-images "${#lfw_files[@]}" "${files[@]}")"
 echo "$ours"
-echo "== opencv"
-theirs="$("$py" scripts/opencv_baseline.py --models "$models" --threads 1 --repeat "$repeat" "${files[@]}")"
+opencv() { "$py" scripts/opencv_baseline.py --models "$models" --threads 1 --repeat "$repeat" "$@" 2>/dev/null; }
+echo "== opencv (files)"
+theirs="$(opencv "${files[@]}")"
 echo "$theirs"
-a=$(awk '/^mean_total_ms/ {print $2}' <<<"$ours")
-b=$(awk '/^mean_total_ms/ {print $2}' <<<"$theirs")
-awk -v a="$a" -v b="$b" 'BEGIN { printf "ratio_vs_opencv %.3f (visage %.1f ms / opencv %.1f ms per image)\n", a / b, a, b }'
+echo "== opencv (lfw)"
+theirs_lfw="$(opencv "${lfw_files[@]}")"
+echo "$theirs_lfw"
+ratio() {
+    awk -v set="$1" -v a="$2" -v b="$3" 'BEGIN {
+        printf "%s_ratio_vs_opencv %.3f (visage %.1f ms / opencv %.1f ms per image, one thread)\n", set, a / b, a, b }'
+}
+ratio files "$(awk '/^mean_total_ms/ {print $2}' <<<"$ours")" "$(awk '/^mean_total_ms/ {print $2}' <<<"$theirs")"
+ratio lfw "$(awk '/^lfw_mean_total_ms/ {print $2}' <<<"$ours")" "$(awk '/^mean_total_ms/ {print $2}' <<<"$theirs_lfw")"

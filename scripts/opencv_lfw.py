@@ -100,6 +100,7 @@ def main():
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--pairs", required=True)
     ap.add_argument("--jobs", type=int, default=os.cpu_count())
+    ap.add_argument("--scores", help="write each pair's images, same, cosine (tab-separated)")
     args = ap.parse_args()
 
     folds, pairs = read_pairs(args.pairs, args.dataset)
@@ -110,6 +111,10 @@ def main():
     features = {path: f / np.linalg.norm(f) for path, _, f in results}
     no_face = sum(1 for _, found, _ in results if not found)
     scored = [(float(features[a] @ features[b]), same) for a, b, same in pairs]
+    if args.scores:
+        with open(args.scores, "w") as out:
+            for (a, b, same), (score, _) in zip(pairs, scored):
+                out.write(f"{a}\t{b}\t{str(same).lower()}\t{score:.6f}\n")
 
     print(f"opencv {cv2.__version__}")
     print(f"images {len(images)}")

@@ -1,5 +1,6 @@
 //! `visage bench vision`: per-stage latency of the face pipeline, single-threaded, and
-//! throughput on all cores; then what images made to cost much for their size cost.
+//! throughput on all cores, for the given files (the fixtures by default) and optionally
+//! for small photos (LFW's 250x250); then what images made to cost much for their size cost.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,6 +20,13 @@ pub struct BenchArgs {
     /// Timed runs per image.
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
+    /// An LFW directory (with `pairs-dev.txt`): its first `--lfw-images` pair images, by
+    /// path, are run as a second set after the files.
+    #[arg(long)]
+    pub lfw: Option<PathBuf>,
+    /// How many LFW images to run.
+    #[arg(long, default_value_t = 200)]
+    pub lfw_images: usize,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 }
@@ -168,8 +176,33 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         args.files.clone()
     };
     let pipeline = args.pipeline.load()?;
+    bench_set("files", &pipeline, &files, args.repeat)?;
+    if let Some(lfw) = &args.lfw {
+        let mut images = crate::eval_lfw::pair_images(lfw, &lfw.join("pairs-dev.txt"))?;
+        images.truncate(args.lfw_images);
+        bench_set("lfw", &pipeline, &images, args.repeat)?;
+    }
+    adversarial(&pipeline, args.repeat)
+}
+
+/// Per-stage p50/p95 on one thread, then images/s on all cores, for one set of images;
+/// the summary lines (`mean_total_ms`, `images_per_s`, ...) are prefixed with the set's
+/// name after the first set (`lfw_mean_total_ms`).
+fn bench_set(
+    set: &str,
+    pipeline: &vision::Pipeline,
+    files: &[PathBuf],
+    repeat: usize,
+) -> anyhow::Result<()> {
+    let key = |name: &str| {
+        if set == "files" {
+            name.to_owned()
+        } else {
+            format!("{set}_{name}")
+        }
+    };
     let mut images: Vec<Vec<u8>> = Vec::with_capacity(files.len());
-    for file in &files {
+    for file in files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         // Warm-up: builds the detector plan for each input shape outside the timings. An
         // image the decoder refuses is left out (and said so): it has no stages to time.
@@ -181,7 +214,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let mut runs: Vec<StageTimes> = Vec::new();
     let mut missing = 0;
-    for _ in 0..args.repeat {
+    for _ in 0..repeat {
         for bytes in &images {
             let (face, times) = pipeline.timed_largest_face(bytes)?;
             missing += usize::from(face.is_none());
@@ -189,9 +222,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     println!(
-        "bench vision: {} images x {} runs, single thread, flip_average {}",
+        "bench vision {set}: {} images x {repeat} runs, single thread, flip_average {}",
         images.len(),
-        args.repeat,
         pipeline.config().flip_average
     );
     println!("{:<8} {:>9} {:>9}", "stage", "p50_ms", "p95_ms");
@@ -210,7 +242,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             quantile(&v, 0.95).unwrap_or(0.0)
         );
     }
-    match liveness_times(&pipeline, &images, args.repeat)? {
+    match liveness_times(pipeline, &images, repeat)? {
         Some(v) => println!(
             "{:<8} {:>9.2} {:>9.2}   (both liveness models, largest face; extra to total)",
             "liveness",
@@ -220,17 +252,18 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         None => println!("liveness not installed (scripts/fetch-liveness.sh)"),
     }
     let totals: Vec<f64> = runs.iter().map(stages[4].1).collect();
-    println!("mean_total_ms {:.2}", mean(&totals));
-    println!("faces_missing {}", missing / args.repeat.max(1));
+    println!("{} {:.2}", key("mean_total_ms"), mean(&totals));
+    println!("{} {}", key("faces_missing"), missing / repeat.max(1));
 
     let started = Instant::now();
-    let work: Vec<&Vec<u8>> = (0..args.repeat).flat_map(|_| images.iter()).collect();
+    let work: Vec<&Vec<u8>> = (0..repeat).flat_map(|_| images.iter()).collect();
     work.par_iter()
         .try_for_each(|bytes| pipeline.timed_largest_face(bytes).map(|_| ()))?;
     println!(
-        "images_per_s {:.1} (all {} cores)",
+        "{} {:.1} (all {} cores)",
+        key("images_per_s"),
         work.len() as f64 / started.elapsed().as_secs_f64(),
         rayon::current_num_threads()
     );
-    adversarial(&pipeline, args.repeat)
+    Ok(())
 }

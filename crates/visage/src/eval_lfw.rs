@@ -178,16 +178,30 @@ fn at_far(genuine: &[f32], impostor: &[f32], far: f64) -> (f32, f64) {
     (threshold, tar)
 }
 
-pub fn run(args: &LfwArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.pairs)
-        .with_context(|| format!("reading {}", args.pairs.display()))?;
-    let (folds, pairs) = parse_pairs(&text, &args.dataset)?;
-    let images: Vec<PathBuf> = pairs
+fn read_pairs(dataset: &Path, pairs_file: &Path) -> anyhow::Result<(usize, Vec<Pair>)> {
+    let text = std::fs::read_to_string(pairs_file)
+        .with_context(|| format!("reading {}", pairs_file.display()))?;
+    parse_pairs(&text, dataset)
+}
+
+/// Every image the pairs name, once, sorted by path.
+fn distinct_images(pairs: &[Pair]) -> Vec<PathBuf> {
+    pairs
         .iter()
         .flat_map(|p| [p.a.clone(), p.b.clone()])
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .collect();
+        .collect()
+}
+
+/// The images of a pairs file under `dataset`, once each, sorted by path.
+pub fn pair_images(dataset: &Path, pairs_file: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    Ok(distinct_images(&read_pairs(dataset, pairs_file)?.1))
+}
+
+pub fn run(args: &LfwArgs) -> anyhow::Result<()> {
+    let (folds, pairs) = read_pairs(&args.dataset, &args.pairs)?;
+    let images = distinct_images(&pairs);
     let pipeline = args.pipeline.load()?;
     println!(
         "lfw folds {folds} pairs {} images {} flip_average {} threads {}",

@@ -4,6 +4,7 @@
 //! `OnnxGraph::plan`, `Plan::run`).
 
 mod ort;
+mod prelu;
 mod tract;
 
 use std::fmt;

@@ -123,7 +123,8 @@ impl OnnxGraph {
     }
 
     /// The model's bytes with its input declared as `shape`, without initializers posing as
-    /// inputs, and without value_info or output shapes that would contradict the shape.
+    /// inputs, without value_info or output shapes that would contradict the shape, and
+    /// with constant-slope `PRelu`s made branch-free (see `prelu`).
     fn specialised(&self, shape: [usize; 4]) -> Result<Vec<u8>, String> {
         let mut model = self.model.clone();
         let graph = model.graph.as_mut().ok_or("the model has no graph")?;
@@ -133,6 +134,7 @@ impl OnnxGraph {
         let initializers: std::collections::HashSet<String> =
             graph.initializer.iter().map(|t| t.name.clone()).collect();
         graph.input.retain(|i| !initializers.contains(&i.name));
+        super::prelu::unbranch(graph);
         if graph.input.len() != 1 {
             return Err(format!(
                 "the model has {} inputs, expected 1",
