@@ -1,6 +1,7 @@
 //! The `visage` binary: command-line parsing and wiring only; the work lives in the
 //! library crates.
 
+mod allocator;
 mod audit_cmd;
 mod backup_cmd;
 mod backup_file;
@@ -223,6 +224,7 @@ fn init_logging() {
 }
 
 fn main() -> anyhow::Result<()> {
+    allocator::limit_retention();
     match Cli::parse().command {
         Command::Serve(args) => {
             init_logging();
