@@ -82,6 +82,11 @@ async fn collection_with_pk(
     lock: bool,
 ) -> Result<Option<(i64, Collection)>> {
     let sql = if lock {
+        // Counter rows are locked client first, then collections (see 0004_face_counters.sql):
+        // a writer about to lock a collection takes its client's row first, so that it cannot
+        // hold the collection while waiting for the client row held by a writer who waits for
+        // the collection.
+        lock_face_counters(tx, client).await?;
         format!(
             "SELECT {COLLECTION_COLS} FROM collections WHERE client = $1 AND id = $2 FOR UPDATE"
         )
@@ -1110,18 +1115,54 @@ pub(crate) fn nearest_approx_sql() -> String {
     )
 }
 
-/// Faces a search over the client (and collections) compares: `faces_searched`.
+/// Takes the row lock on the client's face counter (creating it at zero), which every write
+/// that changes searchable faces takes first.
+async fn lock_face_counters(tx: &Tx<'_>, client: &ClientId) -> Result<()> {
+    exec(
+        tx,
+        "INSERT INTO client_faces (client, faces) VALUES ($1, 0) \
+         ON CONFLICT (client) DO UPDATE SET faces = client_faces.faces",
+        &[&client.as_str()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Faces a search over the client (and collections) compares: `faces_searched`. The client's
+/// and each collection's counts are kept by triggers in the write transactions, so this is
+/// one row read; only a search over several collections (a person in two counts once) counts.
 pub(crate) async fn searchable_faces(
     tx: &Tx<'_>,
     client: &ClientId,
     collections: &Option<Vec<String>>,
 ) -> Result<u64> {
-    // SEARCHABLE numbers its parameters from $2; here they are the only ones.
-    let filter = SEARCHABLE.replace("$2", "$1").replace("$3", "$2");
-    let sql =
-        format!("SELECT count(*) FROM faces f JOIN persons p ON p.pk = f.person_pk WHERE {filter}");
-    let r = row_one(tx, &sql, &[&client.as_str(), collections]).await?;
-    count(&r, 0)
+    let found = match collections.as_deref() {
+        None => {
+            row_opt(
+                tx,
+                "SELECT faces FROM client_faces WHERE client = $1",
+                &[&client.as_str()],
+            )
+            .await?
+        }
+        Some([one]) => {
+            row_opt(
+                tx,
+                "SELECT faces FROM collections WHERE client = $1 AND id = $2",
+                &[&client.as_str(), one],
+            )
+            .await?
+        }
+        Some(_) => {
+            // SEARCHABLE numbers its parameters from $2; here they are the only ones.
+            let filter = SEARCHABLE.replace("$2", "$1").replace("$3", "$2");
+            let sql = format!(
+                "SELECT count(*) FROM faces f JOIN persons p ON p.pk = f.person_pk WHERE {filter}"
+            );
+            Some(row_one(tx, &sql, &[&client.as_str(), collections]).await?)
+        }
+    };
+    found.map_or(Ok(0), |r| count(&r, 0))
 }
 
 pub(crate) async fn nearest(
