@@ -738,6 +738,14 @@ async fn face_counters_follow_every_kind_of_write() -> TestResult {
     s.create_person(&other, suite::person("Their One", &[&theirs], 3))
         .await?;
     check("enrolled").await?;
+    let seeded = (0..4usize)
+        .map(|i| {
+            let both: [&dyn suite::CollRef; 2] = [&a, &b];
+            suite::person(&format!("Seeded {i}"), &both[..i % 3], 1 + i % 2)
+        })
+        .collect();
+    s.seed_persons(&me, seeded).await?;
+    check("seeded").await?;
     assert!(s.searchable_faces(&me, None).await? > 0);
     assert_eq!(s.searchable_faces(&other, None).await?, 3);
 
