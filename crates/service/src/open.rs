@@ -94,7 +94,7 @@ pub struct OpenStore {
 
 impl OpenStore {
     /// The PostgreSQL store, when that is what was opened.
-    pub(crate) fn postgres(&self) -> Option<&Arc<PostgresStore>> {
+    pub fn postgres(&self) -> Option<&Arc<PostgresStore>> {
         self.postgres.as_ref()
     }
 }
