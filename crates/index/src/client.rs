@@ -323,7 +323,10 @@ impl ClientIndex {
     /// Adds up to `max_rows` pending rows to the graph on the current rayon pool's threads
     /// (removed rows go in as tombstones so that graph rows stay equal to gallery rows).
     pub fn extend_graph(&mut self, max_rows: usize) {
-        let (start, end) = (self.graph.len(), self.rows().min(self.graph.len() + max_rows));
+        let (start, end) = (
+            self.graph.len(),
+            self.rows().min(self.graph.len() + max_rows),
+        );
         self.graph.insert_rows(&self.codes, end - start);
         for row in start..end {
             if self.owner[row] == NONE {

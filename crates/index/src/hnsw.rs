@@ -286,7 +286,14 @@ impl Hnsw {
     }
 
     /// Greedy descent on an upper layer: moves to a more similar neighbour while there is one.
-    fn greedy(&self, v: &impl Vectors, q: &[i8], q_scale: f32, from: Scored, layer: usize) -> Scored {
+    fn greedy(
+        &self,
+        v: &impl Vectors,
+        q: &[i8],
+        q_scale: f32,
+        from: Scored,
+        layer: usize,
+    ) -> Scored {
         let mut best = from;
         loop {
             let mut moved = false;
@@ -400,9 +407,8 @@ impl Hnsw {
             }
         }
         reverse.sort_unstable();
-        let groups: Vec<&[(usize, u32, u32)]> = reverse
-            .chunk_by(|a, b| a.0 == b.0 && a.1 == b.1)
-            .collect();
+        let groups: Vec<&[(usize, u32, u32)]> =
+            reverse.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1).collect();
         let graph = &*self;
         let merged: Vec<(usize, u32, Vec<u32>)> = groups
             .par_iter()
@@ -430,7 +436,11 @@ impl Hnsw {
         for (layer, nb, links) in merged {
             self.set_links(nb, layer, &links);
         }
-        if let Some((i, &level)) = levels.iter().enumerate().max_by_key(|&(i, l)| (*l, Reverse(i))) {
+        if let Some((i, &level)) = levels
+            .iter()
+            .enumerate()
+            .max_by_key(|&(i, l)| (*l, Reverse(i)))
+        {
             if level > top {
                 self.entry = Some((rows[i], level));
             }
@@ -635,7 +645,13 @@ mod tests {
     }
 
     /// recall@1 of `graph` over 200 probes near the identities of `vectors`.
-    fn recall_at_1(graph: &Hnsw, codes: &CodeMatrix, vectors: &[Vec<f32>], rng: &mut Rng, centres: &[Vec<f32>]) -> f64 {
+    fn recall_at_1(
+        graph: &Hnsw,
+        codes: &CodeMatrix,
+        vectors: &[Vec<f32>],
+        rng: &mut Rng,
+        centres: &[Vec<f32>],
+    ) -> f64 {
         let mut hits = 0;
         for i in 0..200 {
             let q = rng.unit(Some(&centres[(i * 7) % centres.len()]), 0.15);
@@ -684,7 +700,10 @@ mod tests {
         });
         assert_eq!(stepped.len(), 6000);
         let parts = stepped.parts();
-        assert!(Hnsw::from_parts(parts).is_some(), "every link points at a row");
+        assert!(
+            Hnsw::from_parts(parts).is_some(),
+            "every link points at a row"
+        );
         // Each face links to another face of its identity (its nearest by far).
         let linked = (0..6000u32)
             .filter(|&r| stepped.links(r, 0).iter().any(|&l| l / 4 == r / 4))
@@ -692,7 +711,10 @@ mod tests {
         assert!(linked >= 5990, "{linked}/6000 faces link to their identity");
         let serial = recall_at_1(&one_by_one, &codes, &vectors, &mut Rng(9), &centres);
         let parallel = recall_at_1(&stepped, &codes, &vectors, &mut Rng(9), &centres);
-        assert!(parallel >= 0.97, "recall@1 {parallel} (row by row: {serial})");
+        assert!(
+            parallel >= 0.97,
+            "recall@1 {parallel} (row by row: {serial})"
+        );
         assert!(parallel >= serial - 0.02, "recall@1 {parallel} vs {serial}");
     }
 

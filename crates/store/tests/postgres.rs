@@ -711,7 +711,10 @@ async fn face_counters_follow_every_kind_of_write() -> TestResult {
             }
             let both = [a.id.clone(), b.id.clone()];
             let union = s.searchable_faces(me, Some(&both)).await?;
-            assert!(union >= counted_faces(raw, me, Some(&a.id)).await?, "{what}: A or B");
+            assert!(
+                union >= counted_faces(raw, me, Some(&a.id)).await?,
+                "{what}: A or B"
+            );
             TestResult::Ok(())
         }
     };
@@ -772,7 +775,10 @@ async fn face_counters_follow_every_kind_of_write() -> TestResult {
         s.detach_person(&me, &ids[2], &a.id).await?,
         DetachOutcome::Detached { .. }
     ));
-    assert_eq!(s.detach_person(&me, &ids[5], &b.id).await?, DetachOutcome::Erased);
+    assert_eq!(
+        s.detach_person(&me, &ids[5], &b.id).await?,
+        DetachOutcome::Erased
+    );
     check("detached").await?;
     assert!(s.erase_person(&me, &ids[6]).await?);
     check("erased").await?;

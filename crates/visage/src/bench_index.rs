@@ -200,7 +200,7 @@ fn recall_above(truth: &[Vec<u32>], got: &[Vec<u32>], above: &[bool]) -> f64 {
     for ((t, g), &a) in truth.iter().zip(got).zip(above) {
         if a {
             count += 1;
-            hits += usize::from(t.first().is_some() && t.first() == g.first());
+            hits += usize::from(!t.is_empty() && t.first() == g.first());
         }
     }
     if count == 0 {
@@ -452,14 +452,20 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
             println!("exact_identical_top_k {identical}/{}", truth.len());
             // Our cheapest setting whose recall@1 above threshold reaches 0.995 (else the
             // most accurate); FAISS at the same ef for the p99 ratio.
-            let ours: Vec<(usize, &FastRun)> =
-                fast_runs.iter().enumerate().filter(|(_, r)| r.n == n).collect();
+            let ours: Vec<(usize, &FastRun)> = fast_runs
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.n == n)
+                .collect();
             let first = fast_runs.len() - ours.len();
             let pick = ours
                 .iter()
                 .filter(|(_, r)| r.r1_above >= 0.995)
                 .min_by(|a, b| a.1.p50.total_cmp(&b.1.p50))
-                .or_else(|| ours.iter().max_by(|a, b| a.1.r1_above.total_cmp(&b.1.r1_above)));
+                .or_else(|| {
+                    ours.iter()
+                        .max_by(|a, b| a.1.r1_above.total_cmp(&b.1.r1_above))
+                });
             if let Some(&(i, run)) = pick {
                 println!("fast_ef_search {}", run.ef);
                 println!("fast_p50_ms {:.3}", run.p50);

@@ -119,10 +119,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     if let Some(pg) = &rebuild {
         let t = std::time::Instant::now();
         runtime.block_on(pg.build_face_index(1024))?;
-        eprintln!(
-            "search index built in {:.1} s",
-            t.elapsed().as_secs_f64()
-        );
+        eprintln!("search index built in {:.1} s", t.elapsed().as_secs_f64());
     }
     let seconds = started.elapsed().as_secs_f64();
     println!("imported {rows} persons in {seconds:.1} s");

@@ -931,11 +931,9 @@ pub(crate) async fn seed_persons(
     // Statistics first: without them the planner guesses the temporary tables' sizes.
     // Faces go in before memberships, as in `create_person` (the counters' triggers count a
     // membership's faces when it is added).
-    tx.batch_execute(
-        "ANALYZE seed_persons_in, seed_faces_in, seed_members_in;",
-    )
-    .await
-    .map_err(pg)?;
+    tx.batch_execute("ANALYZE seed_persons_in, seed_faces_in, seed_members_in;")
+        .await
+        .map_err(pg)?;
     exec(
         tx,
         "INSERT INTO persons (id, client, name, name_key, gender, date_of_birth, nationality, \
