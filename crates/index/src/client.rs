@@ -320,15 +320,17 @@ impl ClientIndex {
         }
     }
 
-    /// Adds up to `max_rows` pending rows to the graph (removed rows go in as tombstones so
-    /// that graph rows stay equal to gallery rows).
+    /// Adds up to `max_rows` pending rows to the graph on the current rayon pool's threads
+    /// (removed rows go in as tombstones so that graph rows stay equal to gallery rows).
     pub fn extend_graph(&mut self, max_rows: usize) {
-        let end = self.rows().min(self.graph.len() + max_rows);
-        for row in self.graph.len()..end {
-            let row = row as u32;
-            self.graph.insert(&self.codes, row);
-            if self.owner[row as usize] == NONE {
-                self.graph.delete(row);
+        let (start, end) = (
+            self.graph.len(),
+            self.rows().min(self.graph.len() + max_rows),
+        );
+        self.graph.insert_rows(&self.codes, end - start);
+        for row in start..end {
+            if self.owner[row] == NONE {
+                self.graph.delete(row as u32);
             }
         }
     }
@@ -379,9 +381,10 @@ impl ClientIndex {
         let mut top = TopK::new(limit);
         let scan_from = if use_graph {
             let ef = self.params.ef_search.max(limit);
-            for (s, row) in self.graph.search(&self.codes, &q.codes, q.scale, ef, keep) {
-                top.push(s, row);
-            }
+            self.graph
+                .search_each(&self.codes, &q.codes, q.scale, ef, keep, |s, row| {
+                    top.push(s, row)
+                });
             self.graph.len()
         } else {
             0

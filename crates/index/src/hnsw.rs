@@ -7,7 +7,10 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+
+use rayon::prelude::*;
 
 use store::EMBEDDING_DIM;
 
@@ -77,10 +80,57 @@ pub struct HnswParts<'a> {
     pub level_rng: u64,
 }
 
-thread_local! {
-    /// Generation-stamped visited marks, reused across searches on a thread.
-    static VISITED: RefCell<(u32, Vec<u32>)> = const { RefCell::new((0, Vec::new())) };
+/// A thread's search buffers, reused by every search on that thread so that a warm search
+/// allocates nothing (growing heaps per query cost FAST its p99).
+struct Scratch {
+    /// Generation-stamped visited marks: a row is visited when its mark equals `generation`.
+    generation: u32,
+    marks: Vec<u32>,
+    /// Most similar first: the frontier still to expand.
+    candidates: BinaryHeap<Scored>,
+    /// Least similar on top (to evict): the best `ef` rows seen.
+    found: BinaryHeap<Reverse<Scored>>,
 }
+
+impl Scratch {
+    /// Starts a search over a graph of `rows` rows: nothing is visited yet.
+    fn begin(&mut self, rows: usize) -> u32 {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.marks.iter_mut().for_each(|m| *m = 0);
+            self.generation = 1;
+        }
+        if self.marks.len() < rows {
+            self.marks.resize(rows, 0);
+        }
+        self.candidates.clear();
+        self.found.clear();
+        self.generation
+    }
+
+    /// What the last search found, most similar first.
+    fn take_sorted(&mut self) -> Vec<Scored> {
+        let mut out: Vec<Scored> = self.found.drain().map(|r| r.0).collect();
+        out.sort_by(|a, b| b.cmp(a));
+        out
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch {
+            generation: 0,
+            marks: Vec::new(),
+            candidates: BinaryHeap::new(),
+            found: BinaryHeap::new(),
+        })
+    };
+}
+
+/// Rows added in one parallel step at most: each row of a step is searched against the graph
+/// as it was before the step and compared with every other row of the step (so that faces
+/// enrolled together, often one person's, still link to each other).
+const MAX_BATCH: usize = 512;
 
 /// Read access to the vectors the graph is built over.
 pub trait Vectors {
@@ -181,7 +231,9 @@ impl Hnsw {
         }
     }
 
-    /// Best-first search of one layer from `entry`, keeping the `ef` most similar rows.
+    /// Best-first search of one layer from `entry`, keeping the `ef` most similar rows in
+    /// `scratch.found`.
+    #[allow(clippy::too_many_arguments)]
     fn search_layer(
         &self,
         v: &impl Vectors,
@@ -190,52 +242,72 @@ impl Hnsw {
         entry: &[Scored],
         ef: usize,
         layer: usize,
-    ) -> Vec<Scored> {
-        VISITED.with(|cell| {
-            let mut guard = cell.borrow_mut();
-            let (gen, marks) = &mut *guard;
-            *gen = gen.wrapping_add(1);
-            if *gen == 0 {
-                marks.iter_mut().for_each(|m| *m = 0);
-                *gen = 1;
+        scratch: &mut Scratch,
+    ) {
+        let gen = scratch.begin(self.len());
+        let Scratch {
+            marks,
+            candidates,
+            found,
+            ..
+        } = scratch;
+        for &e in entry {
+            if marks[e.1 as usize] == gen {
+                continue;
             }
-            if marks.len() < self.len() {
-                marks.resize(self.len(), 0);
+            marks[e.1 as usize] = gen;
+            candidates.push(e);
+            found.push(Reverse(e));
+            if found.len() > ef {
+                found.pop();
             }
-            let gen = *gen;
-            // `candidates`: most similar first; `found`: least similar on top (to evict).
-            let mut candidates: BinaryHeap<Scored> = BinaryHeap::new();
-            let mut found: BinaryHeap<std::cmp::Reverse<Scored>> = BinaryHeap::new();
-            for &e in entry {
-                marks[e.1 as usize] = gen;
-                candidates.push(e);
-                found.push(std::cmp::Reverse(e));
+        }
+        while let Some(c) = candidates.pop() {
+            let worst = found.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0);
+            if c.0 < worst && found.len() >= ef {
+                break;
             }
-            while let Some(c) = candidates.pop() {
+            for &nb in self.links(c.1, layer) {
+                if marks[nb as usize] == gen {
+                    continue;
+                }
+                marks[nb as usize] = gen;
+                let s = similarity(v, q, q_scale, nb);
                 let worst = found.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0);
-                if c.0 < worst && found.len() >= ef {
-                    break;
-                }
-                for &nb in self.links(c.1, layer) {
-                    if marks[nb as usize] == gen {
-                        continue;
-                    }
-                    marks[nb as usize] = gen;
-                    let s = similarity(v, q, q_scale, nb);
-                    let worst = found.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0);
-                    if found.len() < ef || s > worst {
-                        candidates.push(Scored(s, nb));
-                        found.push(std::cmp::Reverse(Scored(s, nb)));
-                        if found.len() > ef {
-                            found.pop();
-                        }
+                if found.len() < ef || s > worst {
+                    candidates.push(Scored(s, nb));
+                    found.push(Reverse(Scored(s, nb)));
+                    if found.len() > ef {
+                        found.pop();
                     }
                 }
             }
-            let mut out: Vec<Scored> = found.into_iter().map(|r| r.0).collect();
-            out.sort_by(|a, b| b.cmp(a));
-            out
-        })
+        }
+    }
+
+    /// Greedy descent on an upper layer: moves to a more similar neighbour while there is one.
+    fn greedy(
+        &self,
+        v: &impl Vectors,
+        q: &[i8],
+        q_scale: f32,
+        from: Scored,
+        layer: usize,
+    ) -> Scored {
+        let mut best = from;
+        loop {
+            let mut moved = false;
+            for &nb in self.links(best.1, layer) {
+                let s = similarity(v, q, q_scale, nb);
+                if s > best.0 {
+                    best = Scored(s, nb);
+                    moved = true;
+                }
+            }
+            if !moved {
+                return best;
+            }
+        }
     }
 
     /// The diversity heuristic: keep a candidate only if it is more similar to the new
@@ -265,53 +337,166 @@ impl Hnsw {
         kept
     }
 
-    /// Adds `row`, which must be the next row (`len()`), whose vector `v` already holds.
-    pub fn insert(&mut self, v: &impl Vectors, row: u32) {
+    fn max_links(&self, layer: usize) -> usize {
+        if layer == 0 {
+            self.slots()
+        } else {
+            self.params.m
+        }
+    }
+
+    /// Appends an unlinked row at `level`.
+    fn add_row(&mut self, row: u32, level: usize) {
         debug_assert_eq!(row as usize, self.len());
-        let level = self.random_level();
         self.deleted.push(false);
         self.base_links
             .extend(std::iter::repeat_n(EMPTY, self.slots()));
         if level > 0 {
             self.upper.insert(row, vec![Vec::new(); level]);
         }
+    }
+
+    /// Adds `row`, which must be the next row (`len()`), whose vector `v` already holds.
+    #[cfg(test)]
+    pub fn insert(&mut self, v: &(impl Vectors + Sync), row: u32) {
+        debug_assert_eq!(row as usize, self.len());
+        self.insert_rows(v, 1);
+    }
+
+    /// Adds the next `count` rows (from `len()`), whose vectors `v` already holds, on the
+    /// threads of the current rayon pool. Small graphs grow a row at a time; larger ones in
+    /// steps of up to an eighth of their size, the rows of a step searched in parallel.
+    pub fn insert_rows(&mut self, v: &(impl Vectors + Sync), count: usize) {
+        let end = self.len() + count;
+        while self.len() < end {
+            let first = self.len() as u32;
+            if self.entry.is_none() {
+                let level = self.random_level();
+                self.add_row(first, level);
+                self.entry = Some((first, level));
+                continue;
+            }
+            let step = (end - self.len()).min(self.len() / 8).clamp(1, MAX_BATCH);
+            self.insert_step(v, first, step);
+        }
+    }
+
+    /// One parallel step: plan every new row's links on the graph as it stands (read-only,
+    /// in parallel), write them, then merge the reverse links into each touched neighbour
+    /// (in parallel, one task per neighbour, so no two tasks write the same list).
+    fn insert_step(&mut self, v: &(impl Vectors + Sync), first: u32, count: usize) {
         let Some((entry, top)) = self.entry else {
-            self.entry = Some((row, level));
             return;
         };
-        let (q, qs) = (v.codes(row).to_vec(), v.scale(row));
-        let mut ep = vec![Scored(similarity(v, &q, qs, entry), entry)];
-        for layer in (level + 1..=top).rev() {
-            ep = self.search_layer(v, &q, qs, &ep, 1, layer);
+        let rows: Vec<u32> = (first..first + count as u32).collect();
+        let levels: Vec<usize> = rows.iter().map(|_| self.random_level()).collect();
+        for (&row, &level) in rows.iter().zip(&levels) {
+            self.add_row(row, level);
         }
-        for layer in (0..=level.min(top)).rev() {
-            let found = self.search_layer(v, &q, qs, &ep, self.params.ef_construction, layer);
-            let max = if layer == 0 {
-                self.slots()
-            } else {
-                self.params.m
-            };
-            let chosen = self.select(v, &found, self.params.m);
-            self.set_links(row, layer, &chosen);
-            for &nb in &chosen {
-                let mut links: Vec<u32> = self.links(nb, layer).to_vec();
-                links.push(row);
+        let graph = &*self;
+        let plans: Vec<Vec<Vec<u32>>> = rows
+            .par_iter()
+            .zip(&levels)
+            .map(|(&row, &level)| graph.plan_links(v, row, level, (entry, top), &rows, &levels))
+            .collect();
+        let mut reverse: Vec<(usize, u32, u32)> = Vec::new();
+        for (&row, plan) in rows.iter().zip(&plans) {
+            for (layer, chosen) in plan.iter().enumerate() {
+                self.set_links(row, layer, chosen);
+                reverse.extend(chosen.iter().map(|&nb| (layer, nb, row)));
+            }
+        }
+        reverse.sort_unstable();
+        let groups: Vec<&[(usize, u32, u32)]> =
+            reverse.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1).collect();
+        let graph = &*self;
+        let merged: Vec<(usize, u32, Vec<u32>)> = groups
+            .par_iter()
+            .map(|group| {
+                let (layer, nb) = (group[0].0, group[0].1);
+                let mut links = graph.links(nb, layer).to_vec();
+                for &(_, _, row) in group.iter() {
+                    if !links.contains(&row) {
+                        links.push(row);
+                    }
+                }
+                let max = graph.max_links(layer);
                 if links.len() > max {
-                    let (nq, ns) = (v.codes(nb).to_vec(), v.scale(nb));
+                    let (nq, ns) = (v.codes(nb), v.scale(nb));
                     let mut scored: Vec<Scored> = links
                         .iter()
-                        .map(|&l| Scored(similarity(v, &nq, ns, l), l))
+                        .map(|&l| Scored(similarity(v, nq, ns, l), l))
                         .collect();
                     scored.sort_by(|a, b| b.cmp(a));
-                    links = self.select(v, &scored, max);
+                    links = graph.select(v, &scored, max);
                 }
-                self.set_links(nb, layer, &links);
+                (layer, nb, links)
+            })
+            .collect();
+        for (layer, nb, links) in merged {
+            self.set_links(nb, layer, &links);
+        }
+        if let Some((i, &level)) = levels
+            .iter()
+            .enumerate()
+            .max_by_key(|&(i, l)| (*l, Reverse(i)))
+        {
+            if level > top {
+                self.entry = Some((rows[i], level));
             }
-            ep = found;
         }
-        if level > top {
-            self.entry = Some((row, level));
+    }
+
+    /// The links of new `row` on each of its layers: the graph's best `ef_construction`
+    /// rows plus the step's other rows on that layer, thinned by the diversity heuristic.
+    fn plan_links(
+        &self,
+        v: &impl Vectors,
+        row: u32,
+        level: usize,
+        (entry, top): (u32, usize),
+        step_rows: &[u32],
+        step_levels: &[usize],
+    ) -> Vec<Vec<u32>> {
+        let (q, qs) = (v.codes(row), v.scale(row));
+        let mut plan = vec![Vec::new(); level + 1];
+        let mut ep = Scored(similarity(v, q, qs, entry), entry);
+        for layer in (level + 1..=top).rev() {
+            ep = self.greedy(v, q, qs, ep, layer);
         }
+        let mut entries = vec![ep];
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            for layer in (0..=level).rev() {
+                let mut found = if layer <= top {
+                    self.search_layer(
+                        v,
+                        q,
+                        qs,
+                        &entries,
+                        self.params.ef_construction,
+                        layer,
+                        &mut scratch,
+                    );
+                    scratch.take_sorted()
+                } else {
+                    Vec::new()
+                };
+                if !found.is_empty() {
+                    entries.clone_from(&found);
+                }
+                found.extend(
+                    step_rows
+                        .iter()
+                        .zip(step_levels)
+                        .filter(|&(&peer, &peer_level)| peer != row && peer_level >= layer)
+                        .map(|(&peer, _)| Scored(similarity(v, q, qs, peer), peer)),
+                );
+                found.sort_by(|a, b| b.cmp(a));
+                plan[layer] = self.select(v, &found, self.params.m);
+            }
+        });
+        plan
     }
 
     pub fn delete(&mut self, row: u32) {
@@ -392,6 +577,7 @@ impl Hnsw {
     }
 
     /// Up to `ef` live rows that `keep`, most similar first by the int8 estimate.
+    #[cfg(test)]
     pub fn search(
         &self,
         v: &impl Vectors,
@@ -400,18 +586,39 @@ impl Hnsw {
         ef: usize,
         keep: impl Fn(u32) -> bool,
     ) -> Vec<(f32, u32)> {
+        let mut out = Vec::new();
+        self.search_each(v, q, q_scale, ef, keep, |s, row| out.push((s, row)));
+        out.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+        out
+    }
+
+    /// [`Hnsw::search`] without allocating: hands each live row that `keep`s to `found`, in
+    /// no particular order.
+    pub fn search_each(
+        &self,
+        v: &impl Vectors,
+        q: &[i8; EMBEDDING_DIM],
+        q_scale: f32,
+        ef: usize,
+        keep: impl Fn(u32) -> bool,
+        mut found: impl FnMut(f32, u32),
+    ) {
         let Some((entry, top)) = self.entry else {
-            return Vec::new();
+            return;
         };
-        let mut ep = vec![Scored(similarity(v, q, q_scale, entry), entry)];
+        let mut ep = Scored(similarity(v, q, q_scale, entry), entry);
         for layer in (1..=top).rev() {
-            ep = self.search_layer(v, q, q_scale, &ep, 1, layer);
+            ep = self.greedy(v, q, q_scale, ep, layer);
         }
-        self.search_layer(v, q, q_scale, &ep, ef, 0)
-            .into_iter()
-            .filter(|s| !self.is_deleted(s.1) && keep(s.1))
-            .map(|s| (s.0, s.1))
-            .collect()
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            self.search_layer(v, q, q_scale, &[ep], ef, 0, &mut scratch);
+            for Reverse(s) in scratch.found.drain() {
+                if !self.is_deleted(s.1) && keep(s.1) {
+                    found(s.0, s.1);
+                }
+            }
+        });
     }
 }
 
@@ -435,6 +642,80 @@ mod tests {
             let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
             v.iter().map(|x| x / n).collect()
         }
+    }
+
+    /// recall@1 of `graph` over 200 probes near the identities of `vectors`.
+    fn recall_at_1(
+        graph: &Hnsw,
+        codes: &CodeMatrix,
+        vectors: &[Vec<f32>],
+        rng: &mut Rng,
+        centres: &[Vec<f32>],
+    ) -> f64 {
+        let mut hits = 0;
+        for i in 0..200 {
+            let q = rng.unit(Some(&centres[(i * 7) % centres.len()]), 0.15);
+            let best = (0..vectors.len())
+                .max_by(|&a, &b| dot_f32(&vectors[a], &q).total_cmp(&dot_f32(&vectors[b], &q)))
+                .expect("rows");
+            let qc = Codes::quantise(&q);
+            let found = graph.search(codes, &qc.codes, qc.scale, 64, |_| true);
+            let top = found
+                .iter()
+                .max_by(|a, b| {
+                    dot_f32(&vectors[a.1 as usize], &q)
+                        .total_cmp(&dot_f32(&vectors[b.1 as usize], &q))
+                })
+                .map(|f| f.1 as usize);
+            hits += usize::from(top == Some(best));
+        }
+        hits as f64 / 200.0
+    }
+
+    #[test]
+    fn a_graph_grown_in_parallel_steps_searches_as_well_as_one_grown_row_by_row() {
+        let mut rng = Rng(7);
+        let centres: Vec<Vec<f32>> = (0..1500).map(|_| rng.unit(None, 1.0)).collect();
+        let mut codes = CodeMatrix::default();
+        let mut vectors = Vec::new();
+        // One identity's faces are consecutive rows, as one person's enrolment is: they land
+        // in one step and must still find each other.
+        for i in 0..6000 {
+            let v = rng.unit(Some(&centres[i / 4]), 0.15);
+            codes.push(&v);
+            vectors.push(v);
+        }
+        let mut one_by_one = Hnsw::new(HnswParams::default());
+        for row in 0..6000u32 {
+            one_by_one.insert(&codes, row);
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .expect("a pool");
+        let mut stepped = Hnsw::new(HnswParams::default());
+        pool.install(|| {
+            stepped.insert_rows(&codes, 100);
+            stepped.insert_rows(&codes, 5900);
+        });
+        assert_eq!(stepped.len(), 6000);
+        let parts = stepped.parts();
+        assert!(
+            Hnsw::from_parts(parts).is_some(),
+            "every link points at a row"
+        );
+        // Each face links to another face of its identity (its nearest by far).
+        let linked = (0..6000u32)
+            .filter(|&r| stepped.links(r, 0).iter().any(|&l| l / 4 == r / 4))
+            .count();
+        assert!(linked >= 5990, "{linked}/6000 faces link to their identity");
+        let serial = recall_at_1(&one_by_one, &codes, &vectors, &mut Rng(9), &centres);
+        let parallel = recall_at_1(&stepped, &codes, &vectors, &mut Rng(9), &centres);
+        assert!(
+            parallel >= 0.97,
+            "recall@1 {parallel} (row by row: {serial})"
+        );
+        assert!(parallel >= serial - 0.02, "recall@1 {parallel} vs {serial}");
     }
 
     #[test]

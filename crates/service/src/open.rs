@@ -44,6 +44,8 @@ pub struct Config {
     pub cpu_queue: usize,
     /// When FAST search switches to the graph, and how wide the graph search is.
     pub index: IndexParams,
+    /// Cores the background graph builder may use at once (in-memory search).
+    pub graph_threads: usize,
     /// On PostgreSQL, the shortest time between two `VACUUM`s after erasures.
     pub vacuum_every: Duration,
     /// Which image URLs are fetched (none by default), and the limits of a fetch.
@@ -54,7 +56,8 @@ pub struct Config {
 
 impl Config {
     /// The defaults `visage serve` starts with: a face-pipeline job per core, 64 waiting,
-    /// the index's default parameters, at most one `VACUUM` a minute.
+    /// the index's default parameters, the graph built on every core, at most one `VACUUM`
+    /// a minute.
     pub fn new(store: StoreConfig, models_dir: PathBuf) -> Config {
         Config {
             store,
@@ -63,6 +66,7 @@ impl Config {
             cpu_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             cpu_queue: 64,
             index: IndexParams::default(),
+            graph_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             vacuum_every: Duration::from_secs(60),
             image_urls: ImageUrlConfig::default(),
             max_renewal_months: crate::tokens::DEFAULT_MAX_RENEWAL_MONTHS,
@@ -90,7 +94,7 @@ pub struct OpenStore {
 
 impl OpenStore {
     /// The PostgreSQL store, when that is what was opened.
-    pub(crate) fn postgres(&self) -> Option<&Arc<PostgresStore>> {
+    pub fn postgres(&self) -> Option<&Arc<PostgresStore>> {
         self.postgres.as_ref()
     }
 }
@@ -163,7 +167,7 @@ pub async fn open(config: Config) -> anyhow::Result<Service> {
                 "search index loaded"
             );
             gallery
-                .spawn_graph_builder()
+                .spawn_graph_builder(config.graph_threads)
                 .context("starting the graph builder")?;
             Arc::new(MemoryBackend::new(gallery, cpu.clone(), snapshot))
         }

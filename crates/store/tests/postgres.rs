@@ -671,6 +671,137 @@ async fn wait_sessions_gone(c: &Client) -> TestResult {
     }
 }
 
+/// Searchable faces counted the slow way: what the triggers' counters must always equal.
+async fn counted_faces(
+    c: &Client,
+    client: &store::ClientId,
+    collection: Option<&CollectionId>,
+) -> Result<u64, tokio_postgres::Error> {
+    let r = c
+        .query_one(
+            "SELECT count(*) FROM faces f JOIN persons p ON p.pk = f.person_pk \
+             WHERE p.client = $1 AND p.status = 'active' AND ($2::text IS NULL OR EXISTS \
+               (SELECT 1 FROM memberships m JOIN collections k ON k.pk = m.collection_pk \
+                WHERE m.person_pk = p.pk AND k.id = $2))",
+            &[&client.as_str(), &collection.map(|c| c.as_str())],
+        )
+        .await?;
+    Ok(r.get::<_, i64>(0) as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn face_counters_follow_every_kind_of_write() -> TestResult {
+    let db = TestDb::create().await?;
+    let s = db.store().await?;
+    let raw = db.client().await?;
+    let me = suite::client("counted");
+    let other = suite::client("counted-other");
+    let a = s.create_collection(&me, suite::coll("A")).await?;
+    let b = s.create_collection(&me, suite::coll("B")).await?;
+    let theirs = s.create_collection(&other, suite::coll("Theirs")).await?;
+    let check = |what: &'static str| {
+        let (s, raw, me, a, b) = (&s, &raw, &me, &a, &b);
+        async move {
+            for scope in [None, Some(&a.id), Some(&b.id)] {
+                let kept = s
+                    .searchable_faces(me, scope.map(std::slice::from_ref))
+                    .await?;
+                let counted = counted_faces(raw, me, scope).await?;
+                assert_eq!(kept, counted, "{what}: scope {scope:?}");
+            }
+            let both = [a.id.clone(), b.id.clone()];
+            let union = s.searchable_faces(me, Some(&both)).await?;
+            assert!(
+                union >= counted_faces(raw, me, Some(&a.id)).await?,
+                "{what}: A or B"
+            );
+            TestResult::Ok(())
+        }
+    };
+    check("empty").await?;
+
+    let mut ids = Vec::new();
+    for i in 0..12usize {
+        let colls: Vec<&dyn suite::CollRef> = match i % 4 {
+            0 => vec![&a],
+            1 => vec![&b],
+            2 => vec![&a, &b],
+            _ => vec![],
+        };
+        let new = NewPerson {
+            status: if i % 5 == 4 {
+                PersonStatus::Inactive
+            } else {
+                PersonStatus::Active
+            },
+            ..suite::person(&format!("Counted {i}"), &colls, 1 + i % 3)
+        };
+        ids.push(s.create_person(&me, new).await?.id);
+    }
+    s.create_person(&other, suite::person("Their One", &[&theirs], 3))
+        .await?;
+    check("enrolled").await?;
+    let seeded = (0..4usize)
+        .map(|i| {
+            let both: [&dyn suite::CollRef; 2] = [&a, &b];
+            suite::person(&format!("Seeded {i}"), &both[..i % 3], 1 + i % 2)
+        })
+        .collect();
+    s.seed_persons(&me, seeded).await?;
+    check("seeded").await?;
+    assert!(s.searchable_faces(&me, None).await? > 0);
+    assert_eq!(s.searchable_faces(&other, None).await?, 3);
+
+    for (i, status) in [(0, PersonStatus::Inactive), (4, PersonStatus::Active)] {
+        let update = PersonUpdate {
+            status: Some(status),
+            ..Default::default()
+        };
+        s.update_person(&me, &ids[i], update).await?;
+    }
+    check("status changed").await?;
+    s.update_person(
+        &me,
+        &ids[1],
+        PersonUpdate {
+            faces: Some((0..3).map(|_| suite::face(10)).collect()),
+            collections: Some(vec![a.id.clone()]),
+            ..Default::default()
+        },
+    )
+    .await?;
+    check("faces and collections replaced").await?;
+    assert!(matches!(
+        s.detach_person(&me, &ids[2], &a.id).await?,
+        DetachOutcome::Detached { .. }
+    ));
+    assert_eq!(
+        s.detach_person(&me, &ids[5], &b.id).await?,
+        DetachOutcome::Erased
+    );
+    check("detached").await?;
+    assert!(s.erase_person(&me, &ids[6]).await?);
+    check("erased").await?;
+    s.update_collection(
+        &me,
+        &b.id,
+        store::CollectionUpdate {
+            people: Some(vec![ids[7].clone(), ids[8].clone(), ids[9].clone()]),
+            ..Default::default()
+        },
+    )
+    .await?;
+    check("collection membership replaced").await?;
+    s.delete_collection(&me, &a.id).await?;
+    check("collection deleted").await?;
+    s.erase_client(&me).await?;
+    check("client erased").await?;
+    assert_eq!(s.searchable_faces(&me, None).await?, 0);
+    assert_eq!(s.searchable_faces(&other, None).await?, 3);
+    s.close();
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erase_then_vacuum_leaves_no_dead_tuples() -> TestResult {
     let db = TestDb::create().await?;

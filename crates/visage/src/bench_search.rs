@@ -2,7 +2,9 @@
 //! case, from the probe's embedding on: index or pgvector, exact re-scoring, the persons
 //! read back), minus the face pipeline, on a gallery already in a store (see `visage
 //! import`): the embedded store, and PostgreSQL, with the same query vectors. Prints p50/p99
-//! latency (one query at a time) and recall@1 of FAST against ACCURATE on the same backend.
+//! latency (one query at a time) and recall@1 of FAST against ACCURATE on the same backend,
+//! then named lines per backend (`pg_fast_p50_ms`, `pg_fast_recall_at_1`, `pg_accurate_p50_ms`;
+//! `embedded_...` likewise).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -107,7 +109,7 @@ async fn bench_backend(
     client: &ClientId,
     queries: &[Embedding],
     k: usize,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Summary> {
     // Score 0 is cosine -1: every one of the k nearest is returned, as a recall measure needs.
     let min_score = Score::new(0.0).context("score 0")?;
     let search = |mode: SearchMode| {
@@ -127,16 +129,30 @@ async fn bench_backend(
     };
     let (p50, p99, faces, exact) = run(queries, search(SearchMode::Accurate)).await?;
     row(name, SearchMode::Accurate.as_str(), faces, p50, p99, None);
+    let accurate_p50 = p50;
     let (p50, p99, faces, fast) = run(queries, search(SearchMode::Fast)).await?;
-    row(
-        name,
-        "FAST",
-        faces,
-        p50,
-        p99,
-        Some(recall_at_1(&exact, &fast)),
-    );
-    Ok(())
+    let recall = recall_at_1(&exact, &fast);
+    row(name, "FAST", faces, p50, p99, Some(recall));
+    Ok(Summary {
+        fast_p50: p50,
+        fast_recall_at_1: recall,
+        accurate_p50,
+    })
+}
+
+/// A backend's figures for the summary lines.
+struct Summary {
+    fast_p50: f64,
+    fast_recall_at_1: f64,
+    accurate_p50: f64,
+}
+
+impl Summary {
+    fn print(&self, prefix: &str) {
+        println!("{prefix}_fast_p50_ms {:.3}", self.fast_p50);
+        println!("{prefix}_fast_recall_at_1 {:.4}", self.fast_recall_at_1);
+        println!("{prefix}_accurate_p50_ms {:.3}", self.accurate_p50);
+    }
 }
 
 pub fn run_cmd(args: &BenchSearchArgs) -> anyhow::Result<()> {
@@ -166,7 +182,7 @@ pub fn run_cmd(args: &BenchSearchArgs) -> anyhow::Result<()> {
             let measured = bench_backend("embedded", &svc, &client, &queries, args.k).await;
             // Saves the index snapshot again, as a server's clean stop does.
             svc.shutdown().await;
-            measured?;
+            measured?.print("embedded");
         }
         if let Some(url) = &args.database {
             let scratch = tempfile::tempdir()?;
@@ -177,7 +193,7 @@ pub fn run_cmd(args: &BenchSearchArgs) -> anyhow::Result<()> {
             let svc = open_service(&args.models, store).await?;
             let measured = bench_backend("pgvector", &svc, &client, &queries, args.k).await;
             svc.shutdown().await;
-            measured?;
+            measured?.print("pg");
         }
         anyhow::Ok(())
     })

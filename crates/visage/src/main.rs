@@ -43,7 +43,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server.
-    Serve(serve_cmd::ServeArgs),
+    Serve(Box<serve_cmd::ServeArgs>),
     /// Issue, list or revoke API tokens.
     Token {
         #[command(subcommand)]
@@ -228,7 +228,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => {
             init_logging();
-            serve_cmd::serve(args)
+            serve_cmd::serve(*args)
         }
         Command::Token {
             command:

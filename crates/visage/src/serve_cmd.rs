@@ -39,6 +39,9 @@ pub struct ServeArgs {
     /// FAST search uses the approximate graph from this many faces in scope (exact below).
     #[arg(long, env = "VISAGE_GRAPH_MIN_FACES", default_value_t = index::IndexParams::default().graph_min_faces)]
     pub graph_min_faces: usize,
+    /// Cores the background search-graph builder may use at once (default: all).
+    #[arg(long, env = "VISAGE_GRAPH_THREADS")]
+    pub graph_threads: Option<usize>,
     /// Candidates the graph collects per FAST search (HNSW ef).
     #[arg(long, env = "VISAGE_EF_SEARCH", default_value_t = index::IndexParams::default().ef_search)]
     pub ef_search: usize,
@@ -153,6 +156,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 ef_search: args.ef_search.max(1),
                 ..service_defaults.index
             },
+            graph_threads: args
+                .graph_threads
+                .unwrap_or(service_defaults.graph_threads)
+                .max(1),
             vacuum_every: Duration::from_secs(args.vacuum_secs.max(1)),
             image_urls: service::ImageUrlConfig {
                 allow: args.image_url_allow,

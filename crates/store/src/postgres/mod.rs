@@ -248,6 +248,36 @@ impl PostgresStore {
         conv::count(&row, 0)
     }
 
+    /// Drops the HNSW index of the faces, for a bulk import into a large or empty table:
+    /// maintaining it row by row costs ~3 ms a face at 10^5 faces, building it afterwards
+    /// (see [`Self::build_face_index`]) a fraction of that. FAST search is exact meanwhile.
+    pub async fn drop_face_index(&self) -> Result<()> {
+        let conn = self.conn().await?;
+        conn.batch_execute("DROP INDEX IF EXISTS faces_by_embedding")
+            .await
+            .map_err(conv::pg)
+    }
+
+    /// (Re)builds the HNSW index of the faces (as the schema defines it) when it is missing,
+    /// with `maintenance_mib` MiB of build memory and the server's parallel maintenance
+    /// workers.
+    pub async fn build_face_index(&self, maintenance_mib: u32) -> Result<()> {
+        let conn = self.conn().await?;
+        conn.execute(
+            "SELECT set_config('maintenance_work_mem', $1, false)",
+            &[&format!("{maintenance_mib}MB")],
+        )
+        .await
+        .map_err(conv::pg)?;
+        conn.batch_execute(
+            "CREATE INDEX IF NOT EXISTS faces_by_embedding ON faces \
+             USING hnsw (embedding vector_cosine_ops); \
+             RESET maintenance_work_mem;",
+        )
+        .await
+        .map_err(conv::pg)
+    }
+
     /// Closes the pool: idle connections are closed at once, busy ones when returned. Later
     /// calls fail with [`Error::Closed`].
     pub fn close(&self) {

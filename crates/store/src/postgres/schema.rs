@@ -17,10 +17,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/postgresql/0003_issued_tokens.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/postgresql/0004_face_counters.sql"),
+    ),
 ];
 
 /// Newest schema this build understands.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Key of the transaction-scoped advisory lock that serialises migrations between nodes
 /// starting at the same time ("visage" in ASCII, then 1).
