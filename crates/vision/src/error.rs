@@ -38,6 +38,21 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    #[error("embedder descriptor {path}: {message}")]
+    Descriptor { path: PathBuf, message: String },
+    #[error("embedder {model} ({path}) has sha256 {actual}, but its descriptor declares {expected}")]
+    DescriptorHashMismatch {
+        model: String,
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("embedder {model} gives {actual} values per face, but its descriptor declares dimension {declared}")]
+    DescriptorDimensionMismatch {
+        model: String,
+        declared: usize,
+        actual: usize,
+    },
     #[error("could not fetch models: {0}")]
     Fetch(String),
     #[error("could not load model {path}: {message}")]

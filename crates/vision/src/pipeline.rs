@@ -7,13 +7,14 @@ use image::codecs::jpeg::JpegEncoder;
 use image::imageops::{self, FilterType};
 use image::RgbImage;
 
-use crate::align::{align_face, ALIGNED_SIDE};
+use crate::align::align_face_to;
 use crate::decode::{decode_base64, decode_image, DecodeLimits};
+use crate::descriptor::EmbedderDescriptor;
 use crate::detect::{Detection, Detector, DetectorConfig};
 use crate::embed::{Embedder, Embedding};
 use crate::error::{Error, Result};
 use crate::liveness::Liveness;
-use crate::models::{read_verified, DETECTOR_FILE, EMBEDDER_FILE};
+use crate::models::{read_verified, DETECTOR_FILE};
 use crate::onnx::{resolve, EngineChoice, ResolvedEngine};
 use crate::stage;
 
@@ -46,7 +47,7 @@ impl Default for PipelineConfig {
 pub struct Face {
     pub detection: Detection,
     pub embedding: Embedding,
-    /// The aligned 112x112 face as JPEG.
+    /// The aligned face (at the embedder's input size) as JPEG.
     pub thumbnail_jpeg: Vec<u8>,
 }
 
@@ -70,23 +71,38 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Loads the face models from `models_dir`, and the liveness models when they are
-    /// installed, verifying every file against `models.lock`, on the engine `config` names.
+    /// Loads the face models from `models_dir` (SFace as the embedder), and the liveness
+    /// models when they are installed, verifying every file against `models.lock`, on the
+    /// engine `config` names.
     pub fn load(models_dir: &Path, config: PipelineConfig) -> Result<Self> {
+        Self::load_with_embedder(models_dir, config, &EmbedderDescriptor::sface())
+    }
+
+    /// As [`Pipeline::load`], with the embedder `descriptor` describes; refused unless its
+    /// file has the declared sha256 and gives the declared dimension.
+    pub fn load_with_embedder(
+        models_dir: &Path,
+        config: PipelineConfig,
+        descriptor: &EmbedderDescriptor,
+    ) -> Result<Self> {
         let engine = resolve(config.engine, models_dir)?;
         let det_path = models_dir.join(DETECTOR_FILE);
-        let emb_path = models_dir.join(EMBEDDER_FILE);
         let detector = Detector::from_bytes(
             engine.engine,
             &det_path,
             &read_verified(models_dir, DETECTOR_FILE)?,
             config.detector,
         )?;
-        let embedder = Embedder::from_bytes(
-            engine.engine,
-            &emb_path,
-            &read_verified(models_dir, EMBEDDER_FILE)?,
-        )?;
+        let (emb_path, bytes) = if descriptor.file.is_relative() {
+            // The built-in descriptor: its model is a locked file of the models directory.
+            let name = descriptor.file.to_string_lossy();
+            (models_dir.join(&descriptor.file), read_verified(models_dir, &name)?)
+        } else {
+            let path = descriptor.file.clone();
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            (path, bytes)
+        };
+        let embedder = Embedder::load(engine.engine, descriptor, &emb_path, &bytes)?;
         Ok(Pipeline {
             detector,
             embedder,
@@ -99,6 +115,11 @@ impl Pipeline {
     /// The engine running the models, and what was loaded or why `auto` chose tract.
     pub fn engine(&self) -> &ResolvedEngine {
         &self.engine
+    }
+
+    /// The embedding model's descriptor: its id, dimension and score map.
+    pub fn embedder(&self) -> &EmbedderDescriptor {
+        self.embedder.descriptor()
     }
 
     /// The liveness models, if installed.
@@ -130,9 +151,10 @@ impl Pipeline {
         stage::timed(stage::DETECT, || self.detector.detect(img))
     }
 
-    /// The aligned 112x112 crop of one detected face.
+    /// The aligned crop of one detected face, as the embedder wants it.
     pub fn align(&self, img: &RgbImage, face: &Detection) -> Result<RgbImage> {
-        stage::timed(stage::ALIGN, || align_face(img, &face.landmarks))
+        let target = self.embedder().align_target();
+        stage::timed(stage::ALIGN, || align_face_to(img, &face.landmarks, &target))
             .ok_or_else(|| Error::Inference("degenerate landmarks".into()))
     }
 
@@ -154,7 +176,7 @@ impl Pipeline {
     /// Embeds an image that is itself a tight face crop (no detection, no landmarks):
     /// the fallback for crops too tight for the detector.
     pub fn embed_crop(&self, crop: &RgbImage) -> Result<Embedding> {
-        let side = ALIGNED_SIDE;
+        let side = self.embedder().input_size;
         let resized = imageops::resize(crop, side, side, FilterType::Triangle);
         self.embed_aligned(&resized)
     }
