@@ -16,8 +16,10 @@ fn axis(i: usize) -> Vec<f32> {
 
 fn face(i: usize) -> NewFace {
     NewFace {
+        model: store::DEFAULT_MODEL.into(),
         embedding: axis(i),
         thumbnail_jpeg: vec![0xFF, 0xD8, 0xFF, i as u8],
+        crop_png: Vec::new(),
     }
 }
 
@@ -213,8 +215,10 @@ async fn a_restart_from_the_snapshot_gives_identical_results() {
             person(
                 &format!("P{i}"),
                 vec![NewFace {
+                    model: store::DEFAULT_MODEL.into(),
                     embedding: spread(i),
                     thumbnail_jpeg: vec![0xFF, 0xD8, 0xFF],
+                    crop_png: Vec::new(),
                 }],
             )
         })
