@@ -61,6 +61,8 @@ pub enum Error {
     Inference(String),
     #[error("the face is {width:.0} px wide; liveness needs at least {min:.0}")]
     FaceTooSmall { width: f32, min: f32 },
+    #[error("kept face crop: {0}")]
+    Crop(String),
     #[error("could not encode the face thumbnail: {0}")]
     Thumbnail(String),
     #[error("i/o error on {path}: {source}")]

@@ -4,10 +4,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::PngEncoder;
+use image::{ImageEncoder, ImageFormat};
 use image::imageops::{self, FilterType};
 use image::RgbImage;
 
-use crate::align::align_face_to;
+use crate::align::{align_face_to, ALIGNED_SIDE, SFACE_TARGET, TEMPLATE};
 use crate::decode::{decode_base64, decode_image, DecodeLimits};
 use crate::descriptor::EmbedderDescriptor;
 use crate::detect::{Detection, Detector, DetectorConfig};
@@ -49,6 +51,9 @@ pub struct Face {
     pub embedding: Embedding,
     /// The aligned face (at the embedder's input size) as JPEG.
     pub thumbnail_jpeg: Vec<u8>,
+    /// The face aligned to the 112x112 five-point template whatever the embedder, as
+    /// lossless PNG: what re-embedding by another model starts from.
+    pub crop_png: Vec<u8>,
 }
 
 /// Time spent in each stage of one image, for benchmarks.
@@ -181,14 +186,40 @@ impl Pipeline {
         self.embed_aligned(&resized)
     }
 
-    /// Aligns, embeds and thumbnails one detected face.
+    /// Aligns, embeds and thumbnails one detected face, and keeps its crop.
     pub fn face(&self, img: &RgbImage, detection: &Detection) -> Result<Face> {
         let aligned = self.align(img, detection)?;
+        let crop = if self.embedder().align_target() == SFACE_TARGET {
+            aligned.clone()
+        } else {
+            align_face_to(img, &detection.landmarks, &SFACE_TARGET)
+                .ok_or_else(|| Error::Inference("degenerate landmarks".into()))?
+        };
         Ok(Face {
             detection: detection.clone(),
             embedding: self.embed_aligned(&aligned)?,
             thumbnail_jpeg: self.thumbnail(&aligned)?,
+            crop_png: encode_png(&crop)?,
         })
+    }
+
+    /// Embeds a kept crop ([`Face::crop_png`]): warped from the 112x112 template to this
+    /// embedder's, when they differ.
+    pub fn embed_kept_crop(&self, png: &[u8]) -> Result<Embedding> {
+        let crop = image::load_from_memory_with_format(png, ImageFormat::Png)
+            .map_err(|e| Error::Crop(e.to_string()))?
+            .to_rgb8();
+        if crop.dimensions() != (ALIGNED_SIDE, ALIGNED_SIDE) {
+            return Err(Error::Crop(format!("{:?} is not 112x112", crop.dimensions())));
+        }
+        let target = self.embedder().align_target();
+        let aligned = if target == SFACE_TARGET {
+            crop
+        } else {
+            align_face_to(&crop, &TEMPLATE, &target)
+                .ok_or_else(|| Error::Crop("cannot warp the template".into()))?
+        };
+        self.embed_aligned(&aligned)
     }
 
     /// The largest face of the image, if any.
@@ -228,6 +259,15 @@ impl Pipeline {
             .map_err(|e| Error::Thumbnail(e.to_string()))?;
         Ok(out)
     }
+}
+
+/// Lossless PNG of an aligned face.
+fn encode_png(img: &RgbImage) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    PngEncoder::new(&mut out)
+        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+        .map_err(|e| Error::Crop(e.to_string()))?;
+    Ok(out)
 }
 
 /// The detection with the largest box.
