@@ -87,7 +87,11 @@ async fn a_gallery_never_holds_faces_of_another_model() {
     let (b, from) = SyncedGallery::load(store.clone(), params, Some(&path), "model-b")
         .await
         .expect("load b");
-    assert_eq!(from, LoadedFrom::Store, "model A's snapshot is not model B's");
+    assert_eq!(
+        from,
+        LoadedFrom::Store,
+        "model A's snapshot is not model B's"
+    );
     assert!(!path.exists(), "and it is erased all the same");
     assert_eq!(found(&b, &client, 1).await, vec![by_b.id]);
 }
@@ -214,9 +218,10 @@ async fn gallery_follows_the_store() {
     assert!(found(&g, &client, 4).await.is_empty());
 
     // A restart sees exactly what is stored.
-    let (reloaded, _) = SyncedGallery::load(store.clone(), IndexParams::default(), None, DEFAULT_MODEL)
-        .await
-        .expect("reload");
+    let (reloaded, _) =
+        SyncedGallery::load(store.clone(), IndexParams::default(), None, DEFAULT_MODEL)
+            .await
+            .expect("reload");
     assert_eq!(reloaded.face_count(&client), 0);
     assert_eq!(reloaded.face_count(&other), 1);
 }

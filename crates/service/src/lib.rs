@@ -37,18 +37,18 @@ pub use matching::{
 pub use open::{
     load_pipeline, lock_data_dir, open, open_store, Access, Config, OpenStore, StoreConfig,
 };
-pub use reembed::{reembed, reembed_store, Reembedded};
 pub use overload::OverloadLog;
 pub use params::{LiveScore, SearchMode};
 pub use persons::{Detached, LiveEnrolment, PersonChanges, PersonDraft, PersonList, PersonQuery};
+pub use reembed::{reembed, reembed_store, Reembedded};
 pub use search::{IndexStats, SearchBackend};
 // The domain types the use cases take and return, so that callers need no engine crate.
 pub use store::{
     ClientId, Collection, CollectionId, CollectionUpdate, Gender, NewCollection, Person, PersonId,
     PersonStatus,
 };
-pub use vision::{round_score, BoundingBox, Detection, Embedding, Score};
 use vision::ScoreMap;
+pub use vision::{round_score, BoundingBox, Detection, Embedding, Score};
 
 // The store keeps what the default embedder makes: one size, checked where both meet (another
 // embedder's dimension is checked when the service opens).

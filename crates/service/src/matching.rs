@@ -200,7 +200,10 @@ impl Service {
         if probes.is_empty() {
             return Ok(Vec::new());
         }
-        let queries = probes.iter().map(|p| query(p, scope, params, self.scores())).collect();
+        let queries = probes
+            .iter()
+            .map(|p| query(p, scope, params, self.scores()))
+            .collect();
         let outcomes = self.search.search_many(client, queries).await?;
         let mut persons = HashMap::new();
         let mut found = Vec::with_capacity(outcomes.len());

@@ -137,7 +137,11 @@ pub async fn open(config: Config) -> anyhow::Result<Service> {
     let data_dir = &config.store.data_dir;
     let secret = Secret::load_or_create(data_dir)
         .with_context(|| format!("JWT secret in {}", data_dir.display()))?;
-    let pipeline = load_pipeline(&config.models_dir, config.embedder.as_deref(), config.pipeline)?;
+    let pipeline = load_pipeline(
+        &config.models_dir,
+        config.embedder.as_deref(),
+        config.pipeline,
+    )?;
     let model = pipeline.embedder().id.clone();
     let engine = pipeline.engine();
     tracing::info!(engine = %engine.engine, "inference engine: {}", engine.note);

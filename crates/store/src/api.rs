@@ -8,8 +8,8 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::ids::{ClientId, CollectionId, FaceId, PersonId};
 use crate::model::{
-    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome,
-    FaceCrop, FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson, Person, PersonFilter,
+    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceCrop,
+    FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson, Person, PersonFilter,
     PersonUpdate, TokenRenewal,
 };
 
@@ -149,8 +149,7 @@ pub trait Store: Send + Sync {
     /// (so every face of a client moves to the new model at once), with one
     /// `faces.reembed` audit row per client; the old embeddings' bytes are erased. Faces
     /// erased meanwhile are skipped. Returns how many faces were replaced.
-    async fn replace_embeddings(&self, model: &str, faces: Vec<(FaceId, Vec<f32>)>)
-        -> Result<u64>;
+    async fn replace_embeddings(&self, model: &str, faces: Vec<(FaceId, Vec<f32>)>) -> Result<u64>;
 
     /// Reads every stored embedding once and discards it, so that the operating system caches
     /// the pages that search re-scoring reads (a no-op where that does not help).

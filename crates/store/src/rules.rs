@@ -12,8 +12,8 @@ use crate::error::Error;
 use crate::ids::{ClientId, CollectionCode, CollectionId};
 use crate::model::{
     Collection, CollectionUpdate, DetachOutcome, IssuedToken, NewCollection, NewFace, NewPerson,
-    Person, PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_CROP_BYTES, MAX_FACES_PER_PERSON, MAX_MODEL_LEN, MAX_JTI_LEN,
-    MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_THUMBNAIL_BYTES,
+    Person, PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_CROP_BYTES, MAX_FACES_PER_PERSON,
+    MAX_JTI_LEN, MAX_MODEL_LEN, MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_THUMBNAIL_BYTES,
 };
 
 // ---------------------------------------------------------------- validation
@@ -88,7 +88,10 @@ pub(crate) fn check_replaced_embeddings(
     faces: &[(crate::ids::FaceId, Vec<f32>)],
 ) -> Result<(), Error> {
     if !is_model_id(model) {
-        return Err(Error::invalid("model", "must be 1-64 of a-z, 0-9, '.', '_', '-'"));
+        return Err(Error::invalid(
+            "model",
+            "must be 1-64 of a-z, 0-9, '.', '_', '-'",
+        ));
     }
     for (_, e) in faces {
         if e.len() != EMBEDDING_DIM {
@@ -119,7 +122,10 @@ fn check_faces(faces: &[NewFace]) -> Result<(), Error> {
             return Err(Error::invalid("faces", "embedding has a non-finite value"));
         }
         if !is_model_id(&f.model) {
-            return Err(Error::invalid("faces", "model must be 1-64 of a-z, 0-9, '.', '_', '-'"));
+            return Err(Error::invalid(
+                "faces",
+                "model must be 1-64 of a-z, 0-9, '.', '_', '-'",
+            ));
         }
         if f.crop_png.len() > MAX_CROP_BYTES {
             return Err(Error::invalid("faces", "crop too large"));

@@ -494,9 +494,13 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
             ] {
                 let filter = filter.as_deref();
                 let want = brute_force(&gallery, &probe, filter, k);
-                let exact = s.nearest_persons(&me, DEFAULT_MODEL, filter, &probe, k, true).await?;
+                let exact = s
+                    .nearest_persons(&me, DEFAULT_MODEL, filter, &probe, k, true)
+                    .await?;
                 assert_same_ranking(&exact, &want, &format!("exact probe {n} k {k}"));
-                let approx = s.nearest_persons(&me, DEFAULT_MODEL, filter, &probe, k, false).await?;
+                let approx = s
+                    .nearest_persons(&me, DEFAULT_MODEL, filter, &probe, k, false)
+                    .await?;
                 assert_same_ranking(&approx, &want, &format!("hnsw probe {n} k {k}"));
             }
         }
@@ -510,7 +514,10 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
             .map(|p| p.faces.len() as u64)
             .sum()
     };
-    assert_eq!(s.searchable_faces(&me, DEFAULT_MODEL, None).await?, faces_in(None));
+    assert_eq!(
+        s.searchable_faces(&me, DEFAULT_MODEL, None).await?,
+        faces_in(None)
+    );
     assert_eq!(
         s.searchable_faces(&me, DEFAULT_MODEL, Some(std::slice::from_ref(&a.id)))
             .await?,
@@ -545,12 +552,14 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
     let all = brute_force(&gallery, &probe, None, 1000);
     assert!(all.len() > 50 && all.len() < gallery.len(), "{}", all.len());
     assert_same_ranking(
-        &s.nearest_persons(&me, DEFAULT_MODEL, None, &probe, 1000, true).await?,
+        &s.nearest_persons(&me, DEFAULT_MODEL, None, &probe, 1000, true)
+            .await?,
         &all,
         "exact, all",
     );
     assert_same_ranking(
-        &s.nearest_persons(&me, DEFAULT_MODEL, None, &probe, 200, false).await?,
+        &s.nearest_persons(&me, DEFAULT_MODEL, None, &probe, 200, false)
+            .await?,
         &all,
         "hnsw, all",
     );
@@ -562,7 +571,9 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
         .is_empty());
     for exact in [true, false] {
         assert!(s
-            .nearest_persons(&me, DEFAULT_MODEL,
+            .nearest_persons(
+                &me,
+                DEFAULT_MODEL,
                 Some(std::slice::from_ref(&theirs.id)),
                 &probe,
                 5,
@@ -571,19 +582,30 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
             .await?
             .is_empty());
         assert!(s
-            .nearest_persons(&me, DEFAULT_MODEL, Some(&[CollectionId::new()]), &probe, 5, exact)
+            .nearest_persons(
+                &me,
+                DEFAULT_MODEL,
+                Some(&[CollectionId::new()]),
+                &probe,
+                5,
+                exact
+            )
             .await?
             .is_empty());
     }
     // The other client sees only its own copies.
-    let theirs_found = s.nearest_persons(&other, DEFAULT_MODEL, None, &probe, 50, true).await?;
+    let theirs_found = s
+        .nearest_persons(&other, DEFAULT_MODEL, None, &probe, 50, true)
+        .await?;
     assert_eq!(theirs_found.len(), 10);
     assert!(theirs_found
         .iter()
         .all(|(id, _)| !gallery.iter().any(|g| &g.id == id)));
 
     // Erased, detached-as-last and deactivated persons are never returned.
-    let top = s.nearest_persons(&me, DEFAULT_MODEL, None, &probe, 3, true).await?;
+    let top = s
+        .nearest_persons(&me, DEFAULT_MODEL, None, &probe, 3, true)
+        .await?;
     assert_eq!(top.len(), 3);
     assert!(s.erase_person(&me, &top[0].0).await?);
     let second = gallery
@@ -607,7 +629,9 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
     .await?;
     for exact in [true, false] {
         for k in [1, 10, 200] {
-            let found = s.nearest_persons(&me, DEFAULT_MODEL, None, &probe, k, exact).await?;
+            let found = s
+                .nearest_persons(&me, DEFAULT_MODEL, None, &probe, k, exact)
+                .await?;
             assert!(
                 found.iter().all(|(id, _)| !top.iter().any(|t| &t.0 == id)),
                 "exact {exact} k {k}: {found:?}"
@@ -617,17 +641,20 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
 
     // Bad probes.
     assert!(matches!(
-        s.nearest_persons(&me, DEFAULT_MODEL, None, &probe[..127], 5, true).await,
+        s.nearest_persons(&me, DEFAULT_MODEL, None, &probe[..127], 5, true)
+            .await,
         Err(Error::Invalid { .. })
     ));
     assert!(matches!(
-        s.nearest_persons(&me, DEFAULT_MODEL, None, &[0.0; 128], 5, false).await,
+        s.nearest_persons(&me, DEFAULT_MODEL, None, &[0.0; 128], 5, false)
+            .await,
         Err(Error::Invalid { .. })
     ));
     let mut nan = probe.clone();
     nan[7] = f32::NAN;
     assert!(matches!(
-        s.nearest_persons(&me, DEFAULT_MODEL, None, &nan, 5, true).await,
+        s.nearest_persons(&me, DEFAULT_MODEL, None, &nan, 5, true)
+            .await,
         Err(Error::Invalid { .. })
     ));
     assert!(s
@@ -665,7 +692,9 @@ async fn search_never_compares_faces_of_another_model() -> TestResult {
             assert_eq!(searched, 1, "{model}");
         }
     }
-    let (found, searched) = s.search(&me, "unused-model", None, &probe, 10, true).await?;
+    let (found, searched) = s
+        .search(&me, "unused-model", None, &probe, 10, true)
+        .await?;
     assert!(found.is_empty() && searched == 0);
     s.close();
     Ok(())

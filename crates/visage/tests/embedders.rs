@@ -47,7 +47,10 @@ fn search(s: &TestServer, t: &str, image: &str) -> (Vec<(String, f64)>, u64) {
             (id, m["score"].as_f64().expect("score"))
         })
         .collect();
-    (matches, reply["faces_searched"].as_u64().expect("faces_searched"))
+    (
+        matches,
+        reply["faces_searched"].as_u64().expect("faces_searched"),
+    )
 }
 
 fn reembed(s_args: &[String], to: &Path) -> String {
@@ -92,7 +95,10 @@ fn a_gallery_reembedded_to_another_model_searches_as_well_and_models_never_mix()
     on_b.stop();
 
     let report = reembed(&store_args, &b);
-    assert!(report.contains("reembed to sface-copy-b: faces 2 "), "{report}");
+    assert!(
+        report.contains("reembed to sface-copy-b: faces 2 "),
+        "{report}"
+    );
 
     // Now model B finds the same persons with the same scores; model A finds nobody.
     let on_b = TestServer::start_in(&dir, &["--embedder", &b_arg]);
@@ -157,8 +163,8 @@ fn a_descriptor_that_does_not_match_its_model_stops_the_server_at_start() {
 
 /// The crop's bytes as the server keeps them, from the same pipeline.
 fn crop_png(image: &str) -> Vec<u8> {
-    let pipeline = vision::Pipeline::load(&models_dir(), vision::PipelineConfig::default())
-        .expect("models");
+    let pipeline =
+        vision::Pipeline::load(&models_dir(), vision::PipelineConfig::default()).expect("models");
     let bytes = std::fs::read(common::repo_path("fixtures/faces").join(image)).expect("fixture");
     let img = pipeline.decode(&bytes).expect("decodes");
     let face = pipeline.largest_face(&img).expect("runs").expect("a face");
@@ -190,7 +196,11 @@ fn erasure_after_reembedding_leaves_no_crop_embedding_or_thumbnail_on_disk() {
         .iter()
         .filter(|w| !files_containing(&s.data_dir, w).is_empty())
         .count();
-    assert!(seen * 2 >= windows.len(), "the crop is kept: {seen} of {}", windows.len());
+    assert!(
+        seen * 2 >= windows.len(),
+        "the crop is kept: {seen} of {}",
+        windows.len()
+    );
     let (status, _) = s.delete(
         &format!("{}/persons/{}", common::BASE, common::id(&obama)),
         &t,

@@ -61,7 +61,8 @@ impl EmbedderDescriptor {
         let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut descriptor = Self::parse(&text, path)?;
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        let dir = std::path::absolute(dir.unwrap_or(Path::new("."))).map_err(|e| Error::io(path, e))?;
+        let dir =
+            std::path::absolute(dir.unwrap_or(Path::new("."))).map_err(|e| Error::io(path, e))?;
         descriptor.file = dir.join(&descriptor.file);
         Ok(descriptor)
     }
@@ -73,7 +74,10 @@ impl EmbedderDescriptor {
             message,
         };
         let doc: DocumentMut = text.parse().map_err(|e| bad(format!("not TOML: {e}")))?;
-        let fields = Fields { doc: &doc, bad: &bad };
+        let fields = Fields {
+            doc: &doc,
+            bad: &bad,
+        };
         let descriptor = EmbedderDescriptor {
             id: fields.model_id()?,
             file: PathBuf::from(fields.string("file")?),
@@ -82,7 +86,11 @@ impl EmbedderDescriptor {
             colour_order: match fields.string("colour_order")? {
                 "rgb" => ColourOrder::Rgb,
                 "bgr" => ColourOrder::Bgr,
-                other => return Err(bad(format!("colour_order is {other:?}; use \"rgb\" or \"bgr\""))),
+                other => {
+                    return Err(bad(format!(
+                        "colour_order is {other:?}; use \"rgb\" or \"bgr\""
+                    )))
+                }
             },
             mean: fields.triple("mean")?,
             std: fields.triple("std")?,
@@ -206,9 +214,7 @@ impl<F: Fn(String) -> Error> Fields<'_, F> {
         usize::try_from(self.integer("dimension")?)
             .ok()
             .filter(|d| (1..=MAX_EMBEDDING_DIM).contains(d))
-            .ok_or_else(|| {
-                (self.bad)(format!("dimension must be 1-{MAX_EMBEDDING_DIM}"))
-            })
+            .ok_or_else(|| (self.bad)(format!("dimension must be 1-{MAX_EMBEDDING_DIM}")))
     }
 
     fn template(&self) -> Result<[[f32; 2]; 5]> {
@@ -254,13 +260,33 @@ mod tests {
     #[test]
     fn bad_fields_are_refused_with_what_is_wrong() {
         let cases = [
-            ("id = \"sface-2021dec\"", "id = \"SFace 2021\"", "id \"SFace 2021\""),
-            ("dimension = 128", "dimension = 2048", "dimension must be 1-1024"),
+            (
+                "id = \"sface-2021dec\"",
+                "id = \"SFace 2021\"",
+                "id \"SFace 2021\"",
+            ),
+            (
+                "dimension = 128",
+                "dimension = 2048",
+                "dimension must be 1-1024",
+            ),
             ("dimension = 128", "", "dimension is missing"),
             ("input_size = 112", "input_size = 8", "input_size must be"),
-            ("colour_order = \"rgb\"", "colour_order = \"rgba\"", "colour_order"),
-            ("std = [1.0, 1.0, 1.0]", "std = [1.0, 0, 1.0]", "std has a zero"),
-            ("mean = [0.0, 0.0, 0.0]", "mean = [0.0, 0.0]", "mean needs three"),
+            (
+                "colour_order = \"rgb\"",
+                "colour_order = \"rgba\"",
+                "colour_order",
+            ),
+            (
+                "std = [1.0, 1.0, 1.0]",
+                "std = [1.0, 0, 1.0]",
+                "std has a zero",
+            ),
+            (
+                "mean = [0.0, 0.0, 0.0]",
+                "mean = [0.0, 0.0]",
+                "mean needs three",
+            ),
             ("sha256 = \"0ba9", "sha256 = \"zz", "sha256 is not 64 hex"),
             ("[0.20, 0.50],", "[0.20, 0.90],", "calibration knots"),
             ("    [70.7299, 92.2041],\n", "", "template needs five"),
@@ -268,7 +294,10 @@ mod tests {
         ];
         for (from, to, want) in cases {
             let err = with(from, to).expect_err(want).to_string();
-            assert!(err.contains(want) && err.contains("test.toml"), "{want}: {err}");
+            assert!(
+                err.contains(want) && err.contains("test.toml"),
+                "{want}: {err}"
+            );
         }
     }
 

@@ -95,7 +95,11 @@ impl Embedder {
             plan: OnnxGraph::parse(engine, path, bytes)?.plan([1, 3, side, side])?,
             descriptor: descriptor.clone(),
         };
-        let grey = RgbImage::from_pixel(descriptor.input_size, descriptor.input_size, [128; 3].into());
+        let grey = RgbImage::from_pixel(
+            descriptor.input_size,
+            descriptor.input_size,
+            [128; 3].into(),
+        );
         let given = embedder.raw(&grey, false)?.len();
         if given != descriptor.dimension {
             return Err(Error::DescriptorDimensionMismatch {
@@ -121,9 +125,8 @@ impl Embedder {
                 actual: values.len(),
             });
         }
-        Embedding::from_slice(&values).ok_or_else(|| {
-            Error::Inference(format!("{} gave unusable values", self.descriptor.id))
-        })
+        Embedding::from_slice(&values)
+            .ok_or_else(|| Error::Inference(format!("{} gave unusable values", self.descriptor.id)))
     }
 
     /// The model's first output for one face.
@@ -178,7 +181,10 @@ mod tests {
         assert!((e.cosine(&e) - 1.0).abs() < 1e-5);
         assert!(Embedding::from_slice(&[0.0; EMBEDDING_DIM]).is_none());
         assert!(Embedding::from_slice(&[f32::NAN; EMBEDDING_DIM]).is_none());
-        assert_eq!(Embedding::from_slice(&[1.0; 3]).map(|e| e.dimension()), Some(3));
+        assert_eq!(
+            Embedding::from_slice(&[1.0; 3]).map(|e| e.dimension()),
+            Some(3)
+        );
         assert!(Embedding::from_slice(&[1.0; MAX_EMBEDDING_DIM + 1]).is_none());
         assert!(Embedding::from_slice(&[]).is_none());
     }

@@ -40,7 +40,9 @@ pub enum Error {
     },
     #[error("embedder descriptor {path}: {message}")]
     Descriptor { path: PathBuf, message: String },
-    #[error("embedder {model} ({path}) has sha256 {actual}, but its descriptor declares {expected}")]
+    #[error(
+        "embedder {model} ({path}) has sha256 {actual}, but its descriptor declares {expected}"
+    )]
     DescriptorHashMismatch {
         model: String,
         path: PathBuf,

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
-use image::{ImageEncoder, ImageFormat};
 use image::imageops::{self, FilterType};
 use image::RgbImage;
+use image::{ImageEncoder, ImageFormat};
 
 use crate::align::{align_face_to, ALIGNED_SIDE, SFACE_TARGET, TEMPLATE};
 use crate::decode::{decode_base64, decode_image, DecodeLimits};
@@ -101,7 +101,10 @@ impl Pipeline {
         let (emb_path, bytes) = if descriptor.file.is_relative() {
             // The built-in descriptor: its model is a locked file of the models directory.
             let name = descriptor.file.to_string_lossy();
-            (models_dir.join(&descriptor.file), read_verified(models_dir, &name)?)
+            (
+                models_dir.join(&descriptor.file),
+                read_verified(models_dir, &name)?,
+            )
         } else {
             let path = descriptor.file.clone();
             let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
@@ -159,8 +162,10 @@ impl Pipeline {
     /// The aligned crop of one detected face, as the embedder wants it.
     pub fn align(&self, img: &RgbImage, face: &Detection) -> Result<RgbImage> {
         let target = self.embedder().align_target();
-        stage::timed(stage::ALIGN, || align_face_to(img, &face.landmarks, &target))
-            .ok_or_else(|| Error::Inference("degenerate landmarks".into()))
+        stage::timed(stage::ALIGN, || {
+            align_face_to(img, &face.landmarks, &target)
+        })
+        .ok_or_else(|| Error::Inference("degenerate landmarks".into()))
     }
 
     /// The embedding of an aligned face (averaged with its mirror image if configured).
@@ -210,7 +215,10 @@ impl Pipeline {
             .map_err(|e| Error::Crop(e.to_string()))?
             .to_rgb8();
         if crop.dimensions() != (ALIGNED_SIDE, ALIGNED_SIDE) {
-            return Err(Error::Crop(format!("{:?} is not 112x112", crop.dimensions())));
+            return Err(Error::Crop(format!(
+                "{:?} is not 112x112",
+                crop.dimensions()
+            )));
         }
         let target = self.embedder().align_target();
         let aligned = if target == SFACE_TARGET {
@@ -265,7 +273,12 @@ impl Pipeline {
 fn encode_png(img: &RgbImage) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     PngEncoder::new(&mut out)
-        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
         .map_err(|e| Error::Crop(e.to_string()))?;
     Ok(out)
 }

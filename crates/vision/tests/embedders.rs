@@ -38,7 +38,10 @@ fn load(path: &Path) -> vision::Result<Pipeline> {
 fn embedding(p: &Pipeline, name: &str) -> vision::Embedding {
     let bytes = std::fs::read(repo_path("fixtures/faces").join(name)).expect("fixture");
     let img = p.decode(&bytes).expect("decodes");
-    p.largest_face(&img).expect("runs").expect("a face").embedding
+    p.largest_face(&img)
+        .expect("runs")
+        .expect("a face")
+        .embedding
 }
 
 #[test]
@@ -49,7 +52,10 @@ fn a_descriptor_whose_sha256_does_not_match_its_model_is_refused() {
         &[("sha256 = \"0ba9fbfa", "sha256 = \"1ba9fbfa")],
     );
     let err = load(&path).err().expect("refused");
-    assert!(matches!(err, Error::DescriptorHashMismatch { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::DescriptorHashMismatch { .. }),
+        "{err:?}"
+    );
     let message = err.to_string();
     assert!(
         message.contains("sface-2021dec")
@@ -85,7 +91,10 @@ fn a_descriptor_whose_model_file_is_absent_names_the_file() {
 #[test]
 fn sface_under_a_second_descriptor_embeds_exactly_as_the_built_in_one() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = descriptor(dir.path(), &[("id = \"sface-2021dec\"", "id = \"sface-copy\"")]);
+    let path = descriptor(
+        dir.path(),
+        &[("id = \"sface-2021dec\"", "id = \"sface-copy\"")],
+    );
     let copy = load(&path).expect("loads");
     let built_in = Pipeline::load(&models_dir(), config()).expect("loads");
     assert_eq!(copy.embedder().id, "sface-copy");
@@ -100,10 +109,16 @@ fn sface_under_a_second_descriptor_embeds_exactly_as_the_built_in_one() {
 #[test]
 fn the_descriptor_scaling_and_colour_order_reach_the_model() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = descriptor(dir.path(), &[("colour_order = \"rgb\"", "colour_order = \"bgr\"")]);
+    let path = descriptor(
+        dir.path(),
+        &[("colour_order = \"rgb\"", "colour_order = \"bgr\"")],
+    );
     let bgr = load(&path).expect("loads");
     let built_in = Pipeline::load(&models_dir(), config()).expect("loads");
-    let (a, b) = (embedding(&bgr, "obama.jpg"), embedding(&built_in, "obama.jpg"));
+    let (a, b) = (
+        embedding(&bgr, "obama.jpg"),
+        embedding(&built_in, "obama.jpg"),
+    );
     let cosine = a.cosine(&b);
     assert!(cosine < 0.999, "swapped planes changed nothing: {cosine}");
     // The same person still, through a model that is fairly robust to colour.

@@ -37,8 +37,8 @@ use crate::api::{OperatorReads, Store};
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome,
-    FaceCrop, FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson, Person, PersonFilter,
+    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceCrop,
+    FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson, Person, PersonFilter,
     PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
 };
 use crate::rules::{
@@ -393,13 +393,30 @@ impl PostgresStore {
                 if explain {
                     plan.push_str("-- approximate\n");
                     plan.push_str(
-                        &explain_plan(&tx, &sql, &probe, client, &collections, model, limit, Some(fetch))
-                            .await?,
+                        &explain_plan(
+                            &tx,
+                            &sql,
+                            &probe,
+                            client,
+                            &collections,
+                            model,
+                            limit,
+                            Some(fetch),
+                        )
+                        .await?,
                     );
                 }
-                let found =
-                    queries::nearest(&tx, &sql, &probe, client, &collections, model, limit, Some(fetch))
-                        .await?;
+                let found = queries::nearest(
+                    &tx,
+                    &sql,
+                    &probe,
+                    client,
+                    &collections,
+                    model,
+                    limit,
+                    Some(fetch),
+                )
+                .await?;
                 if found.len() >= k {
                     return Ok((found, plan));
                 }
@@ -437,8 +454,14 @@ async fn explain_plan(
     let sql = format!("EXPLAIN {sql}");
     let c = client.as_str();
     let rows = match &fetch {
-        Some(f) => tx.query(&sql, &[probe, &c, collections, &limit, &model, f]).await,
-        None => tx.query(&sql, &[probe, &c, collections, &limit, &model]).await,
+        Some(f) => {
+            tx.query(&sql, &[probe, &c, collections, &limit, &model, f])
+                .await
+        }
+        None => {
+            tx.query(&sql, &[probe, &c, collections, &limit, &model])
+                .await
+        }
     }
     .map_err(pg)?;
     let mut out = String::new();
@@ -613,16 +636,16 @@ impl Store for PostgresStore {
         cursor: i64,
         limit: u32,
     ) -> Result<Vec<FaceCrop>> {
-        read_tx!(self, |tx| queries::crops_to_reembed(&tx, model, cursor, limit).await)
+        read_tx!(self, |tx| queries::crops_to_reembed(
+            &tx, model, cursor, limit
+        )
+        .await)
     }
 
-    async fn replace_embeddings(
-        &self,
-        model: &str,
-        faces: Vec<(FaceId, Vec<f32>)>,
-    ) -> Result<u64> {
+    async fn replace_embeddings(&self, model: &str, faces: Vec<(FaceId, Vec<f32>)>) -> Result<u64> {
         crate::rules::check_replaced_embeddings(model, &faces)?;
-        write_tx!(self, |tx| queries::replace_embeddings(&tx, model, &faces).await)
+        write_tx!(self, |tx| queries::replace_embeddings(&tx, model, &faces)
+            .await)
     }
 
     async fn generation(&self) -> Result<u64> {

@@ -23,8 +23,8 @@ use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
     now_millis, AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate,
-    DetachOutcome, FaceCrop, FaceRecord, IssuedToken, ListedToken, NewCollection, NewFace, NewPerson, Person,
-    PersonFilter, PersonUpdate, Thumbnail, TokenRenewal,
+    DetachOutcome, FaceCrop, FaceRecord, IssuedToken, ListedToken, NewCollection, NewFace,
+    NewPerson, Person, PersonFilter, PersonUpdate, Thumbnail, TokenRenewal,
 };
 use crate::rules::{self, dedup, name_key, page_bounds, storable, MemberChange};
 
@@ -353,7 +353,8 @@ fn face_record(r: &Row, collections: Vec<CollectionId>) -> Result<FaceRecord> {
     })
 }
 
-const FACE_SELECT: &str = "SELECT f.id, p.id, p.client, p.status, f.embedding::real[], p.pk, f.model \
+const FACE_SELECT: &str =
+    "SELECT f.id, p.id, p.client, p.status, f.embedding::real[], p.pk, f.model \
                            FROM faces f JOIN persons p ON p.pk = f.person_pk";
 
 pub(crate) async fn faces_for_index(tx: &Tx<'_>) -> Result<Vec<FaceRecord>> {

@@ -26,9 +26,8 @@ use crate::model::{
     IssuedToken, NewCollection, NewPerson, Person, PersonFilter, PersonUpdate, TokenRenewal,
 };
 use crate::rules::{
-    self,
-    check_collection_update, check_issued_token, check_jti, check_new_collection, check_new_person,
-    check_person_update, check_renewal,
+    self, check_collection_update, check_issued_token, check_jti, check_new_collection,
+    check_new_person, check_person_update, check_renewal,
 };
 
 use readers::Readers;
@@ -370,15 +369,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn replace_embeddings(
-        &self,
-        model: &str,
-        faces: Vec<(FaceId, Vec<f32>)>,
-    ) -> Result<u64> {
+    async fn replace_embeddings(&self, model: &str, faces: Vec<(FaceId, Vec<f32>)>) -> Result<u64> {
         rules::check_replaced_embeddings(model, &faces)?;
         let model = model.to_owned();
         self.writer
-            .run(true, move |c| queries::replace_embeddings(c, &model, &faces))
+            .run(true, move |c| {
+                queries::replace_embeddings(c, &model, &faces)
+            })
             .await
     }
 

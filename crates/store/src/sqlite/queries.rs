@@ -14,8 +14,7 @@ use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
     embedding_from_bytes, embedding_to_bytes, now_millis, AuditEntry, AuditFilter, ClientErasure,
-    FaceCrop,
-    Collection, CollectionUpdate, DetachOutcome, FaceRecord, IssuedToken, ListedToken,
+    Collection, CollectionUpdate, DetachOutcome, FaceCrop, FaceRecord, IssuedToken, ListedToken,
     NewCollection, NewFace, NewPerson, Person, PersonFilter, PersonStatus, PersonUpdate, Thumbnail,
     TokenRenewal, EMBEDDING_DIM,
 };
@@ -278,7 +277,15 @@ fn decode_embedding(blob: &[u8]) -> Result<Vec<f32>> {
     }
 }
 
-type FaceRow = (FaceId, PersonId, ClientId, PersonStatus, Vec<u8>, i64, String);
+type FaceRow = (
+    FaceId,
+    PersonId,
+    ClientId,
+    PersonStatus,
+    Vec<u8>,
+    i64,
+    String,
+);
 
 fn face_row(r: &Row<'_>) -> rusqlite::Result<FaceRow> {
     Ok((
