@@ -77,7 +77,7 @@ async fn a_gallery_never_holds_faces_of_another_model() {
     assert_eq!(found(&a, &client, 1).await, vec![by_a.id.clone()]);
     assert_eq!(a.face_count(&client), 1);
     // A refresh reads the person again: still only its own model's faces.
-    a.refresh_persons(&client, &[by_b.id.clone()])
+    a.refresh_persons(&client, std::slice::from_ref(&by_b.id))
         .await
         .expect("refresh");
     assert_eq!(found(&a, &client, 1).await, vec![by_a.id.clone()]);

@@ -40,6 +40,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant (serve's flags) does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server.

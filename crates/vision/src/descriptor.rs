@@ -98,7 +98,7 @@ impl EmbedderDescriptor {
             dimension: fields.dimension()?,
             score_map: fields.score_map()?,
         };
-        if descriptor.std.iter().any(|s| *s == 0.0) {
+        if descriptor.std.contains(&0.0) {
             return Err(bad("std has a zero".into()));
         }
         Ok(descriptor)
