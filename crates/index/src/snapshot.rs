@@ -1,6 +1,7 @@
 //! The whole gallery in one file, written at a clean shutdown and read once at the next
 //! start, so that a large gallery (and its graph, which takes minutes to build) is back in
-//! seconds. The file records the store's generation: if the store changed since, or the
+//! seconds. The file records the store's generation and the embedding model of its faces:
+//! if the store changed since, the server now runs another model, or the
 //! file is damaged (CRC-32 over everything), it is ignored and the gallery rebuilt from the
 //! store, which stays the source of truth.
 //!
@@ -24,7 +25,8 @@ use crate::gallery::{read, Gallery};
 use crate::hnsw::{HnswParams, HnswParts};
 
 const MAGIC: &[u8; 8] = b"VISAGEIX";
-const VERSION: u32 = 1;
+/// 2: the model id after the generation.
+const VERSION: u32 = 2;
 /// The graph's entry row when it has none.
 const NO_ENTRY: u32 = u32::MAX;
 
@@ -103,9 +105,15 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Writes the gallery, stamped with the store's `generation`, to `path` (through a
-/// temporary file, fsynced, then renamed: a crash never leaves a half-written snapshot).
-pub fn save(gallery: &Gallery, generation: u64, path: &Path) -> Result<(), SnapshotError> {
+/// Writes the gallery, stamped with the store's `generation` and the `model` that embedded
+/// its faces, to `path` (through a temporary file, fsynced, then renamed: a crash never
+/// leaves a half-written snapshot).
+pub fn save(
+    gallery: &Gallery,
+    generation: u64,
+    model: &str,
+    path: &Path,
+) -> Result<(), SnapshotError> {
     let tmp = path.with_extension("tmp");
     // Only the server's user may read it, like the database.
     let file = {
@@ -124,6 +132,7 @@ pub fn save(gallery: &Gallery, generation: u64, path: &Path) -> Result<(), Snaps
     w.put(MAGIC)?;
     w.u32(VERSION)?;
     w.u64(generation)?;
+    w.bytes(model.as_bytes())?;
     let clients = gallery.all();
     w.u64(clients.len() as u64)?;
     for (client, index) in &clients {
@@ -190,12 +199,12 @@ fn write_graph(w: &mut Writer, g: &HnswParts<'_>) -> std::io::Result<()> {
     w.u64(g.level_rng)
 }
 
+/// A snapshot as read: its generation, its model, the gallery.
+pub type Saved = (u64, String, Gallery);
+
 /// Reads a snapshot: `Ok(None)` when there is none, `Err(Damaged)` when it cannot be used.
 /// The file is erased (zeros, then removed) whatever the outcome.
-pub fn load_and_erase(
-    path: &Path,
-    params: IndexParams,
-) -> Result<Option<(u64, Gallery)>, SnapshotError> {
+pub fn load_and_erase(path: &Path, params: IndexParams) -> Result<Option<Saved>, SnapshotError> {
     // A save interrupted by a crash leaves its temporary file: never used, always erased.
     erase(&path.with_extension("tmp"))?;
     let mut file = match File::open(path) {
@@ -231,7 +240,7 @@ pub fn erase(path: &Path) -> std::io::Result<()> {
     std::fs::remove_file(path)
 }
 
-fn parse(data: &[u8], params: IndexParams) -> Option<(u64, Gallery)> {
+fn parse(data: &[u8], params: IndexParams) -> Option<Saved> {
     let (body, crc) = data.split_at(data.len().checked_sub(4)?);
     if crc32fast::hash(body).to_le_bytes() != crc {
         return None;
@@ -241,12 +250,13 @@ fn parse(data: &[u8], params: IndexParams) -> Option<(u64, Gallery)> {
         return None;
     }
     let generation = r.u64()?;
+    let model = String::from_utf8(r.bytes()?.to_vec()).ok()?;
     let gallery = Gallery::new(params);
     for _ in 0..r.u64()? {
         let client = ClientId::parse(std::str::from_utf8(r.bytes()?).ok()?).ok()?;
         gallery.insert_client(client, read_client(&mut r, params)?);
     }
-    r.rest.is_empty().then_some((generation, gallery))
+    r.rest.is_empty().then_some((generation, model, gallery))
 }
 
 fn read_client(r: &mut Reader<'_>, params: IndexParams) -> Option<ClientIndex> {
@@ -372,14 +382,15 @@ mod tests {
 
         let dir = tempfile::tempdir().expect("tempdir");
         let (first, second) = (dir.path().join("a"), dir.path().join("b"));
-        save(&gallery, 42, &first).expect("save");
+        save(&gallery, 42, "model-a", &first).expect("save");
         let bytes = std::fs::read(&first).expect("read");
-        let (generation, back) = load_and_erase(&first, params)
+        let (generation, model, back) = load_and_erase(&first, params)
             .expect("load")
             .expect("found");
         assert_eq!(generation, 42);
         assert_eq!(back.graph_backlog(), gallery.graph_backlog());
-        save(&back, 42, &second).expect("save");
+        assert_eq!(model, "model-a");
+        save(&back, 42, "model-a", &second).expect("save");
         assert!(std::fs::read(&second).expect("read") == bytes);
         assert!(load_and_erase(&first, params).expect("load").is_none());
     }

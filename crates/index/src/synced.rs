@@ -38,15 +38,19 @@ pub struct SyncedGallery {
     /// Set when a refresh failed and persons were taken out of search: the gallery no longer
     /// mirrors the store, so it must not be saved as a snapshot.
     diverged: AtomicBool,
+    /// The embedding model whose faces this gallery holds; faces of others are left out.
+    model: String,
 }
 
 impl SyncedGallery {
-    /// Loads the gallery: from the snapshot at `snapshot` if there is one stamped with the
-    /// store's current generation (the file is erased either way), else from the store.
+    /// Loads the faces `model` embedded into the gallery: from the snapshot at `snapshot` if
+    /// there is one stamped with the store's current generation and this model (the file is
+    /// erased either way), else from the store.
     pub async fn load(
         store: Arc<dyn Store>,
         params: IndexParams,
         snapshot: Option<&Path>,
+        model: &str,
     ) -> store::Result<(Self, LoadedFrom)> {
         let generation = store.generation().await?;
         let saved = match snapshot {
@@ -54,7 +58,7 @@ impl SyncedGallery {
             None => None,
         };
         let (gallery, from) = match saved {
-            Some((g, gallery)) if g == generation => {
+            Some((g, m, gallery)) if g == generation && m == model => {
                 // Loading from the store would have read the embeddings; from a snapshot,
                 // read them in the background so that the first searches' re-scoring does
                 // not wait on the disk.
@@ -71,13 +75,14 @@ impl SyncedGallery {
                 });
                 (gallery, LoadedFrom::Snapshot)
             }
-            _ => (from_store(&*store, params).await?, LoadedFrom::Store),
+            _ => (from_store(&*store, params, model).await?, LoadedFrom::Store),
         };
         let synced = SyncedGallery {
             gallery: Arc::new(gallery),
             store,
             refresh: tokio::sync::Mutex::new(()),
             diverged: AtomicBool::new(false),
+            model: model.to_owned(),
         };
         Ok((synced, from))
     }
@@ -94,8 +99,8 @@ impl SyncedGallery {
             .generation()
             .await
             .map_err(|e| SnapshotError::Io(std::io::Error::other(e.to_string())))?;
-        let (gallery, path) = (self.gallery.clone(), path.to_owned());
-        tokio::task::spawn_blocking(move || snapshot::save(&gallery, generation, &path))
+        let (gallery, path, model) = (self.gallery.clone(), path.to_owned(), self.model.clone());
+        tokio::task::spawn_blocking(move || snapshot::save(&gallery, generation, &model, &path))
             .await
             .map_err(|e| SnapshotError::Io(std::io::Error::other(e.to_string())))??;
         Ok(true)
@@ -215,7 +220,10 @@ impl SyncedGallery {
         let _order = self.refresh.lock().await;
         for id in ids {
             match self.store.faces_of_person(client, id).await {
-                Ok(faces) => self.apply(client, id, faces).await,
+                Ok(mut faces) => {
+                    faces.retain(|f| f.model == self.model);
+                    self.apply(client, id, faces).await
+                }
                 Err(e) => {
                     self.diverged.store(true, Ordering::SeqCst);
                     for id in ids {
@@ -267,7 +275,7 @@ impl SyncedGallery {
     }
 }
 
-async fn read_snapshot(path: PathBuf, params: IndexParams) -> Option<(u64, Gallery)> {
+async fn read_snapshot(path: PathBuf, params: IndexParams) -> Option<snapshot::Saved> {
     let shown = path.display().to_string();
     let read = tokio::task::spawn_blocking(move || snapshot::load_and_erase(&path, params)).await;
     match read {
@@ -283,8 +291,9 @@ async fn read_snapshot(path: PathBuf, params: IndexParams) -> Option<(u64, Galle
     }
 }
 
-async fn from_store(store: &dyn Store, params: IndexParams) -> store::Result<Gallery> {
+async fn from_store(store: &dyn Store, params: IndexParams, model: &str) -> store::Result<Gallery> {
     let mut faces = store.faces_for_index().await?;
+    faces.retain(|f| f.model == model);
     let gallery = Gallery::new(params);
     // A person's faces are written in one transaction, so they are usually adjacent; sort to
     // be sure (stable: the enrolment order of each person's faces is kept).

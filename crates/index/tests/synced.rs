@@ -5,7 +5,7 @@ use std::sync::Arc;
 use index::{IndexParams, LoadedFrom, Mode, SearchRequest, SyncedGallery};
 use store::{
     ClientId, CollectionUpdate, NewCollection, NewFace, NewPerson, PersonId, PersonStatus,
-    PersonUpdate, SqliteStore, Store, EMBEDDING_DIM,
+    PersonUpdate, SqliteStore, Store, DEFAULT_MODEL, EMBEDDING_DIM,
 };
 
 fn axis(i: usize) -> Vec<f32> {
@@ -16,8 +16,10 @@ fn axis(i: usize) -> Vec<f32> {
 
 fn face(i: usize) -> NewFace {
     NewFace {
+        model: store::DEFAULT_MODEL.into(),
         embedding: axis(i),
         thumbnail_jpeg: vec![0xFF, 0xD8, 0xFF, i as u8],
+        crop_png: Vec::new(),
     }
 }
 
@@ -48,6 +50,52 @@ async fn found(g: &SyncedGallery, client: &ClientId, probe: usize) -> Vec<Person
         .collect()
 }
 
+/// A gallery holds only the faces its model embedded, however alike the vectors; a
+/// snapshot saved under one model is not used by another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gallery_never_holds_faces_of_another_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).expect("open"));
+    let client = ClientId::parse("acme").expect("client");
+    let by_a = store
+        .create_person(&client, person("By A", vec![face(1)]))
+        .await
+        .expect("a");
+    let other_face = NewFace {
+        model: "model-b".into(),
+        ..face(1)
+    };
+    let by_b = store
+        .create_person(&client, person("By B", vec![other_face]))
+        .await
+        .expect("b");
+    let path = dir.path().join("index.snapshot");
+    let params = IndexParams::default();
+    let (a, _) = SyncedGallery::load(store.clone(), params, Some(&path), DEFAULT_MODEL)
+        .await
+        .expect("load a");
+    assert_eq!(found(&a, &client, 1).await, vec![by_a.id.clone()]);
+    assert_eq!(a.face_count(&client), 1);
+    // A refresh reads the person again: still only its own model's faces.
+    a.refresh_persons(&client, std::slice::from_ref(&by_b.id))
+        .await
+        .expect("refresh");
+    assert_eq!(found(&a, &client, 1).await, vec![by_a.id.clone()]);
+    assert!(a.save_snapshot(&path).await.expect("save"));
+    drop(a);
+
+    let (b, from) = SyncedGallery::load(store.clone(), params, Some(&path), "model-b")
+        .await
+        .expect("load b");
+    assert_eq!(
+        from,
+        LoadedFrom::Store,
+        "model A's snapshot is not model B's"
+    );
+    assert!(!path.exists(), "and it is erased all the same");
+    assert_eq!(found(&b, &client, 1).await, vec![by_b.id]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gallery_follows_the_store() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -68,7 +116,7 @@ async fn gallery_follows_the_store() {
         .expect("eve");
 
     // Loaded at start-up, per client.
-    let (g, _) = SyncedGallery::load(store.clone(), IndexParams::default(), None)
+    let (g, _) = SyncedGallery::load(store.clone(), IndexParams::default(), None, DEFAULT_MODEL)
         .await
         .expect("load");
     assert_eq!(g.total_faces(), 4);
@@ -170,9 +218,10 @@ async fn gallery_follows_the_store() {
     assert!(found(&g, &client, 4).await.is_empty());
 
     // A restart sees exactly what is stored.
-    let (reloaded, _) = SyncedGallery::load(store.clone(), IndexParams::default(), None)
-        .await
-        .expect("reload");
+    let (reloaded, _) =
+        SyncedGallery::load(store.clone(), IndexParams::default(), None, DEFAULT_MODEL)
+            .await
+            .expect("reload");
     assert_eq!(reloaded.face_count(&client), 0);
     assert_eq!(reloaded.face_count(&other), 1);
 }
@@ -213,8 +262,10 @@ async fn a_restart_from_the_snapshot_gives_identical_results() {
             person(
                 &format!("P{i}"),
                 vec![NewFace {
+                    model: store::DEFAULT_MODEL.into(),
                     embedding: spread(i),
                     thumbnail_jpeg: vec![0xFF, 0xD8, 0xFF],
+                    crop_png: Vec::new(),
                 }],
             )
         })
@@ -226,7 +277,7 @@ async fn a_restart_from_the_snapshot_gives_identical_results() {
         ..IndexParams::default()
     };
     let path = dir.path().join("index.snapshot");
-    let (g, from) = SyncedGallery::load(store.clone(), params, Some(&path))
+    let (g, from) = SyncedGallery::load(store.clone(), params, Some(&path), DEFAULT_MODEL)
         .await
         .expect("load");
     assert_eq!(from, LoadedFrom::Store);
@@ -242,7 +293,7 @@ async fn a_restart_from_the_snapshot_gives_identical_results() {
     }
     drop(g);
 
-    let (again, from) = SyncedGallery::load(store.clone(), params, Some(&path))
+    let (again, from) = SyncedGallery::load(store.clone(), params, Some(&path), DEFAULT_MODEL)
         .await
         .expect("reload");
     assert_eq!(from, LoadedFrom::Snapshot);
@@ -259,7 +310,7 @@ async fn a_restart_from_the_snapshot_gives_identical_results() {
     assert!(again.save_snapshot(&path).await.expect("save"));
     let erased = &exact[0][0].0;
     assert!(store.erase_person(&client, erased).await.expect("erase"));
-    let (fresh, from) = SyncedGallery::load(store.clone(), params, Some(&path))
+    let (fresh, from) = SyncedGallery::load(store.clone(), params, Some(&path), DEFAULT_MODEL)
         .await
         .expect("reload");
     assert_eq!(from, LoadedFrom::Store);
@@ -271,7 +322,7 @@ async fn a_restart_from_the_snapshot_gives_identical_results() {
     // A temporary file left by a save that crashed is erased at the next start.
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, b"half a snapshot").expect("write");
-    let _ = SyncedGallery::load(store.clone(), params, Some(&path))
+    let _ = SyncedGallery::load(store.clone(), params, Some(&path), DEFAULT_MODEL)
         .await
         .expect("reload");
     assert!(!tmp.exists());
@@ -282,7 +333,7 @@ async fn a_restart_from_the_snapshot_gives_identical_results() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
     std::fs::write(&path, &bytes).expect("write");
-    let (_, from) = SyncedGallery::load(store.clone(), params, Some(&path))
+    let (_, from) = SyncedGallery::load(store.clone(), params, Some(&path), DEFAULT_MODEL)
         .await
         .expect("reload");
     assert_eq!(from, LoadedFrom::Store);

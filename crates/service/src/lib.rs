@@ -17,6 +17,7 @@ mod open;
 mod overload;
 pub mod params;
 mod persons;
+mod reembed;
 mod search;
 mod store_timing;
 pub mod tokens;
@@ -33,19 +34,24 @@ pub use image_url::{is_url as is_image_url, ImageUrlConfig, UrlPrefix};
 pub use matching::{
     Comparison, DetectParams, DetectedFace, Found, Match, SearchParams, Verification,
 };
-pub use open::{lock_data_dir, open, open_store, Access, Config, OpenStore, StoreConfig};
+pub use open::{
+    load_pipeline, lock_data_dir, open, open_store, Access, Config, OpenStore, StoreConfig,
+};
 pub use overload::OverloadLog;
 pub use params::{LiveScore, SearchMode};
 pub use persons::{Detached, LiveEnrolment, PersonChanges, PersonDraft, PersonList, PersonQuery};
+pub use reembed::{reembed, reembed_store, Reembedded};
 pub use search::{IndexStats, SearchBackend};
 // The domain types the use cases take and return, so that callers need no engine crate.
 pub use store::{
     ClientId, Collection, CollectionId, CollectionUpdate, Gender, NewCollection, Person, PersonId,
     PersonStatus,
 };
+use vision::ScoreMap;
 pub use vision::{round_score, BoundingBox, Detection, Embedding, Score};
 
-// The store keeps what the embedder makes: one size, checked where both meet.
+// The store keeps what the default embedder makes: one size, checked where both meet (another
+// embedder's dimension is checked when the service opens).
 const _: () = assert!(vision::EMBEDDING_DIM == store::EMBEDDING_DIM);
 
 /// Every use case, over one store, one search backend and one face pipeline. Cheap to
@@ -70,6 +76,17 @@ pub struct Session {
 }
 
 impl Service {
+    /// The id of the embedding model this service runs: stored with every face it
+    /// enrols, and the only model whose faces it compares.
+    pub fn model(&self) -> &str {
+        &self.faces.pipeline.embedder().id
+    }
+
+    /// The running model's map from cosine to score.
+    pub(crate) fn scores(&self) -> &ScoreMap {
+        &self.faces.pipeline.embedder().score_map
+    }
+
     /// The client a token stands for, if it is well signed, unexpired and not revoked.
     pub async fn authenticate(&self, token: &str) -> Result<ClientId> {
         Ok(self.session(token).await?.client)

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use index::SearchOutcome;
 use store::{ClientId, CollectionId, Person, PersonId, PersonStatus};
-use vision::{Detection, Embedding, Face, Score};
+use vision::{Detection, Embedding, Face, Score, ScoreMap};
 
 use crate::error::{Error, Result};
 use crate::faces::combine;
@@ -76,23 +76,28 @@ pub struct DetectedFace {
 /// The backend's query for one probe. The score map is monotone, so the score threshold is
 /// a cosine threshold; the small margin keeps faces whose score rounds to exactly
 /// `min_score`, which are then checked on the score itself.
-fn query(probe: &Embedding, scope: Option<&CollectionId>, params: &SearchParams<'_>) -> Query {
+fn query(
+    probe: &Embedding,
+    scope: Option<&CollectionId>,
+    params: &SearchParams<'_>,
+    scores: &ScoreMap,
+) -> Query {
     Query {
         probe: probe.as_slice().to_vec(),
         collection: scope.cloned(),
         mode: params.mode,
-        min_cosine: params.min_score.to_cosine() - 1e-6,
+        min_cosine: scores.cosine(params.min_score) - 1e-6,
         max_results: params.max_results,
     }
 }
 
 /// The score of the best probe/gallery pair.
-fn best_pair(probe: &[Face], gallery: &[Face]) -> Score {
+fn best_pair(probe: &[Face], gallery: &[Face], scores: &ScoreMap) -> Score {
     let best = probe
         .iter()
         .flat_map(|p| gallery.iter().map(|g| p.embedding.cosine(&g.embedding)))
         .fold(f32::NEG_INFINITY, f32::max);
-    Score::from_cosine(best)
+    scores.score(best)
 }
 
 impl Service {
@@ -177,7 +182,7 @@ impl Service {
     ) -> Result<Found> {
         let outcome = self
             .search
-            .search(client, query(probe, scope, params))
+            .search(client, query(probe, scope, params, self.scores()))
             .await?;
         self.found(client, outcome, params, &mut HashMap::new())
             .await
@@ -195,7 +200,10 @@ impl Service {
         if probes.is_empty() {
             return Ok(Vec::new());
         }
-        let queries = probes.iter().map(|p| query(p, scope, params)).collect();
+        let queries = probes
+            .iter()
+            .map(|p| query(p, scope, params, self.scores()))
+            .collect();
         let outcomes = self.search.search_many(client, queries).await?;
         let mut persons = HashMap::new();
         let mut found = Vec::with_capacity(outcomes.len());
@@ -215,7 +223,7 @@ impl Service {
     ) -> Result<Found> {
         let mut matches = Vec::with_capacity(outcome.hits.len());
         for hit in outcome.hits {
-            let score = Score::from_cosine(hit.cosine);
+            let score = self.scores().score(hit.cosine);
             if score < params.min_score {
                 continue;
             }
@@ -263,6 +271,8 @@ impl Service {
             .faces_of_person(client, id)
             .await?
             .iter()
+            // Only faces this model embedded compare with its probe.
+            .filter(|f| f.model == self.model())
             .filter_map(|f| Embedding::from_slice(&f.embedding))
             .map(|e| e.cosine(&probe))
             .fold(f32::NEG_INFINITY, f32::max);
@@ -270,7 +280,7 @@ impl Service {
             // Erased since it was looked up (a person always has a face while it exists).
             return Err(Error::PersonNotFound);
         }
-        let score = Score::from_cosine(best);
+        let score = self.scores().score(best);
         Ok(Verification {
             person,
             score,
@@ -289,7 +299,7 @@ impl Service {
         let images: Vec<&str> = probe.iter().chain(gallery).copied().collect();
         let faces = self.faces.largest_faces(client, &images).await?;
         let (probe_faces, gallery_faces) = faces.split_at(probe.len());
-        let score = best_pair(probe_faces, gallery_faces);
+        let score = best_pair(probe_faces, gallery_faces, self.scores());
         Ok(Comparison {
             score,
             passed: score >= threshold,
@@ -310,7 +320,7 @@ impl Service {
             .collect();
         let (faces, live) = self.faces.largest_faces_first_live(client, &images).await?;
         let (probe_face, gallery_faces) = faces.split_at(1);
-        let score = best_pair(probe_face, gallery_faces);
+        let score = best_pair(probe_face, gallery_faces, self.scores());
         let comparison = Comparison {
             score,
             passed: score >= threshold,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use index::{IndexParams, SyncedGallery};
 use store::{PoolOptions, PostgresStore, SqliteStore, Store};
-use vision::{Pipeline, PipelineConfig};
+use vision::{EmbedderDescriptor, Pipeline, PipelineConfig};
 
 use crate::cpu::CpuPool;
 use crate::faces::Faces;
@@ -37,6 +37,8 @@ pub struct StoreConfig {
 pub struct Config {
     pub store: StoreConfig,
     pub models_dir: PathBuf,
+    /// The embedder's descriptor file; SFace's built-in one when `None`.
+    pub embedder: Option<PathBuf>,
     pub pipeline: PipelineConfig,
     /// Face-pipeline jobs that run at once.
     pub cpu_workers: usize,
@@ -62,6 +64,7 @@ impl Config {
         Config {
             store,
             models_dir,
+            embedder: None,
             pipeline: PipelineConfig::default(),
             cpu_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             cpu_queue: 64,
@@ -138,8 +141,12 @@ pub async fn open(config: Config) -> anyhow::Result<Service> {
     let data_dir = &config.store.data_dir;
     let secret = Secret::load_or_create(data_dir)
         .with_context(|| format!("JWT secret in {}", data_dir.display()))?;
-    let pipeline =
-        Pipeline::load(&config.models_dir, config.pipeline).context("loading the face models")?;
+    let pipeline = load_pipeline(
+        &config.models_dir,
+        config.embedder.as_deref(),
+        config.pipeline,
+    )?;
+    let model = pipeline.embedder().id.clone();
     let engine = pipeline.engine();
     tracing::info!(engine = %engine.engine, "inference engine: {}", engine.note);
     if pipeline.liveness().is_none() {
@@ -150,13 +157,17 @@ pub async fn open(config: Config) -> anyhow::Result<Service> {
     let search: Arc<dyn SearchBackend> = match &opened.postgres {
         Some(pg) => {
             tracing::info!("store and search: PostgreSQL + pgvector");
-            Arc::new(PgvectorBackend::new(pg.clone(), config.vacuum_every))
+            Arc::new(PgvectorBackend::new(
+                pg.clone(),
+                config.vacuum_every,
+                model.clone(),
+            ))
         }
         None => {
             let snapshot = data_dir.join(INDEX_SNAPSHOT);
             let started = std::time::Instant::now();
             let (gallery, from) =
-                SyncedGallery::load(opened.store.clone(), config.index, Some(&snapshot))
+                SyncedGallery::load(opened.store.clone(), config.index, Some(&snapshot), &model)
                     .await
                     .context("loading faces into the search index")?;
             tracing::info!(
@@ -184,6 +195,32 @@ pub async fn open(config: Config) -> anyhow::Result<Service> {
         max_renewal_months: config.max_renewal_months.max(1),
         _lock: opened.lock,
     })
+}
+
+/// The face models, with the embedder `descriptor` describes (SFace when `None`): refused
+/// unless its file's sha256 and output dimension match the descriptor, and the store can
+/// hold that dimension.
+pub fn load_pipeline(
+    models_dir: &Path,
+    descriptor: Option<&Path>,
+    config: PipelineConfig,
+) -> anyhow::Result<Pipeline> {
+    let descriptor = match descriptor {
+        Some(path) => EmbedderDescriptor::from_file(path)?,
+        None => EmbedderDescriptor::sface(),
+    };
+    let pipeline = Pipeline::load_with_embedder(models_dir, config, &descriptor)
+        .context("loading the face models")?;
+    if descriptor.dimension != store::EMBEDDING_DIM {
+        anyhow::bail!(
+            "embedder {} gives {}-d embeddings; this build stores {}-d embeddings only",
+            descriptor.id,
+            descriptor.dimension,
+            store::EMBEDDING_DIM
+        );
+    }
+    tracing::info!(model = %descriptor.id, dimension = descriptor.dimension, "embedder loaded");
+    Ok(pipeline)
 }
 
 /// Takes the data directory for this process alone, for as long as the returned file is

@@ -80,12 +80,15 @@ pub struct Detached {
     pub remaining: Vec<CollectionId>,
 }
 
-fn stored_faces(faces: Vec<Face>) -> Vec<NewFace> {
+/// The faces as stored: each with the model that embedded it and its kept crop.
+fn stored_faces(faces: Vec<Face>, model: &str) -> Vec<NewFace> {
     faces
         .into_iter()
         .map(|f| NewFace {
+            model: model.to_owned(),
             embedding: f.embedding.as_slice().to_vec(),
             thumbnail_jpeg: f.thumbnail_jpeg,
+            crop_png: f.crop_png,
         })
         .collect()
 }
@@ -115,7 +118,7 @@ impl Service {
             notes: draft.notes,
             status: draft.status,
             collections,
-            faces: stored_faces(faces),
+            faces: stored_faces(faces, self.model()),
         };
         let person = timed_write("create_person", self.store.create_person(client, new)).await?;
         self.search
@@ -229,6 +232,7 @@ impl Service {
         let faces = match &changes.images {
             Some(images) => Some(stored_faces(
                 self.faces.largest_faces(client, images).await?,
+                self.model(),
             )),
             None => None,
         };

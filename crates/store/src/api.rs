@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::ids::{ClientId, CollectionId, FaceId, PersonId};
 use crate::model::{
-    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome,
+    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceCrop,
     FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson, Person, PersonFilter,
     PersonUpdate, TokenRenewal,
 };
@@ -138,6 +138,18 @@ pub trait Store: Send + Sync {
         client: &ClientId,
         faces: &[FaceId],
     ) -> Result<Vec<(FaceId, Vec<f32>)>>;
+
+    /// Up to `limit` kept crops of faces that `model` did not embed, in enrolment order,
+    /// after `cursor` (0 to start; continue from the last crop's `cursor`). Faces enrolled
+    /// without a crop are never listed.
+    async fn crops_to_reembed(&self, model: &str, cursor: i64, limit: u32)
+        -> Result<Vec<FaceCrop>>;
+
+    /// Replaces the embeddings of `faces` with the ones `model` made, all in one transaction
+    /// (so every face of a client moves to the new model at once), with one
+    /// `faces.reembed` audit row per client; the old embeddings' bytes are erased. Faces
+    /// erased meanwhile are skipped. Returns how many faces were replaced.
+    async fn replace_embeddings(&self, model: &str, faces: Vec<(FaceId, Vec<f32>)>) -> Result<u64>;
 
     /// Reads every stored embedding once and discards it, so that the operating system caches
     /// the pages that search re-scoring reads (a no-op where that does not help).

@@ -13,6 +13,8 @@ pub const PERSON_UPDATE: &str = "person.update";
 /// Faces replaced by an update: the old embeddings and thumbnails were erased.
 pub const PERSON_FACES_REPLACE: &str = "person.faces.replace";
 pub const PERSON_ERASE: &str = "person.erase";
+/// A client's faces re-embedded from their kept crops (`object_id` = the new model's id).
+pub const FACES_REEMBED: &str = "faces.reembed";
 /// A token revoked by its `jti` (client `''`, `object_id` = the jti).
 pub const TOKEN_REVOKE: &str = "token.revoke";
 /// A token renewed (`object_id` = the new token's jti, never the token).

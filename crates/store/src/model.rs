@@ -9,6 +9,13 @@ use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 
 /// Values in one face embedding (SFace).
 pub const EMBEDDING_DIM: usize = 128;
+/// The model id of SFace 2021dec, the default embedder, and of every face enrolled before
+/// faces carried their model.
+pub const DEFAULT_MODEL: &str = "sface-2021dec";
+/// Longest embedding model id.
+pub const MAX_MODEL_LEN: usize = 64;
+/// Largest aligned-face crop accepted, in bytes.
+pub const MAX_CROP_BYTES: usize = 1 << 20;
 /// Bytes of one embedding as stored: little-endian f32.
 pub const EMBEDDING_BYTES: usize = EMBEDDING_DIM * 4;
 /// Most faces one person may have (the API takes 1-3 images per create/update).
@@ -150,19 +157,26 @@ pub struct Person {
     pub updated_at: DateTime<Utc>,
 }
 
-/// One face to enrol: its embedding and the crop shown back as a thumbnail.
+/// One face to enrol: its embedding, the id of the model that made it, the crop shown back
+/// as a thumbnail, and the aligned face kept losslessly to re-embed it later.
 #[derive(Clone, PartialEq)]
 pub struct NewFace {
+    /// Lowercase letters, digits, `.`, `_`, `-`; at most [`MAX_MODEL_LEN`].
+    pub model: String,
     /// [`EMBEDDING_DIM`] finite values.
     pub embedding: Vec<f32>,
     pub thumbnail_jpeg: Vec<u8>,
+    /// The aligned face as PNG; empty when not kept.
+    pub crop_png: Vec<u8>,
 }
 
 impl fmt::Debug for NewFace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewFace")
+            .field("model", &self.model)
             .field("embedding_dim", &self.embedding.len())
             .field("thumbnail_bytes", &self.thumbnail_jpeg.len())
+            .field("crop_bytes", &self.crop_png.len())
             .finish()
     }
 }
@@ -227,6 +241,8 @@ pub struct FaceRecord {
     pub client: ClientId,
     /// The person's status (an index may leave out inactive persons).
     pub status: PersonStatus,
+    /// The id of the model that made `embedding`.
+    pub model: String,
     pub embedding: Vec<f32>,
     pub collections: Vec<CollectionId>,
 }
@@ -238,8 +254,28 @@ impl fmt::Debug for FaceRecord {
             .field("person_id", &self.person_id)
             .field("client", &self.client)
             .field("status", &self.status)
+            .field("model", &self.model)
             .field("embedding_dim", &self.embedding.len())
             .field("collections", &self.collections)
+            .finish()
+    }
+}
+
+/// The kept aligned crop of one face, to re-embed it. Biometric data: keep it out of logs.
+#[derive(Clone, PartialEq)]
+pub struct FaceCrop {
+    /// Where to continue from (see `Store::crops_to_reembed`).
+    pub cursor: i64,
+    pub face_id: FaceId,
+    pub png: Vec<u8>,
+}
+
+impl fmt::Debug for FaceCrop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaceCrop")
+            .field("cursor", &self.cursor)
+            .field("face_id", &self.face_id)
+            .field("png_bytes", &self.png.len())
             .finish()
     }
 }
@@ -351,8 +387,10 @@ mod tests {
     #[test]
     fn debug_hides_face_data() {
         let f = NewFace {
+            model: DEFAULT_MODEL.into(),
             embedding: vec![0.123_456_7; 128],
             thumbnail_jpeg: vec![0xAB; 10],
+            crop_png: vec![0xAB; 10],
         };
         let s = format!("{f:?}");
         assert!(!s.contains("0.1234"), "{s}");

@@ -12,8 +12,8 @@ use crate::error::Error;
 use crate::ids::{ClientId, CollectionCode, CollectionId};
 use crate::model::{
     Collection, CollectionUpdate, DetachOutcome, IssuedToken, NewCollection, NewFace, NewPerson,
-    Person, PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_FACES_PER_PERSON, MAX_JTI_LEN,
-    MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_THUMBNAIL_BYTES,
+    Person, PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_CROP_BYTES, MAX_FACES_PER_PERSON,
+    MAX_JTI_LEN, MAX_MODEL_LEN, MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_THUMBNAIL_BYTES,
 };
 
 // ---------------------------------------------------------------- validation
@@ -82,6 +82,34 @@ pub(crate) fn check_issued_token(t: &IssuedToken) -> Result<(), Error> {
     Ok(())
 }
 
+/// The checks of `Store::replace_embeddings`.
+pub(crate) fn check_replaced_embeddings(
+    model: &str,
+    faces: &[(crate::ids::FaceId, Vec<f32>)],
+) -> Result<(), Error> {
+    if !is_model_id(model) {
+        return Err(Error::invalid(
+            "model",
+            "must be 1-64 of a-z, 0-9, '.', '_', '-'",
+        ));
+    }
+    for (_, e) in faces {
+        if e.len() != EMBEDDING_DIM {
+            return Err(Error::invalid("faces", "embedding must have 128 values"));
+        }
+        if !e.iter().all(|v| v.is_finite()) {
+            return Err(Error::invalid("faces", "embedding has a non-finite value"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `id` can name an embedding model.
+pub(crate) fn is_model_id(id: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c);
+    !id.is_empty() && id.len() <= MAX_MODEL_LEN && id.chars().all(allowed)
+}
+
 fn check_faces(faces: &[NewFace]) -> Result<(), Error> {
     if faces.len() > MAX_FACES_PER_PERSON {
         return Err(Error::invalid("faces", "more than 3 faces"));
@@ -92,6 +120,15 @@ fn check_faces(faces: &[NewFace]) -> Result<(), Error> {
         }
         if !f.embedding.iter().all(|v| v.is_finite()) {
             return Err(Error::invalid("faces", "embedding has a non-finite value"));
+        }
+        if !is_model_id(&f.model) {
+            return Err(Error::invalid(
+                "faces",
+                "model must be 1-64 of a-z, 0-9, '.', '_', '-'",
+            ));
+        }
+        if f.crop_png.len() > MAX_CROP_BYTES {
+            return Err(Error::invalid("faces", "crop too large"));
         }
         if f.thumbnail_jpeg.is_empty() {
             return Err(Error::invalid("faces", "empty thumbnail"));
@@ -335,8 +372,10 @@ mod tests {
             found
         };
         let f = |dim, value, jpeg| NewFace {
+            model: crate::model::DEFAULT_MODEL.into(),
             embedding: vec![value; dim],
             thumbnail_jpeg: vec![1; jpeg],
+            crop_png: Vec::new(),
         };
         let (nan, max) = (f32::NAN, MAX_THUMBNAIL_BYTES);
         assert_eq!(check("Ana", "", vec![f(128, 0.5, max); 3]), None);

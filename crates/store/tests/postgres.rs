@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use store::{
     CollectionId, DetachOutcome, Error, NewPerson, PersonId, PersonStatus, PersonUpdate,
-    PoolOptions, PostgresStore, Store, EMBEDDING_BYTES,
+    PoolOptions, PostgresStore, Store, DEFAULT_MODEL, EMBEDDING_BYTES,
 };
 use suite::TestResult;
 use tokio_postgres::{Client, NoTls};
@@ -203,6 +203,7 @@ mod postgres {
         resolve_by_id_and_code,
         persons_crud,
         faces_for_index,
+        faces_carry_their_model,
         face_embeddings_and_generation,
         tenancy,
         person_already_set,
@@ -222,6 +223,7 @@ mod postgres {
     pg_erasure_tests!(
         erase_client_leaves_no_bytes,
         erasure_leaves_no_bytes,
+        reembedded_faces_erase_leaves_no_bytes,
         update_replacing_faces_erases_old,
         detach_as_last_erases_bytes,
     );
@@ -445,8 +447,10 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
                 faces: faces
                     .iter()
                     .map(|e| store::NewFace {
+                        model: store::DEFAULT_MODEL.into(),
                         embedding: e.clone(),
                         thumbnail_jpeg: vec![1, 2, 3],
+                        crop_png: Vec::new(),
                     })
                     .collect(),
                 ..suite::person(&format!("Searchable {i}"), &[], 0)
@@ -468,8 +472,10 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
                 .faces
                 .iter()
                 .map(|e| store::NewFace {
+                    model: store::DEFAULT_MODEL.into(),
                     embedding: e.clone(),
                     thumbnail_jpeg: vec![9],
+                    crop_png: Vec::new(),
                 })
                 .collect(),
             ..suite::person(&format!("Their Copy {}", p.id), &[], 0)
@@ -488,9 +494,13 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
             ] {
                 let filter = filter.as_deref();
                 let want = brute_force(&gallery, &probe, filter, k);
-                let exact = s.nearest_persons(&me, filter, &probe, k, true).await?;
+                let exact = s
+                    .nearest_persons(&me, DEFAULT_MODEL, filter, &probe, k, true)
+                    .await?;
                 assert_same_ranking(&exact, &want, &format!("exact probe {n} k {k}"));
-                let approx = s.nearest_persons(&me, filter, &probe, k, false).await?;
+                let approx = s
+                    .nearest_persons(&me, DEFAULT_MODEL, filter, &probe, k, false)
+                    .await?;
                 assert_same_ranking(&approx, &want, &format!("hnsw probe {n} k {k}"));
             }
         }
@@ -504,14 +514,17 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
             .map(|p| p.faces.len() as u64)
             .sum()
     };
-    assert_eq!(s.searchable_faces(&me, None).await?, faces_in(None));
     assert_eq!(
-        s.searchable_faces(&me, Some(std::slice::from_ref(&a.id)))
+        s.searchable_faces(&me, DEFAULT_MODEL, None).await?,
+        faces_in(None)
+    );
+    assert_eq!(
+        s.searchable_faces(&me, DEFAULT_MODEL, Some(std::slice::from_ref(&a.id)))
             .await?,
         faces_in(Some(&a.id))
     );
     assert_eq!(
-        s.searchable_faces(&me, Some(std::slice::from_ref(&theirs.id)))
+        s.searchable_faces(&me, DEFAULT_MODEL, Some(std::slice::from_ref(&theirs.id)))
             .await?,
         0
     );
@@ -520,7 +533,7 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
     // fallback), the exact one does not.
     let probe = near(&seeds[0], 0.5);
     let plan = s
-        .explain_nearest_persons(&me, None, &probe, 5, false)
+        .explain_nearest_persons(&me, DEFAULT_MODEL, None, &probe, 5, false)
         .await?;
     assert!(plan.contains("faces_by_embedding"), "{plan}");
     assert!(
@@ -528,7 +541,7 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
         "{plan}"
     );
     let plan = s
-        .explain_nearest_persons(&me, None, &probe, 5, true)
+        .explain_nearest_persons(&me, DEFAULT_MODEL, None, &probe, 5, true)
         .await?;
     assert!(
         plan.starts_with("-- exact") && !plan.contains("faces_by_embedding"),
@@ -539,25 +552,28 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
     let all = brute_force(&gallery, &probe, None, 1000);
     assert!(all.len() > 50 && all.len() < gallery.len(), "{}", all.len());
     assert_same_ranking(
-        &s.nearest_persons(&me, None, &probe, 1000, true).await?,
+        &s.nearest_persons(&me, DEFAULT_MODEL, None, &probe, 1000, true)
+            .await?,
         &all,
         "exact, all",
     );
     assert_same_ranking(
-        &s.nearest_persons(&me, None, &probe, 200, false).await?,
+        &s.nearest_persons(&me, DEFAULT_MODEL, None, &probe, 200, false)
+            .await?,
         &all,
         "hnsw, all",
     );
 
     // Filters that match nothing of mine.
     assert!(s
-        .nearest_persons(&me, Some(&[]), &probe, 5, true)
+        .nearest_persons(&me, DEFAULT_MODEL, Some(&[]), &probe, 5, true)
         .await?
         .is_empty());
     for exact in [true, false] {
         assert!(s
             .nearest_persons(
                 &me,
+                DEFAULT_MODEL,
                 Some(std::slice::from_ref(&theirs.id)),
                 &probe,
                 5,
@@ -566,19 +582,30 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
             .await?
             .is_empty());
         assert!(s
-            .nearest_persons(&me, Some(&[CollectionId::new()]), &probe, 5, exact)
+            .nearest_persons(
+                &me,
+                DEFAULT_MODEL,
+                Some(&[CollectionId::new()]),
+                &probe,
+                5,
+                exact
+            )
             .await?
             .is_empty());
     }
     // The other client sees only its own copies.
-    let theirs_found = s.nearest_persons(&other, None, &probe, 50, true).await?;
+    let theirs_found = s
+        .nearest_persons(&other, DEFAULT_MODEL, None, &probe, 50, true)
+        .await?;
     assert_eq!(theirs_found.len(), 10);
     assert!(theirs_found
         .iter()
         .all(|(id, _)| !gallery.iter().any(|g| &g.id == id)));
 
     // Erased, detached-as-last and deactivated persons are never returned.
-    let top = s.nearest_persons(&me, None, &probe, 3, true).await?;
+    let top = s
+        .nearest_persons(&me, DEFAULT_MODEL, None, &probe, 3, true)
+        .await?;
     assert_eq!(top.len(), 3);
     assert!(s.erase_person(&me, &top[0].0).await?);
     let second = gallery
@@ -602,7 +629,9 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
     .await?;
     for exact in [true, false] {
         for k in [1, 10, 200] {
-            let found = s.nearest_persons(&me, None, &probe, k, exact).await?;
+            let found = s
+                .nearest_persons(&me, DEFAULT_MODEL, None, &probe, k, exact)
+                .await?;
             assert!(
                 found.iter().all(|(id, _)| !top.iter().any(|t| &t.0 == id)),
                 "exact {exact} k {k}: {found:?}"
@@ -612,23 +641,61 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
 
     // Bad probes.
     assert!(matches!(
-        s.nearest_persons(&me, None, &probe[..127], 5, true).await,
+        s.nearest_persons(&me, DEFAULT_MODEL, None, &probe[..127], 5, true)
+            .await,
         Err(Error::Invalid { .. })
     ));
     assert!(matches!(
-        s.nearest_persons(&me, None, &[0.0; 128], 5, false).await,
+        s.nearest_persons(&me, DEFAULT_MODEL, None, &[0.0; 128], 5, false)
+            .await,
         Err(Error::Invalid { .. })
     ));
     let mut nan = probe.clone();
     nan[7] = f32::NAN;
     assert!(matches!(
-        s.nearest_persons(&me, None, &nan, 5, true).await,
+        s.nearest_persons(&me, DEFAULT_MODEL, None, &nan, 5, true)
+            .await,
         Err(Error::Invalid { .. })
     ));
     assert!(s
-        .nearest_persons(&me, None, &probe, 0, true)
+        .nearest_persons(&me, DEFAULT_MODEL, None, &probe, 0, true)
         .await?
         .is_empty());
+    s.close();
+    Ok(())
+}
+
+/// A search by one model never compares, nor counts, the faces another model embedded,
+/// even when their vectors are identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_never_compares_faces_of_another_model() -> TestResult {
+    let db = TestDb::create().await?;
+    let s = db.store().await?;
+    let me = suite::client("models");
+    let probe = unit((0..128).map(|i| (i as f32 * 0.37).sin()).collect());
+    let enrol = |name: &str, model: &str| NewPerson {
+        faces: vec![store::NewFace {
+            model: model.into(),
+            embedding: probe.clone(),
+            thumbnail_jpeg: vec![1],
+            crop_png: vec![2],
+        }],
+        ..suite::person(name, &[], 0)
+    };
+    let a = s.create_person(&me, enrol("By A", DEFAULT_MODEL)).await?;
+    let b = s.create_person(&me, enrol("By B", "other-model")).await?;
+    for (model, want) in [(DEFAULT_MODEL, &a.id), ("other-model", &b.id)] {
+        for exact in [true, false] {
+            let (found, searched) = s.search(&me, model, None, &probe, 10, exact).await?;
+            let ids: Vec<&PersonId> = found.iter().map(|(id, _)| id).collect();
+            assert_eq!(ids, vec![want], "{model}, exact {exact}");
+            assert_eq!(searched, 1, "{model}");
+        }
+    }
+    let (found, searched) = s
+        .search(&me, "unused-model", None, &probe, 10, true)
+        .await?;
+    assert!(found.is_empty() && searched == 0);
     s.close();
     Ok(())
 }
@@ -704,13 +771,13 @@ async fn face_counters_follow_every_kind_of_write() -> TestResult {
         async move {
             for scope in [None, Some(&a.id), Some(&b.id)] {
                 let kept = s
-                    .searchable_faces(me, scope.map(std::slice::from_ref))
+                    .searchable_faces(me, DEFAULT_MODEL, scope.map(std::slice::from_ref))
                     .await?;
                 let counted = counted_faces(raw, me, scope).await?;
                 assert_eq!(kept, counted, "{what}: scope {scope:?}");
             }
             let both = [a.id.clone(), b.id.clone()];
-            let union = s.searchable_faces(me, Some(&both)).await?;
+            let union = s.searchable_faces(me, DEFAULT_MODEL, Some(&both)).await?;
             assert!(
                 union >= counted_faces(raw, me, Some(&a.id)).await?,
                 "{what}: A or B"
@@ -749,8 +816,8 @@ async fn face_counters_follow_every_kind_of_write() -> TestResult {
         .collect();
     s.seed_persons(&me, seeded).await?;
     check("seeded").await?;
-    assert!(s.searchable_faces(&me, None).await? > 0);
-    assert_eq!(s.searchable_faces(&other, None).await?, 3);
+    assert!(s.searchable_faces(&me, DEFAULT_MODEL, None).await? > 0);
+    assert_eq!(s.searchable_faces(&other, DEFAULT_MODEL, None).await?, 3);
 
     for (i, status) in [(0, PersonStatus::Inactive), (4, PersonStatus::Active)] {
         let update = PersonUpdate {
@@ -796,8 +863,8 @@ async fn face_counters_follow_every_kind_of_write() -> TestResult {
     check("collection deleted").await?;
     s.erase_client(&me).await?;
     check("client erased").await?;
-    assert_eq!(s.searchable_faces(&me, None).await?, 0);
-    assert_eq!(s.searchable_faces(&other, None).await?, 3);
+    assert_eq!(s.searchable_faces(&me, DEFAULT_MODEL, None).await?, 0);
+    assert_eq!(s.searchable_faces(&other, DEFAULT_MODEL, None).await?, 3);
     s.close();
     Ok(())
 }

@@ -88,6 +88,7 @@ mod sqlite {
         resolve_by_id_and_code,
         persons_crud,
         faces_for_index,
+        faces_carry_their_model,
         face_embeddings_and_generation,
         tenancy,
         person_already_set,
@@ -116,6 +117,14 @@ mod sqlite {
     async fn erasure_leaves_no_bytes() -> TestResult {
         let (dir, s) = open();
         suite::erasure_leaves_no_bytes(&s, &present_in(dir.path())).await?;
+        s.close().await?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reembedded_faces_erase_leaves_no_bytes() -> TestResult {
+        let (dir, s) = open();
+        suite::reembedded_faces_erase_leaves_no_bytes(&s, &present_in(dir.path())).await?;
         s.close().await?;
         Ok(())
     }

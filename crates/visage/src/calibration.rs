@@ -3,10 +3,29 @@
 //! of pairs, enough to see rates near 1e-6, which 1,500 impostor pairs cannot show).
 
 use rayon::prelude::*;
-use vision::{Embedding, Score};
+use vision::{Embedding, Score, ScoreMap};
 
 /// Impostor cosines below this are only counted, not kept: thresholds of interest lie above.
 const TAIL_FROM: f32 = 0.15;
+
+/// SFace's score knots and its false-match rates there over every LFW cross-identity pair
+/// (`visage eval lfw`, docs/scores.md): another model's knots put each score where that
+/// model has the same rate, so a threshold keeps its meaning across models.
+const RATE_ANCHORS: [(f32, f64); 5] = [
+    (0.50, 1.2e-1),
+    (0.60, 1.0e-2),
+    (0.70, 1.3e-3),
+    (0.75, 4.5e-5),
+    (0.81, 1.1e-6),
+];
+/// Above 0.81 SFace's measured rates reach LFW's label-error floor (~1e-6) and stop telling
+/// thresholds apart: these knots keep SFace's spacing, as shares of the way from the 0.81
+/// cosine (0.53) to 1 (0.56, 0.65, 0.80).
+const SPACED_ABOVE: [(f32, f32); 3] = [
+    (0.85, 0.03 / 0.47),
+    (0.90, 0.12 / 0.47),
+    (0.95, 0.27 / 0.47),
+];
 
 /// Cosines of every pair of distinct images, split by whether the identities match.
 pub struct AllPairs {
@@ -90,6 +109,46 @@ impl AllPairs {
     pub fn true_match_rate(&self, cosine: f32) -> f64 {
         share_at_least(&self.genuine, cosine)
     }
+
+    /// The lowest cosine (to 4 decimals) at which a share `rate` of impostor pairs match,
+    /// `rate` taken to the nearest whole pair (the anchors have two digits: SFace's 1.1e-6
+    /// is 8 of 7,255,541 pairs, not 7); [`TAIL_FROM`] when even that is above `rate`.
+    pub fn cosine_at_false_match_rate(&self, rate: f64) -> f32 {
+        let allowed = (rate * self.impostors as f64).round() as usize;
+        let mut tail = self.impostor_tail.clone();
+        tail.sort_by(|a, b| b.total_cmp(a));
+        match tail.get(allowed) {
+            // Just above the first impostor cosine that would be one too many.
+            Some(&c) => ((c * 1e4).floor() + 1.0) / 1e4,
+            None => TAIL_FROM,
+        }
+    }
+
+    /// Score knots for the model these pairs were embedded by (see [`RATE_ANCHORS`]).
+    pub fn proposed_knots(&self) -> Vec<(f32, f32)> {
+        let mut knots = vec![(-1.0f32, 0.0f32)];
+        let mut last = -1.0f32;
+        for (score, rate) in RATE_ANCHORS {
+            last = self.cosine_at_false_match_rate(rate).max(last + 0.005);
+            knots.push((last, score));
+        }
+        let base = last;
+        for (score, share) in SPACED_ABOVE {
+            last = (base + share * (1.0 - base)).max(last + 0.001);
+            knots.push((last.min(0.999), score));
+        }
+        knots.push((1.0, 1.0));
+        knots
+    }
+}
+
+/// Knots as the `calibration` field of a descriptor.
+pub fn knots_toml(knots: &[(f32, f32)]) -> String {
+    let rows: Vec<String> = knots
+        .iter()
+        .map(|(c, s)| format!("    [{c:.4}, {s:.2}],"))
+        .collect();
+    format!("calibration = [\n{}\n]", rows.join("\n"))
 }
 
 pub fn share_at_least(values: &[f32], threshold: f32) -> f64 {
@@ -102,8 +161,9 @@ pub fn false_positive_identification_rate(fmr: f64, gallery: f64) -> f64 {
     1.0 - (1.0 - fmr).powf(gallery)
 }
 
-/// The score table of `docs/scores.md`: one row per score threshold.
-pub fn print_score_table(genuine: &[f32], impostor: &[f32], all: &AllPairs) {
+/// The score table of `docs/scores.md` on the model's map `scores`: one row per score
+/// threshold.
+pub fn print_score_table(genuine: &[f32], impostor: &[f32], all: &AllPairs, scores: &ScoreMap) {
     println!(
         "score_table pairs: {} genuine / {} impostor; all pairs: {} genuine / {} impostor",
         genuine.len(),
@@ -114,7 +174,7 @@ pub fn print_score_table(genuine: &[f32], impostor: &[f32], all: &AllPairs) {
     println!("score\tcosine\tFAR_pairs\tTAR_pairs\tFMR_all\tTMR_all\tFPIR_1e3\tFPIR_1e5\tFPIR_1e6");
     for s in [0.5, 0.6, 0.7, 0.75, 0.81, 0.85, 0.9, 0.95] {
         let Some(score) = Score::new(s) else { continue };
-        let c = score.to_cosine();
+        let c = scores.cosine(score);
         let fmr = all.false_match_rate(c);
         println!(
             "{s:.2}\t{c:.4}\t{:.4}%\t{:.2}%\t{:.2e}\t{:.2}%\t{:.2}%\t{:.1}%\t{:.1}%",
@@ -165,5 +225,35 @@ mod tests {
         assert_eq!(all.false_match_rate(0.2), 0.0);
         let fpir = false_positive_identification_rate(1e-6, 1e6);
         assert!((fpir - 0.632).abs() < 1e-3, "{fpir}");
+    }
+
+    #[test]
+    fn proposed_knots_put_each_score_at_the_anchored_false_match_rate() {
+        // 2,000 identities of one image each on a spread of directions: ~2M impostor pairs.
+        let embeddings: Vec<Embedding> = (0..2000)
+            .map(|i| {
+                let v: Vec<f32> = (0..vision::EMBEDDING_DIM)
+                    .map(|d| ((i * 7919 + d * 104_729) as f32 * 0.618).sin())
+                    .collect();
+                Embedding::from_slice(&v).expect("non-zero")
+            })
+            .collect();
+        let names: Vec<String> = (0..2000).map(|i| i.to_string()).collect();
+        let items: Vec<(&str, &Embedding)> =
+            names.iter().map(String::as_str).zip(&embeddings).collect();
+        let all = AllPairs::compute(&items);
+        let knots = all.proposed_knots();
+        let map = ScoreMap::new(knots.clone()).expect("valid knots");
+        for (score, rate) in RATE_ANCHORS {
+            let c = map.cosine(Score::new(f64::from(score)).expect("score"));
+            if c > TAIL_FROM {
+                let half_a_pair = 0.5 / all.impostor_pairs() as f64;
+                assert!(
+                    all.false_match_rate(c) <= rate + half_a_pair,
+                    "{score}: {c}"
+                );
+            }
+        }
+        assert!(knots_toml(&knots).starts_with("calibration = [\n    [-1.0000, 0.00],"));
     }
 }

@@ -11,7 +11,7 @@ use image::imageops;
 use rayon::prelude::*;
 use vision::{Detection, Embedding, Pipeline};
 
-use crate::calibration::{print_score_table, AllPairs};
+use crate::calibration::{knots_toml, print_score_table, AllPairs};
 use crate::progress::Progress;
 use crate::stats::{mean, std_dev};
 use crate::PipelineArgs;
@@ -289,7 +289,15 @@ pub fn run(args: &LfwArgs) -> anyhow::Result<()> {
     );
     let identities: Vec<(&str, &Embedding)> =
         embeddings.iter().map(|(p, e)| (identity(p), e)).collect();
-    print_score_table(&genuine, &impostor, &AllPairs::compute(&identities));
+    let all = AllPairs::compute(&identities);
+    let descriptor = pipeline.embedder();
+    println!("score_map {} (its descriptor's knots)", descriptor.id);
+    print_score_table(&genuine, &impostor, &all, &descriptor.score_map);
+    println!(
+        "knots for {}'s descriptor (same false-match rate as SFace at each score):\n{}",
+        descriptor.id,
+        knots_toml(&all.proposed_knots())
+    );
     println!(
         "no_face {} (each embedded from its central square as a face crop)",
         no_face.len()

@@ -105,8 +105,10 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
                 status: PersonStatus::Active,
                 collections: collection.iter().cloned().collect(),
                 faces: vec![NewFace {
+                    model: store::DEFAULT_MODEL.into(),
                     embedding,
                     thumbnail_jpeg: thumbnail.clone(),
+                    crop_png: Vec::new(),
                 }],
                 ..NewPerson::default()
             });

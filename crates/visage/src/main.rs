@@ -16,6 +16,7 @@ mod eval_lfw_search;
 mod eval_liveness;
 mod import_cmd;
 mod progress;
+mod reembed_cmd;
 mod restore_cmd;
 mod seed_cmd;
 mod serve_cmd;
@@ -40,6 +41,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant (serve's flags) does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server.
@@ -71,6 +74,8 @@ enum Command {
     Enroll(enroll::EnrollArgs),
     /// Bulk-load embeddings as persons (one face each), e.g. a 10^6-face benchmark gallery.
     Import(import_cmd::ImportArgs),
+    /// Move a gallery to another embedding model from the kept face crops.
+    Reembed(reembed_cmd::ReembedArgs),
     /// Accuracy evaluations.
     Eval {
         #[command(subcommand)]
@@ -173,11 +178,30 @@ pub struct EngineArgs {
 }
 
 #[derive(Args, Clone)]
+pub struct EmbedderArgs {
+    /// The embedding model's descriptor (TOML beside its ONNX file); SFace's built-in one
+    /// by default. Refused unless the model's sha256 and dimension match it.
+    #[arg(long, env = "VISAGE_EMBEDDER")]
+    pub embedder: Option<PathBuf>,
+}
+
+impl EmbedderArgs {
+    pub fn descriptor(&self) -> anyhow::Result<vision::EmbedderDescriptor> {
+        Ok(match &self.embedder {
+            Some(path) => vision::EmbedderDescriptor::from_file(path)?,
+            None => vision::EmbedderDescriptor::sface(),
+        })
+    }
+}
+
+#[derive(Args, Clone)]
 pub struct PipelineArgs {
     #[command(flatten)]
     pub models: ModelsArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
     /// Average each face's embedding with its mirror image's (slower, slightly more accurate).
     #[arg(long)]
     pub flip: bool,
@@ -198,10 +222,12 @@ impl PipelineArgs {
         };
         config.detector.max_input_side = self.detect_side;
         config.detector.min_input_side = self.detect_min_side;
-        let pipeline =
-            Pipeline::load(&self.models.models_dir, config).context("loading the face models")?;
+        let descriptor = self.embedder.descriptor()?;
+        let pipeline = Pipeline::load_with_embedder(&self.models.models_dir, config, &descriptor)
+            .context("loading the face models")?;
         let engine = pipeline.engine();
         eprintln!("engine: {} ({})", engine.engine, engine.note);
+        eprintln!("embedder: {} ({}-d)", descriptor.id, descriptor.dimension);
         Ok(pipeline)
     }
 }
@@ -278,6 +304,7 @@ fn main() -> anyhow::Result<()> {
         Command::Restore(args) => restore_cmd::run(&args),
         Command::Seed(args) => seed_cmd::run(&args),
         Command::Import(args) => import_cmd::run(&args),
+        Command::Reembed(args) => reembed_cmd::run(&args),
         Command::Eval {
             command: EvalCommand::Lfw(args),
         } => eval_lfw::run(&args),

@@ -68,8 +68,10 @@ pub fn run(args: &SeedArgs) -> anyhow::Result<()> {
                 status: PersonStatus::Active,
                 collections: Vec::new(),
                 faces: vec![NewFace {
+                    model: store::DEFAULT_MODEL.into(),
                     embedding: (0..store::EMBEDDING_DIM).map(|_| noise.unit()).collect(),
                     thumbnail_jpeg: thumbnail(&mut noise)?,
+                    crop_png: Vec::new(),
                 }],
             })
         })

@@ -24,6 +24,8 @@ pub struct ServeArgs {
     pub models: ModelsArgs,
     #[command(flatten)]
     pub engine: crate::EngineArgs,
+    #[command(flatten)]
+    pub embedder: crate::EmbedderArgs,
     /// Largest request body, in MiB.
     #[arg(long, env = "VISAGE_BODY_LIMIT_MB", default_value_t = 32)]
     pub body_limit_mb: usize,
@@ -167,6 +169,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 max_bytes: body_limit,
             },
             max_renewal_months: args.token_max_months,
+            embedder: args.embedder.embedder,
             pipeline: vision::PipelineConfig {
                 engine: args.engine.engine,
                 ..service_defaults.pipeline

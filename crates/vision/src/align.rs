@@ -10,13 +10,26 @@ use crate::detect::Landmarks;
 pub const ALIGNED_SIDE: u32 = 112;
 
 /// Where SFace expects the five landmarks in its 112x112 input.
-const TEMPLATE: Landmarks = [
+pub(crate) const TEMPLATE: Landmarks = [
     [38.2946, 51.6963],
     [73.5318, 51.5014],
     [56.0252, 71.7366],
     [41.5493, 92.3655],
     [70.7299, 92.2041],
 ];
+
+/// Where one embedding model wants the face: the five landmarks' places in its square input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct AlignTarget {
+    pub template: Landmarks,
+    pub side: u32,
+}
+
+/// SFace's target, the 112x112 five-point template.
+pub(crate) const SFACE_TARGET: AlignTarget = AlignTarget {
+    template: TEMPLATE,
+    side: ALIGNED_SIDE,
+};
 
 /// `dst = [a -b; b a] * src + [tx ty]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,12 +93,21 @@ impl Similarity {
 /// Cuts the face with `landmarks` out of `img`, aligned to the 112x112 template.
 /// Pixels outside the image are black, as in OpenCV's `warpAffine`.
 pub fn align_face(img: &RgbImage, landmarks: &Landmarks) -> Option<RgbImage> {
-    let fit = Similarity::fit(landmarks, &TEMPLATE)?;
-    // When the face is much larger than 112 px, sampling it bilinearly aliases; shrink the
+    align_face_to(img, landmarks, &SFACE_TARGET)
+}
+
+/// Cuts the face with `landmarks` out of `img`, aligned to `target`.
+pub(crate) fn align_face_to(
+    img: &RgbImage,
+    landmarks: &Landmarks,
+    target: &AlignTarget,
+) -> Option<RgbImage> {
+    let fit = Similarity::fit(landmarks, &target.template)?;
+    // When the face is much larger than the output, sampling it bilinearly aliases; shrink the
     // surrounding region with a proper filter first so the warp works near 1:1.
     let shrink = 1.0 / fit.scale();
     if shrink > 1.5 {
-        let (region, origin) = face_region(img, &fit);
+        let (region, origin) = face_region(img, &fit, target.side);
         let factor = 1.0 / shrink;
         let rw = ((f64::from(region.width()) * factor).round() as u32).max(1);
         let rh = ((f64::from(region.height()) * factor).round() as u32).max(1);
@@ -99,16 +121,16 @@ pub fn align_face(img: &RgbImage, landmarks: &Landmarks) -> Option<RgbImage> {
                 ((f64::from(p[1]) - origin.1) * ky) as f32,
             ];
         }
-        let fit = Similarity::fit(&moved, &TEMPLATE)?;
-        return Some(warp(&small, &fit));
+        let fit = Similarity::fit(&moved, &target.template)?;
+        return Some(warp(&small, &fit, target.side));
     }
-    Some(warp(img, &fit))
+    Some(warp(img, &fit, target.side))
 }
 
-/// The part of `img` that maps into the 112x112 output, with a margin for the filter.
-fn face_region(img: &RgbImage, fit: &Similarity) -> (RgbImage, (f64, f64)) {
+/// The part of `img` that maps into the `side` x `side` output, with a margin for the filter.
+fn face_region(img: &RgbImage, fit: &Similarity, side: u32) -> (RgbImage, (f64, f64)) {
     let inv = fit.inverse();
-    let side = f64::from(ALIGNED_SIDE);
+    let side = f64::from(side);
     let corners = [[0.0, 0.0], [side, 0.0], [0.0, side], [side, side]].map(|c| inv.apply(c));
     let margin = 4.0 / fit.scale();
     let (w, h) = (f64::from(img.width()), f64::from(img.height()));
@@ -123,7 +145,7 @@ fn face_region(img: &RgbImage, fit: &Similarity) -> (RgbImage, (f64, f64)) {
     (region, (x0, y0))
 }
 
-fn warp(img: &RgbImage, fit: &Similarity) -> RgbImage {
+fn warp(img: &RgbImage, fit: &Similarity, side: u32) -> RgbImage {
     let inv = fit.inverse();
     let (w, h) = (img.width() as i64, img.height() as i64);
     let px = |x: i64, y: i64| -> [f64; 3] {
@@ -133,7 +155,7 @@ fn warp(img: &RgbImage, fit: &Similarity) -> RgbImage {
             img.get_pixel(x as u32, y as u32).0.map(f64::from)
         }
     };
-    RgbImage::from_fn(ALIGNED_SIDE, ALIGNED_SIDE, |u, v| {
+    RgbImage::from_fn(side, side, |u, v| {
         let [sx, sy] = inv.apply([f64::from(u), f64::from(v)]);
         let (x0, y0) = (sx.floor(), sy.floor());
         let (fx, fy) = (sx - x0, sy - y0);

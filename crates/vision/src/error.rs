@@ -38,6 +38,23 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    #[error("embedder descriptor {path}: {message}")]
+    Descriptor { path: PathBuf, message: String },
+    #[error(
+        "embedder {model} ({path}) has sha256 {actual}, but its descriptor declares {expected}"
+    )]
+    DescriptorHashMismatch {
+        model: String,
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("embedder {model} gives {actual} values per face, but its descriptor declares dimension {declared}")]
+    DescriptorDimensionMismatch {
+        model: String,
+        declared: usize,
+        actual: usize,
+    },
     #[error("could not fetch models: {0}")]
     Fetch(String),
     #[error("could not load model {path}: {message}")]
@@ -46,6 +63,8 @@ pub enum Error {
     Inference(String),
     #[error("the face is {width:.0} px wide; liveness needs at least {min:.0}")]
     FaceTooSmall { width: f32, min: f32 },
+    #[error("kept face crop: {0}")]
+    Crop(String),
     #[error("could not encode the face thumbnail: {0}")]
     Thumbnail(String),
     #[error("i/o error on {path}: {source}")]

@@ -4,16 +4,19 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::PngEncoder;
 use image::imageops::{self, FilterType};
 use image::RgbImage;
+use image::{ImageEncoder, ImageFormat};
 
-use crate::align::{align_face, ALIGNED_SIDE};
+use crate::align::{align_face_to, ALIGNED_SIDE, SFACE_TARGET, TEMPLATE};
 use crate::decode::{decode_base64, decode_image, DecodeLimits};
+use crate::descriptor::EmbedderDescriptor;
 use crate::detect::{Detection, Detector, DetectorConfig};
 use crate::embed::{Embedder, Embedding};
 use crate::error::{Error, Result};
 use crate::liveness::Liveness;
-use crate::models::{read_verified, DETECTOR_FILE, EMBEDDER_FILE};
+use crate::models::{read_verified, DETECTOR_FILE};
 use crate::onnx::{resolve, EngineChoice, ResolvedEngine};
 use crate::stage;
 
@@ -46,8 +49,11 @@ impl Default for PipelineConfig {
 pub struct Face {
     pub detection: Detection,
     pub embedding: Embedding,
-    /// The aligned 112x112 face as JPEG.
+    /// The aligned face (at the embedder's input size) as JPEG.
     pub thumbnail_jpeg: Vec<u8>,
+    /// The face aligned to the 112x112 five-point template whatever the embedder, as
+    /// lossless PNG: what re-embedding by another model starts from.
+    pub crop_png: Vec<u8>,
 }
 
 /// Time spent in each stage of one image, for benchmarks.
@@ -70,23 +76,41 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Loads the face models from `models_dir`, and the liveness models when they are
-    /// installed, verifying every file against `models.lock`, on the engine `config` names.
+    /// Loads the face models from `models_dir` (SFace as the embedder), and the liveness
+    /// models when they are installed, verifying every file against `models.lock`, on the
+    /// engine `config` names.
     pub fn load(models_dir: &Path, config: PipelineConfig) -> Result<Self> {
+        Self::load_with_embedder(models_dir, config, &EmbedderDescriptor::sface())
+    }
+
+    /// As [`Pipeline::load`], with the embedder `descriptor` describes; refused unless its
+    /// file has the declared sha256 and gives the declared dimension.
+    pub fn load_with_embedder(
+        models_dir: &Path,
+        config: PipelineConfig,
+        descriptor: &EmbedderDescriptor,
+    ) -> Result<Self> {
         let engine = resolve(config.engine, models_dir)?;
         let det_path = models_dir.join(DETECTOR_FILE);
-        let emb_path = models_dir.join(EMBEDDER_FILE);
         let detector = Detector::from_bytes(
             engine.engine,
             &det_path,
             &read_verified(models_dir, DETECTOR_FILE)?,
             config.detector,
         )?;
-        let embedder = Embedder::from_bytes(
-            engine.engine,
-            &emb_path,
-            &read_verified(models_dir, EMBEDDER_FILE)?,
-        )?;
+        let (emb_path, bytes) = if descriptor.file.is_relative() {
+            // The built-in descriptor: its model is a locked file of the models directory.
+            let name = descriptor.file.to_string_lossy();
+            (
+                models_dir.join(&descriptor.file),
+                read_verified(models_dir, &name)?,
+            )
+        } else {
+            let path = descriptor.file.clone();
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            (path, bytes)
+        };
+        let embedder = Embedder::load(engine.engine, descriptor, &emb_path, &bytes)?;
         Ok(Pipeline {
             detector,
             embedder,
@@ -99,6 +123,11 @@ impl Pipeline {
     /// The engine running the models, and what was loaded or why `auto` chose tract.
     pub fn engine(&self) -> &ResolvedEngine {
         &self.engine
+    }
+
+    /// The embedding model's descriptor: its id, dimension and score map.
+    pub fn embedder(&self) -> &EmbedderDescriptor {
+        self.embedder.descriptor()
     }
 
     /// The liveness models, if installed.
@@ -130,10 +159,13 @@ impl Pipeline {
         stage::timed(stage::DETECT, || self.detector.detect(img))
     }
 
-    /// The aligned 112x112 crop of one detected face.
+    /// The aligned crop of one detected face, as the embedder wants it.
     pub fn align(&self, img: &RgbImage, face: &Detection) -> Result<RgbImage> {
-        stage::timed(stage::ALIGN, || align_face(img, &face.landmarks))
-            .ok_or_else(|| Error::Inference("degenerate landmarks".into()))
+        let target = self.embedder().align_target();
+        stage::timed(stage::ALIGN, || {
+            align_face_to(img, &face.landmarks, &target)
+        })
+        .ok_or_else(|| Error::Inference("degenerate landmarks".into()))
     }
 
     /// The embedding of an aligned face (averaged with its mirror image if configured).
@@ -154,19 +186,48 @@ impl Pipeline {
     /// Embeds an image that is itself a tight face crop (no detection, no landmarks):
     /// the fallback for crops too tight for the detector.
     pub fn embed_crop(&self, crop: &RgbImage) -> Result<Embedding> {
-        let side = ALIGNED_SIDE;
+        let side = self.embedder().input_size;
         let resized = imageops::resize(crop, side, side, FilterType::Triangle);
         self.embed_aligned(&resized)
     }
 
-    /// Aligns, embeds and thumbnails one detected face.
+    /// Aligns, embeds and thumbnails one detected face, and keeps its crop.
     pub fn face(&self, img: &RgbImage, detection: &Detection) -> Result<Face> {
         let aligned = self.align(img, detection)?;
+        let crop = if self.embedder().align_target() == SFACE_TARGET {
+            aligned.clone()
+        } else {
+            align_face_to(img, &detection.landmarks, &SFACE_TARGET)
+                .ok_or_else(|| Error::Inference("degenerate landmarks".into()))?
+        };
         Ok(Face {
             detection: detection.clone(),
             embedding: self.embed_aligned(&aligned)?,
             thumbnail_jpeg: self.thumbnail(&aligned)?,
+            crop_png: encode_png(&crop)?,
         })
+    }
+
+    /// Embeds a kept crop ([`Face::crop_png`]): warped from the 112x112 template to this
+    /// embedder's, when they differ.
+    pub fn embed_kept_crop(&self, png: &[u8]) -> Result<Embedding> {
+        let crop = image::load_from_memory_with_format(png, ImageFormat::Png)
+            .map_err(|e| Error::Crop(e.to_string()))?
+            .to_rgb8();
+        if crop.dimensions() != (ALIGNED_SIDE, ALIGNED_SIDE) {
+            return Err(Error::Crop(format!(
+                "{:?} is not 112x112",
+                crop.dimensions()
+            )));
+        }
+        let target = self.embedder().align_target();
+        let aligned = if target == SFACE_TARGET {
+            crop
+        } else {
+            align_face_to(&crop, &TEMPLATE, &target)
+                .ok_or_else(|| Error::Crop("cannot warp the template".into()))?
+        };
+        self.embed_aligned(&aligned)
     }
 
     /// The largest face of the image, if any.
@@ -206,6 +267,20 @@ impl Pipeline {
             .map_err(|e| Error::Thumbnail(e.to_string()))?;
         Ok(out)
     }
+}
+
+/// Lossless PNG of an aligned face.
+fn encode_png(img: &RgbImage) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    PngEncoder::new(&mut out)
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| Error::Crop(e.to_string()))?;
+    Ok(out)
 }
 
 /// The detection with the largest box.

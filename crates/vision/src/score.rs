@@ -38,13 +38,15 @@ impl Score {
         (0.0..=1.0).contains(&value).then_some(Score(value as f32))
     }
 
+    /// On SFace's map (the default embedder's); a server maps with its embedder's
+    /// [`ScoreMap`].
     pub fn from_cosine(cosine: f32) -> Score {
-        Score(interpolate(cosine, |k| k.0, |k| k.1))
+        Score(interpolate(&KNOTS, cosine, |k| k.0, |k| k.1))
     }
 
-    /// The lowest cosine whose score is at least this one.
+    /// The lowest cosine whose score is at least this one, on SFace's map.
     pub fn to_cosine(self) -> f32 {
-        interpolate(self.0, |k| k.1, |k| k.0)
+        interpolate(&KNOTS, self.0, |k| k.1, |k| k.0)
     }
 
     pub fn value(self) -> f32 {
@@ -62,24 +64,68 @@ pub fn round_score(value: f64) -> f64 {
     (value * 1e4).round() / 1e4
 }
 
-/// Linear interpolation through `KNOTS`, from the coordinate `from` to the coordinate `to`;
-/// clamped at both ends.
-fn interpolate(x: f32, from: fn(&(f32, f32)) -> f32, to: fn(&(f32, f32)) -> f32) -> f32 {
-    if x.is_nan() {
-        return to(&KNOTS[0]);
+/// One embedding model's monotone map from cosine to score: `(cosine, score)` knots, both
+/// strictly increasing, from `(-1, 0)` to `(1, 1)` (a model's descriptor carries them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreMap {
+    knots: Vec<(f32, f32)>,
+}
+
+impl ScoreMap {
+    /// `None` unless the knots are strictly increasing in both coordinates and run from
+    /// `(-1, 0)` to `(1, 1)`.
+    pub fn new(knots: Vec<(f32, f32)>) -> Option<ScoreMap> {
+        let increasing = knots.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1);
+        let ends = knots.first() == Some(&(-1.0, 0.0)) && knots.last() == Some(&(1.0, 1.0));
+        (increasing && ends).then_some(ScoreMap { knots })
     }
-    let first = &KNOTS[0];
+
+    /// SFace 2021dec's map.
+    pub fn sface() -> ScoreMap {
+        ScoreMap {
+            knots: KNOTS.to_vec(),
+        }
+    }
+
+    pub fn knots(&self) -> &[(f32, f32)] {
+        &self.knots
+    }
+
+    pub fn score(&self, cosine: f32) -> Score {
+        Score(interpolate(&self.knots, cosine, |k| k.0, |k| k.1))
+    }
+
+    /// The lowest cosine whose score is at least `score`.
+    pub fn cosine(&self, score: Score) -> f32 {
+        interpolate(&self.knots, score.0, |k| k.1, |k| k.0)
+    }
+}
+
+/// Linear interpolation through `knots`, from the coordinate `from` to the coordinate `to`;
+/// clamped at both ends.
+fn interpolate(
+    knots: &[(f32, f32)],
+    x: f32,
+    from: fn(&(f32, f32)) -> f32,
+    to: fn(&(f32, f32)) -> f32,
+) -> f32 {
+    let (Some(first), Some(last)) = (knots.first(), knots.last()) else {
+        return 0.0;
+    };
+    if x.is_nan() {
+        return to(first);
+    }
     if x <= from(first) {
         return to(first);
     }
-    for pair in KNOTS.windows(2) {
+    for pair in knots.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         if x <= from(b) {
             let t = (x - from(a)) / (from(b) - from(a));
             return to(a) + t * (to(b) - to(a));
         }
     }
-    to(&KNOTS[KNOTS.len() - 1])
+    to(last)
 }
 
 #[cfg(test)]
@@ -110,6 +156,16 @@ mod tests {
             }
         }
         assert_eq!(Score::from_cosine(f32::NAN).value(), 0.0);
+    }
+
+    #[test]
+    fn a_score_map_refuses_knots_that_are_not_increasing_or_do_not_span() {
+        assert!(ScoreMap::new(KNOTS.to_vec()).is_some());
+        assert!(ScoreMap::new(vec![(-1.0, 0.0), (0.5, 0.5), (0.4, 0.6), (1.0, 1.0)]).is_none());
+        assert!(ScoreMap::new(vec![(-1.0, 0.0), (0.5, 0.5)]).is_none());
+        let steep = ScoreMap::new(vec![(-1.0, 0.0), (0.3, 0.81), (1.0, 1.0)]).expect("valid");
+        assert!((steep.score(0.3).value() - 0.81).abs() < 1e-6);
+        assert!((steep.cosine(Score(0.81)) - 0.3).abs() < 1e-6);
     }
 
     #[test]

@@ -16,6 +16,8 @@ use crate::params::SearchMode;
 
 pub(crate) struct PgvectorBackend {
     store: Arc<PostgresStore>,
+    /// The model whose faces searches compare.
+    model: String,
     /// Whether persons were erased since the last `VACUUM`.
     erased: Arc<AtomicBool>,
 }
@@ -23,7 +25,7 @@ pub(crate) struct PgvectorBackend {
 impl PgvectorBackend {
     /// Starts the VACUUM policy on the current runtime: at most once per `vacuum_every`,
     /// and only after erasures (cheap then, and never on an idle database).
-    pub fn new(store: Arc<PostgresStore>, vacuum_every: Duration) -> Self {
+    pub fn new(store: Arc<PostgresStore>, vacuum_every: Duration, model: String) -> Self {
         let erased = Arc::new(AtomicBool::new(false));
         let (db, flag) = (Arc::downgrade(&store), Arc::downgrade(&erased));
         tokio::spawn(async move {
@@ -40,7 +42,11 @@ impl PgvectorBackend {
                 }
             }
         });
-        PgvectorBackend { store, erased }
+        PgvectorBackend {
+            store,
+            model,
+            erased,
+        }
     }
 }
 
@@ -51,7 +57,14 @@ impl SearchBackend for PgvectorBackend {
         let exact = query.mode == SearchMode::Accurate;
         let (found, faces_searched) = self
             .store
-            .search(client, collections, &query.probe, query.max_results, exact)
+            .search(
+                client,
+                &self.model,
+                collections,
+                &query.probe,
+                query.max_results,
+                exact,
+            )
             .await?;
         Ok(SearchOutcome {
             hits: found

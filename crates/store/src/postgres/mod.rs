@@ -37,7 +37,7 @@ use crate::api::{OperatorReads, Store};
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome,
+    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceCrop,
     FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson, Person, PersonFilter,
     PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
 };
@@ -309,12 +309,13 @@ impl PostgresStore {
     pub async fn nearest_persons(
         &self,
         client: &ClientId,
+        model: &str,
         collections: Option<&[CollectionId]>,
         probe: &[f32],
         k: usize,
         exact: bool,
     ) -> Result<Vec<(PersonId, f32)>> {
-        self.nearest_persons_inner(client, collections, probe, k, exact, false)
+        self.nearest_persons_inner(client, model, collections, probe, k, exact, false)
             .await
             .map(|(found, _)| found)
     }
@@ -324,21 +325,24 @@ impl PostgresStore {
     pub async fn search(
         &self,
         client: &ClientId,
+        model: &str,
         collections: Option<&[CollectionId]>,
         probe: &[f32],
         k: usize,
         exact: bool,
     ) -> Result<(Vec<(PersonId, f32)>, u64)> {
         tokio::try_join!(
-            self.nearest_persons(client, collections, probe, k, exact),
-            self.searchable_faces(client, collections)
+            self.nearest_persons(client, model, collections, probe, k, exact),
+            self.searchable_faces(client, model, collections)
         )
     }
 
-    /// How many faces a search of the client (in any of `collections`, when given) compares.
+    /// How many faces a search of the client (in any of `collections`, when given) by
+    /// `model` compares.
     pub async fn searchable_faces(
         &self,
         client: &ClientId,
+        model: &str,
         collections: Option<&[CollectionId]>,
     ) -> Result<u64> {
         let collections: Option<Vec<String>> =
@@ -346,7 +350,8 @@ impl PostgresStore {
         read_tx!(self, |tx| queries::searchable_faces(
             &tx,
             client,
-            &collections
+            &collections,
+            model
         )
         .await)
     }
@@ -357,19 +362,22 @@ impl PostgresStore {
     pub async fn explain_nearest_persons(
         &self,
         client: &ClientId,
+        model: &str,
         collections: Option<&[CollectionId]>,
         probe: &[f32],
         k: usize,
         exact: bool,
     ) -> Result<String> {
-        self.nearest_persons_inner(client, collections, probe, k, exact, true)
+        self.nearest_persons_inner(client, model, collections, probe, k, exact, true)
             .await
             .map(|(_, plan)| plan)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn nearest_persons_inner(
         &self,
         client: &ClientId,
+        model: &str,
         collections: Option<&[CollectionId]>,
         probe: &[f32],
         k: usize,
@@ -415,13 +423,30 @@ impl PostgresStore {
                 if explain {
                     plan.push_str("-- approximate\n");
                     plan.push_str(
-                        &explain_plan(&tx, &sql, &probe, client, &collections, limit, Some(fetch))
-                            .await?,
+                        &explain_plan(
+                            &tx,
+                            &sql,
+                            &probe,
+                            client,
+                            &collections,
+                            model,
+                            limit,
+                            Some(fetch),
+                        )
+                        .await?,
                     );
                 }
-                let found =
-                    queries::nearest(&tx, &sql, &probe, client, &collections, limit, Some(fetch))
-                        .await?;
+                let found = queries::nearest(
+                    &tx,
+                    &sql,
+                    &probe,
+                    client,
+                    &collections,
+                    model,
+                    limit,
+                    Some(fetch),
+                )
+                .await?;
                 if found.len() >= k {
                     return Ok((found, plan));
                 }
@@ -433,30 +458,40 @@ impl PostgresStore {
             if explain {
                 plan.push_str("-- exact\n");
                 plan.push_str(
-                    &explain_plan(&tx, &sql, &probe, client, &collections, limit, None).await?,
+                    &explain_plan(&tx, &sql, &probe, client, &collections, model, limit, None)
+                        .await?,
                 );
             }
             let found =
-                queries::nearest(&tx, &sql, &probe, client, &collections, limit, None).await?;
+                queries::nearest(&tx, &sql, &probe, client, &collections, model, limit, None)
+                    .await?;
             Ok((found, plan))
         })
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn explain_plan(
     tx: &queries::Tx<'_>,
     sql: &str,
     probe: &Vec<f32>,
     client: &ClientId,
     collections: &Option<Vec<String>>,
+    model: &str,
     limit: i64,
     fetch: Option<i64>,
 ) -> Result<String> {
     let sql = format!("EXPLAIN {sql}");
     let c = client.as_str();
     let rows = match &fetch {
-        Some(f) => tx.query(&sql, &[probe, &c, collections, &limit, f]).await,
-        None => tx.query(&sql, &[probe, &c, collections, &limit]).await,
+        Some(f) => {
+            tx.query(&sql, &[probe, &c, collections, &limit, &model, f])
+                .await
+        }
+        None => {
+            tx.query(&sql, &[probe, &c, collections, &limit, &model])
+                .await
+        }
     }
     .map_err(pg)?;
     let mut out = String::new();
@@ -622,6 +657,24 @@ impl Store for PostgresStore {
         faces: &[FaceId],
     ) -> Result<Vec<(FaceId, Vec<f32>)>> {
         read_tx!(self, |tx| queries::face_embeddings(&tx, client, faces)
+            .await)
+    }
+
+    async fn crops_to_reembed(
+        &self,
+        model: &str,
+        cursor: i64,
+        limit: u32,
+    ) -> Result<Vec<FaceCrop>> {
+        read_tx!(self, |tx| queries::crops_to_reembed(
+            &tx, model, cursor, limit
+        )
+        .await)
+    }
+
+    async fn replace_embeddings(&self, model: &str, faces: Vec<(FaceId, Vec<f32>)>) -> Result<u64> {
+        crate::rules::check_replaced_embeddings(model, &faces)?;
+        write_tx!(self, |tx| queries::replace_embeddings(&tx, model, &faces)
             .await)
     }
 

@@ -23,8 +23,8 @@ use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
     now_millis, AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate,
-    DetachOutcome, FaceRecord, IssuedToken, ListedToken, NewCollection, NewFace, NewPerson, Person,
-    PersonFilter, PersonUpdate, Thumbnail, TokenRenewal,
+    DetachOutcome, FaceCrop, FaceRecord, IssuedToken, ListedToken, NewCollection, NewFace,
+    NewPerson, Person, PersonFilter, PersonUpdate, Thumbnail, TokenRenewal,
 };
 use crate::rules::{self, dedup, name_key, page_bounds, storable, MemberChange};
 
@@ -352,12 +352,14 @@ fn face_record(r: &Row, collections: Vec<CollectionId>) -> Result<FaceRecord> {
         person_id: parsed(r, 1)?,
         client: parsed(r, 2)?,
         status: parsed(r, 3)?,
+        model: get(r, 6)?,
         embedding: embedding(r, 4)?,
         collections,
     })
 }
 
-const FACE_SELECT: &str = "SELECT f.id, p.id, p.client, p.status, f.embedding::real[], p.pk \
+const FACE_SELECT: &str =
+    "SELECT f.id, p.id, p.client, p.status, f.embedding::real[], p.pk, f.model \
                            FROM faces f JOIN persons p ON p.pk = f.person_pk";
 
 pub(crate) async fn faces_for_index(tx: &Tx<'_>) -> Result<Vec<FaceRecord>> {
@@ -416,6 +418,57 @@ pub(crate) async fn face_embeddings(
     .iter()
     .map(|r| Ok((parsed(r, 0)?, embedding(r, 1)?)))
     .collect()
+}
+
+pub(crate) async fn crops_to_reembed(
+    tx: &Tx<'_>,
+    model: &str,
+    cursor: i64,
+    limit: u32,
+) -> Result<Vec<FaceCrop>> {
+    rows(
+        tx,
+        "SELECT f.pk, f.id, c.png FROM faces f JOIN crops c ON c.face_pk = f.pk \
+         WHERE f.model <> $1 AND f.pk > $2 ORDER BY f.pk LIMIT $3",
+        &[&model, &cursor, &i64::from(limit)],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(FaceCrop {
+            cursor: get(r, 0)?,
+            face_id: parsed(r, 1)?,
+            png: get(r, 2)?,
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn replace_embeddings(
+    tx: &Tx<'_>,
+    model: &str,
+    faces: &[(FaceId, Vec<f32>)],
+) -> Result<u64> {
+    let mut clients = std::collections::BTreeSet::new();
+    let mut replaced = 0;
+    for (id, embedding) in faces {
+        let updated = row_opt(
+            tx,
+            "UPDATE faces f SET embedding = $1::real[]::vector, model = $2 FROM persons p \
+             WHERE f.id = $3 AND p.pk = f.person_pk RETURNING p.client",
+            &[embedding, &model, &id.as_str()],
+        )
+        .await?;
+        if let Some(r) = updated {
+            clients.insert(get::<String>(&r, 0)?);
+            replaced += 1;
+        }
+    }
+    let now = now_millis();
+    for client in clients {
+        write_audit(tx, now, client, audit::FACES_REEMBED, model).await?;
+    }
+    Ok(replaced)
 }
 
 /// Every write appends an audit row in its own transaction and audit rows are never
@@ -689,17 +742,21 @@ async fn collection_pks(tx: &Tx<'_>, client: &ClientId, ids: &[CollectionId]) ->
 async fn insert_faces(tx: &Tx<'_>, person_pk: i64, faces: &[NewFace]) -> Result<()> {
     for f in faces {
         let face_id = FaceId::new_random();
-        // One round trip per face: the face row, then its thumbnail keyed by the new face.
+        // One round trip per face: the face row, then its thumbnail and crop keyed by it.
         exec(
             tx,
-            "WITH f AS (INSERT INTO faces (id, person_pk, embedding) \
-                        VALUES ($1, $2, $3::real[]::vector) RETURNING pk) \
+            "WITH f AS (INSERT INTO faces (id, person_pk, embedding, model) \
+                        VALUES ($1, $2, $3::real[]::vector, $5) RETURNING pk), \
+                  c AS (INSERT INTO crops (face_pk, png) SELECT pk, $6::bytea FROM f \
+                        WHERE octet_length($6::bytea) > 0) \
              INSERT INTO thumbnails (face_pk, jpeg) SELECT pk, $4 FROM f",
             &[
                 &face_id.as_str(),
                 &person_pk,
                 &f.embedding,
                 &f.thumbnail_jpeg,
+                &f.model,
+                &f.crop_png,
             ],
         )
         .await?;
@@ -831,7 +888,7 @@ pub(crate) async fn seed_persons(
            gender text, date_of_birth date, nationality text, notes text, status text) \
            ON COMMIT DROP; \
          CREATE TEMP TABLE seed_faces_in (ord bigint, seq bigint, id text, embedding real[], \
-           jpeg bytea) ON COMMIT DROP; \
+           jpeg bytea, model text, crop bytea) ON COMMIT DROP; \
          CREATE TEMP TABLE seed_members_in (ord bigint, seq bigint, collection_pk bigint) \
            ON COMMIT DROP;",
     )
@@ -885,6 +942,8 @@ pub(crate) async fn seed_persons(
         Type::TEXT,
         Type::FLOAT4_ARRAY,
         Type::BYTEA,
+        Type::TEXT,
+        Type::BYTEA,
     ];
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
     let mut seq = 0i64;
@@ -899,6 +958,8 @@ pub(crate) async fn seed_persons(
                     &face_id.as_str(),
                     &f.embedding,
                     &f.thumbnail_jpeg,
+                    &f.model,
+                    &f.crop_png,
                 ])
                 .await
                 .map_err(pg)?;
@@ -945,8 +1006,8 @@ pub(crate) async fn seed_persons(
     .await?;
     exec(
         tx,
-        "INSERT INTO faces (id, person_pk, embedding) \
-         SELECT f.id, p.pk, f.embedding::vector FROM seed_faces_in f \
+        "INSERT INTO faces (id, person_pk, embedding, model) \
+         SELECT f.id, p.pk, f.embedding::vector, f.model FROM seed_faces_in f \
          JOIN seed_persons_in s ON s.ord = f.ord JOIN persons p ON p.id = s.id ORDER BY f.seq",
         &[],
     )
@@ -955,6 +1016,14 @@ pub(crate) async fn seed_persons(
         tx,
         "INSERT INTO thumbnails (face_pk, jpeg) \
          SELECT x.pk, f.jpeg FROM seed_faces_in f JOIN faces x ON x.id = f.id ORDER BY f.seq",
+        &[],
+    )
+    .await?;
+    exec(
+        tx,
+        "INSERT INTO crops (face_pk, png) \
+         SELECT x.pk, f.crop FROM seed_faces_in f JOIN faces x ON x.id = f.id \
+         WHERE octet_length(f.crop) > 0 ORDER BY f.seq",
         &[],
     )
     .await?;
@@ -1227,35 +1296,49 @@ pub(crate) async fn revoke_client_tokens(
 
 // ---------------------------------------------------------------- 1:N search
 
-/// Persons of the client that search may return: active, and (when given) in one of the
-/// collections. Parameters: $2 client, $3 collection ids (text[] or NULL).
-const SEARCHABLE: &str = "p.client = $2 AND p.status = 'active' AND ($3::text[] IS NULL OR EXISTS \
-     (SELECT 1 FROM memberships m JOIN collections c ON c.pk = m.collection_pk \
-      WHERE m.person_pk = p.pk AND c.client = $2 AND c.id = ANY($3)))";
+/// Faces that search may compare: embedded by the searching model, of active persons of the
+/// client, and (when given) in one of the collections. The arguments name the parameters
+/// holding the client, the collection ids (text[] or NULL) and the model id.
+fn searchable(client: &str, collections: &str, model: &str) -> String {
+    format!("f.model = {model} AND {}", in_scope(client, collections))
+}
 
-/// Exact: every searchable face is compared ($1 probe as real[], $4 k). The per-person
+/// Faces of active persons of the client, in one of the collections when given, whatever
+/// model embedded them.
+fn in_scope(client: &str, collections: &str) -> String {
+    format!(
+        "p.client = {client} AND p.status = 'active' \
+         AND ({collections}::text[] IS NULL OR EXISTS \
+         (SELECT 1 FROM memberships m JOIN collections c ON c.pk = m.collection_pk \
+          WHERE m.person_pk = p.pk AND c.client = {client} AND c.id = ANY({collections})))"
+    )
+}
+
+/// Exact: every searchable face is compared ($1 probe as real[], $4 k, $5 model). The per-person
 /// aggregate cannot be answered from the HNSW index (which only serves `ORDER BY distance
 /// LIMIT`), so this is always a full scan of the client's faces.
 pub(crate) fn nearest_exact_sql() -> String {
+    let searchable = searchable("$2", "$3", "$5");
     format!(
         "SELECT p.id, (1 - min(f.embedding <=> $1::real[]::vector))::real AS score \
          FROM faces f JOIN persons p ON p.pk = f.person_pk \
-         WHERE {SEARCHABLE} \
+         WHERE {searchable} \
          GROUP BY p.pk, p.id ORDER BY score DESC, p.pk LIMIT $4"
     )
 }
 
-/// Approximate: the `$5` faces nearest to the probe by the HNSW index (the subquery with its
+/// Approximate: the `$6` faces nearest to the probe by the HNSW index (the subquery with its
 /// own LIMIT is planned alone, as a plain index scan), then the same filters and per-person
 /// grouping as the exact search. pgvector before 0.8 applies filters after its index scan of
 /// `ef_search` rows anyway, so filtering outside the subquery loses nothing.
 pub(crate) fn nearest_approx_sql() -> String {
+    let searchable = searchable("$2", "$3", "$5");
     format!(
-        "SELECT p.id, (1 - min(candidates.distance))::real AS score FROM ( \
-           SELECT f.person_pk, f.embedding <=> $1::real[]::vector AS distance FROM faces f \
-           ORDER BY f.embedding <=> $1::real[]::vector LIMIT $5 \
-         ) candidates JOIN persons p ON p.pk = candidates.person_pk \
-         WHERE {SEARCHABLE} \
+        "SELECT p.id, (1 - min(f.distance))::real AS score FROM ( \
+           SELECT f.person_pk, f.model, f.embedding <=> $1::real[]::vector AS distance FROM faces f \
+           ORDER BY f.embedding <=> $1::real[]::vector LIMIT $6 \
+         ) f JOIN persons p ON p.pk = f.person_pk \
+         WHERE {searchable} \
          GROUP BY p.pk, p.id ORDER BY score DESC, p.pk LIMIT $4"
     )
 }
@@ -1280,48 +1363,58 @@ pub(crate) async fn searchable_faces(
     tx: &Tx<'_>,
     client: &ClientId,
     collections: &Option<Vec<String>>,
+    model: &str,
 ) -> Result<u64> {
-    let found = match collections.as_deref() {
-        None => {
-            row_opt(
-                tx,
-                "SELECT faces FROM client_faces WHERE client = $1",
-                &[&client.as_str()],
-            )
-            .await?
-        }
-        Some([one]) => {
-            row_opt(
-                tx,
-                "SELECT faces FROM collections WHERE client = $1 AND id = $2",
-                &[&client.as_str(), one],
-            )
-            .await?
-        }
-        Some(_) => {
-            // SEARCHABLE numbers its parameters from $2; here they are the only ones.
-            let filter = SEARCHABLE.replace("$2", "$1").replace("$3", "$2");
-            let sql = format!(
-                "SELECT count(*) FROM faces f JOIN persons p ON p.pk = f.person_pk WHERE {filter}"
-            );
-            Some(row_one(tx, &sql, &[&client.as_str(), collections]).await?)
-        }
+    // The counters (migration 0004) count every face, whichever model embedded it; faces of
+    // other models (only while `visage reembed` moves a store) are counted and taken off.
+    // With one model serving there are none, and `faces_model` finds that at once.
+    let counted = match collections.as_deref() {
+        None => Some(("SELECT faces FROM client_faces WHERE client = $1", None)),
+        Some([one]) => Some((
+            "SELECT faces FROM collections WHERE client = $1 AND id = $2",
+            Some(one),
+        )),
+        Some(_) => None,
     };
-    found.map_or(Ok(0), |r| count(&r, 0))
+    if let Some((sql, collection)) = counted {
+        let found = match collection {
+            None => row_opt(tx, sql, &[&client.as_str()]).await?,
+            Some(id) => row_opt(tx, sql, &[&client.as_str(), id]).await?,
+        };
+        let all = found.map_or(Ok(0), |r| count(&r, 0))?;
+        let sql = format!(
+            "SELECT count(*) FROM faces f JOIN persons p ON p.pk = f.person_pk \
+             WHERE (f.model < $3 OR f.model > $3) AND {}",
+            in_scope("$1", "$2")
+        );
+        let others = count(
+            &row_one(tx, &sql, &[&client.as_str(), collections, &model]).await?,
+            0,
+        )?;
+        return Ok(all.saturating_sub(others));
+    }
+    let filter = searchable("$1", "$2", "$3");
+    let sql =
+        format!("SELECT count(*) FROM faces f JOIN persons p ON p.pk = f.person_pk WHERE {filter}");
+    let r = row_one(tx, &sql, &[&client.as_str(), collections, &model]).await?;
+    count(&r, 0)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn nearest(
     tx: &Tx<'_>,
     sql: &str,
     probe: &Vec<f32>,
     client: &ClientId,
     collections: &Option<Vec<String>>,
+    model: &str,
     k: i64,
     fetch: Option<i64>,
 ) -> Result<Vec<(PersonId, f32)>> {
+    let client = client.as_str();
     let found = match fetch {
-        Some(fetch) => rows(tx, sql, &[probe, &client.as_str(), collections, &k, &fetch]).await?,
-        None => rows(tx, sql, &[probe, &client.as_str(), collections, &k]).await?,
+        Some(fetch) => rows(tx, sql, &[probe, &client, collections, &k, &model, &fetch]).await?,
+        None => rows(tx, sql, &[probe, &client, collections, &k, &model]).await?,
     };
     found
         .iter()

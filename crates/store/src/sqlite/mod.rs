@@ -22,12 +22,12 @@ use crate::api::Store;
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    AuditEntry, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceRecord,
+    AuditEntry, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceCrop, FaceRecord,
     IssuedToken, NewCollection, NewPerson, Person, PersonFilter, PersonUpdate, TokenRenewal,
 };
 use crate::rules::{
-    check_collection_update, check_issued_token, check_jti, check_new_collection, check_new_person,
-    check_person_update, check_renewal,
+    self, check_collection_update, check_issued_token, check_jti, check_new_collection,
+    check_new_person, check_person_update, check_renewal,
 };
 
 use readers::Readers;
@@ -354,6 +354,28 @@ impl Store for SqliteStore {
         let (client, faces) = (client.clone(), faces.to_vec());
         self.readers
             .run(move |c| queries::face_embeddings(c, &client, &faces))
+            .await
+    }
+
+    async fn crops_to_reembed(
+        &self,
+        model: &str,
+        cursor: i64,
+        limit: u32,
+    ) -> Result<Vec<FaceCrop>> {
+        let model = model.to_owned();
+        self.readers
+            .run(move |c| queries::crops_to_reembed(c, &model, cursor, limit))
+            .await
+    }
+
+    async fn replace_embeddings(&self, model: &str, faces: Vec<(FaceId, Vec<f32>)>) -> Result<u64> {
+        rules::check_replaced_embeddings(model, &faces)?;
+        let model = model.to_owned();
+        self.writer
+            .run(true, move |c| {
+                queries::replace_embeddings(c, &model, &faces)
+            })
             .await
     }
 

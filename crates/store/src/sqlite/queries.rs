@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
     embedding_from_bytes, embedding_to_bytes, now_millis, AuditEntry, AuditFilter, ClientErasure,
-    Collection, CollectionUpdate, DetachOutcome, FaceRecord, IssuedToken, ListedToken,
+    Collection, CollectionUpdate, DetachOutcome, FaceCrop, FaceRecord, IssuedToken, ListedToken,
     NewCollection, NewFace, NewPerson, Person, PersonFilter, PersonStatus, PersonUpdate, Thumbnail,
     TokenRenewal, EMBEDDING_DIM,
 };
@@ -277,7 +277,15 @@ fn decode_embedding(blob: &[u8]) -> Result<Vec<f32>> {
     }
 }
 
-type FaceRow = (FaceId, PersonId, ClientId, PersonStatus, Vec<u8>, i64);
+type FaceRow = (
+    FaceId,
+    PersonId,
+    ClientId,
+    PersonStatus,
+    Vec<u8>,
+    i64,
+    String,
+);
 
 fn face_row(r: &Row<'_>) -> rusqlite::Result<FaceRow> {
     Ok((
@@ -287,10 +295,11 @@ fn face_row(r: &Row<'_>) -> rusqlite::Result<FaceRow> {
         r.get(3)?,
         r.get(4)?,
         r.get(5)?,
+        r.get(6)?,
     ))
 }
 
-const FACE_SELECT: &str = "SELECT f.id, p.id, p.client, p.status, f.embedding, p.pk \
+const FACE_SELECT: &str = "SELECT f.id, p.id, p.client, p.status, f.embedding, p.pk, f.model \
                            FROM faces f JOIN persons p ON p.pk = f.person_pk";
 
 /// The faces `filter_sql` selects (after [`FACE_SELECT`]), each with the collections
@@ -305,12 +314,13 @@ fn faces(
     let rows = stmt.query_map(params, face_row)?;
     let mut out = Vec::new();
     for row in rows {
-        let (face_id, person_id, client, status, blob, pk) = row?;
+        let (face_id, person_id, client, status, blob, pk, model) = row?;
         out.push(FaceRecord {
             face_id,
             person_id,
             client,
             status,
+            model,
             embedding: decode_embedding(&blob)?,
             collections: collections(pk),
         });
@@ -323,6 +333,53 @@ pub(crate) fn faces_for_index(conn: &Connection) -> Result<Vec<FaceRecord>> {
     faces(conn, "ORDER BY f.pk", [], |pk| {
         members.get(&pk).cloned().unwrap_or_default()
     })
+}
+
+pub(crate) fn crops_to_reembed(
+    conn: &Connection,
+    model: &str,
+    cursor: i64,
+    limit: u32,
+) -> Result<Vec<FaceCrop>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT f.pk, f.id, c.png FROM faces f JOIN crops c ON c.face_pk = f.pk \
+         WHERE f.model <> ?1 AND f.pk > ?2 ORDER BY f.pk LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![model, cursor, limit], |r| {
+        Ok(FaceCrop {
+            cursor: r.get(0)?,
+            face_id: r.get(1)?,
+            png: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn replace_embeddings(
+    conn: &Connection,
+    model: &str,
+    faces: &[(FaceId, Vec<f32>)],
+) -> Result<Done<u64>> {
+    let mut clients = std::collections::BTreeSet::new();
+    let mut replaced = 0;
+    for (id, embedding) in faces {
+        let client: Option<String> = conn
+            .prepare_cached(
+                "SELECT p.client FROM faces f JOIN persons p ON p.pk = f.person_pk WHERE f.id = ?1",
+            )?
+            .query_row(params![id], |r| r.get(0))
+            .optional()?;
+        let Some(client) = client else { continue };
+        conn.prepare_cached("UPDATE faces SET embedding = ?1, model = ?2 WHERE id = ?3")?
+            .execute(params![embedding_to_bytes(embedding), model, id])?;
+        clients.insert(client);
+        replaced += 1;
+    }
+    let now = now_millis();
+    for client in clients {
+        write_audit(conn, now, client, audit::FACES_REEMBED, model)?;
+    }
+    Ok(Done::erased(replaced, replaced > 0))
 }
 
 pub(crate) fn face_embeddings(
@@ -607,15 +664,22 @@ fn collection_pks(conn: &Connection, client: &ClientId, ids: &[CollectionId]) ->
 fn insert_faces(conn: &Connection, person_pk: i64, faces: &[NewFace]) -> Result<()> {
     for f in faces {
         let face_id = FaceId::new_random();
-        conn.prepare_cached("INSERT INTO faces (id, person_pk, embedding) VALUES (?1, ?2, ?3)")?
-            .execute(params![
-                face_id,
-                person_pk,
-                embedding_to_bytes(&f.embedding)
-            ])?;
+        conn.prepare_cached(
+            "INSERT INTO faces (id, person_pk, embedding, model) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            face_id,
+            person_pk,
+            embedding_to_bytes(&f.embedding),
+            f.model
+        ])?;
         let face_pk = conn.last_insert_rowid();
         conn.prepare_cached("INSERT INTO thumbnails (face_pk, jpeg) VALUES (?1, ?2)")?
             .execute(params![face_pk, f.thumbnail_jpeg])?;
+        if !f.crop_png.is_empty() {
+            conn.prepare_cached("INSERT INTO crops (face_pk, png) VALUES (?1, ?2)")?
+                .execute(params![face_pk, f.crop_png])?;
+        }
     }
     Ok(())
 }

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate, Utc};
 use store::{
-    ClientId, CollectionId, CollectionUpdate, DetachOutcome, Error, Gender, NewCollection, NewFace,
-    NewPerson, PersonFilter, PersonId, PersonStatus, PersonUpdate, Store, TokenRenewal,
-    EMBEDDING_DIM,
+    ClientId, CollectionId, CollectionUpdate, DetachOutcome, Error, FaceId, Gender, NewCollection,
+    NewFace, NewPerson, PersonFilter, PersonId, PersonStatus, PersonUpdate, Store, TokenRenewal,
+    DEFAULT_MODEL, EMBEDDING_DIM,
 };
 
 pub type Present<'a> = &'a (dyn Fn(&[u8]) -> bool + Sync);
@@ -45,8 +45,10 @@ pub fn face(thumb_len: usize) -> NewFace {
         })
         .collect();
     NewFace {
+        model: store::DEFAULT_MODEL.into(),
         embedding,
         thumbnail_jpeg: random_bytes(thumb_len),
+        crop_png: random_bytes(thumb_len.max(64)),
     }
 }
 
@@ -108,8 +110,10 @@ pub fn face_needles(faces: &[NewFace]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let windows = faces
         .iter()
         .flat_map(|f| {
+            // The thumbnail and the kept crop (PNG) alike.
             f.thumbnail_jpeg
                 .chunks_exact(64)
+                .chain(f.crop_png.chunks_exact(64))
                 .map(|w| w.to_vec())
                 .collect::<Vec<_>>()
         })
@@ -443,6 +447,113 @@ pub async fn faces_for_index(s: &dyn Store) -> TestResult {
     let all = s.faces_for_index().await?;
     assert!(all.iter().all(|f| f.person_id != p1.id));
     assert!(all.iter().any(|f| f.person_id == p2.id));
+    Ok(())
+}
+
+/// Faces carry the model that embedded them; the crops of faces another model embedded are
+/// listed for re-embedding, page by page, and replacing their embeddings moves them to the
+/// new model in one audited transaction.
+pub async fn faces_carry_their_model(s: &dyn Store) -> TestResult {
+    let c = client("models");
+    let old = person("Old Model", &[], 3);
+    let other = NewPerson {
+        faces: vec![NewFace {
+            model: "other-1".into(),
+            ..face(100)
+        }],
+        ..person("Other Model", &[], 0)
+    };
+    let p_old = s.create_person(&c, old.clone()).await?;
+    let p_other = s.create_person(&c, other.clone()).await?;
+    let models: Vec<(PersonId, String)> = s
+        .faces_for_index()
+        .await?
+        .into_iter()
+        .filter(|f| f.client == c)
+        .map(|f| (f.person_id, f.model))
+        .collect();
+    assert_eq!(models.iter().filter(|(_, m)| m == DEFAULT_MODEL).count(), 3);
+    assert_eq!(models.iter().filter(|(_, m)| m == "other-1").count(), 1);
+    assert!(models
+        .iter()
+        .all(|(p, m)| (p == &p_old.id) == (m == DEFAULT_MODEL)));
+
+    // Two pages of two: the old model's three crops, never the other model's.
+    let first = s.crops_to_reembed("other-1", 0, 2).await?;
+    let last = first.last().ok_or("a first page")?.cursor;
+    let second = s.crops_to_reembed("other-1", last, 2).await?;
+    let crops: Vec<&Vec<u8>> = first.iter().chain(&second).map(|c| &c.png).collect();
+    let want: Vec<&Vec<u8>> = old.faces.iter().map(|f| &f.crop_png).collect();
+    assert_eq!(crops, want);
+    let other_crops = s.crops_to_reembed(DEFAULT_MODEL, 0, 10).await?;
+    assert_eq!(other_crops.len(), 1);
+    assert_eq!(other_crops[0].png, other.faces[0].crop_png);
+
+    let generation = s.generation().await?;
+    let new: Vec<(FaceId, Vec<f32>)> = first
+        .iter()
+        .chain(&second)
+        .map(|c| (c.face_id.clone(), face(0).embedding))
+        .collect();
+    assert_eq!(s.replace_embeddings("other-1", new.clone()).await?, 3);
+    assert_ne!(s.generation().await?, generation);
+    assert!(s.crops_to_reembed("other-1", 0, 10).await?.is_empty());
+    let faces = s.faces_of_person(&c, &p_old.id).await?;
+    assert!(faces.iter().all(|f| f.model == "other-1"));
+    let got: Vec<&Vec<f32>> = faces.iter().map(|f| &f.embedding).collect();
+    let want: Vec<&Vec<f32>> = new.iter().map(|(_, e)| e).collect();
+    assert_eq!(got, want);
+    assert_eq!(s.audit_log(&c, 1).await?[0].action, "faces.reembed");
+    // Bad model ids and wrong sizes are refused; erased faces are skipped.
+    assert!(s.replace_embeddings("Bad Model", vec![]).await.is_err());
+    let short = vec![(faces[0].face_id.clone(), vec![0.5; 3])];
+    assert!(s.replace_embeddings("other-1", short).await.is_err());
+    s.erase_person(&c, &p_other.id).await?;
+    let gone = vec![(other_crops[0].face_id.clone(), face(0).embedding)];
+    assert_eq!(s.replace_embeddings("other-1", gone).await?, 0);
+    Ok(())
+}
+
+/// After re-embedding, the old embeddings are gone from disk; erasing the person then
+/// removes the new embeddings, the crops and the thumbnails.
+pub async fn reembedded_faces_erase_leaves_no_bytes(
+    s: &dyn Store,
+    present: Present<'_>,
+) -> TestResult {
+    let c = client("reembed-erase");
+    let new = NewPerson {
+        faces: (0..3).map(|_| face(6000)).collect(),
+        ..person("Re-embedded", &[], 0)
+    };
+    let (old_embeddings, windows) = face_needles(&new.faces);
+    let p = s.create_person(&c, new).await?;
+    s.create_person(&c, person("Neighbour", &[], 2)).await?;
+    let crops = s.crops_to_reembed("model-b", 0, 100).await?;
+    let replaced: Vec<(FaceId, Vec<f32>)> = crops
+        .iter()
+        .map(|c| (c.face_id.clone(), face(0).embedding))
+        .collect();
+    let mine: Vec<FaceId> = s
+        .faces_of_person(&c, &p.id)
+        .await?
+        .into_iter()
+        .map(|f| f.face_id)
+        .collect();
+    let new_embeddings: Vec<Vec<u8>> = replaced
+        .iter()
+        .filter(|(id, _)| mine.contains(id))
+        .map(|(_, e)| e.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    assert_eq!(new_embeddings.len(), 3);
+    assert_gone_after(present, &old_embeddings, &[], async {
+        Ok(s.replace_embeddings("model-b", replaced.clone()).await?)
+    })
+    .await?;
+    assert_gone_after(present, &new_embeddings, &windows, async {
+        assert!(s.erase_person(&c, &p.id).await?);
+        Ok(())
+    })
+    .await?;
     Ok(())
 }
 
@@ -876,8 +987,25 @@ pub async fn seed_persons(s: &dyn Store) -> TestResult {
     let batch: Vec<_> = (0..50)
         .map(|i| person(&format!("Seed {i}"), &[&a], 1))
         .collect();
+    let seeded_crops: Vec<Vec<u8>> = batch.iter().map(|p| p.faces[0].crop_png.clone()).collect();
     let ids = s.seed_persons(&c, batch).await?;
     assert_eq!(ids.len(), 50);
+    // Seeded faces carry their model and keep their crop, as enrolled ones do.
+    let models: Vec<String> = s
+        .faces_for_index()
+        .await?
+        .into_iter()
+        .filter(|f| f.client == c)
+        .map(|f| f.model)
+        .collect();
+    assert_eq!(models.len(), 50);
+    assert!(models.iter().all(|m| m == DEFAULT_MODEL));
+    let kept = s.crops_to_reembed("another-model", 0, 100_000).await?;
+    let found = seeded_crops
+        .iter()
+        .filter(|want| kept.iter().any(|k| &k.png == *want))
+        .count();
+    assert_eq!(found, 50, "seeded crops kept");
     assert_eq!(ids_of(s, &c, PersonFilter::default()).await, ids);
     let (_, total) = s
         .list_persons(
