@@ -75,7 +75,7 @@ pub struct ServeArgs {
     /// Adds a `client` label to the HTTP metrics (one series per tenant).
     #[arg(long, env = "VISAGE_METRICS_PER_CLIENT")]
     pub metrics_per_client: bool,
-    /// A browser origin allowed to call the API (CORS), e.g. https://console.example.com;
+    /// A browser origin allowed to call the API (CORS), e.g. `https://console.example.com`;
     /// repeatable, or comma-separated in the variable. None by default.
     #[arg(
         long = "cors-origin",
