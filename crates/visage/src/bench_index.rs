@@ -53,7 +53,7 @@ pub struct BenchIndexArgs {
     #[arg(long)]
     pub no_faiss: bool,
     /// Only write the gallery of the first `--n` (raw little-endian f32 rows, for
-    /// `visage import --embeddings`) and its queries (to FILE.queries), then stop.
+    /// `visage import --embeddings`) and its queries (to FILE with the extension `.queries`), then stop.
     #[arg(long)]
     pub export: Option<std::path::PathBuf>,
 }

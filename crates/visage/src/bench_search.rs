@@ -26,7 +26,7 @@ pub struct BenchSearchArgs {
     pub database: Option<String>,
     #[arg(long)]
     pub client: String,
-    /// Raw little-endian f32 query rows (`visage bench index --export` writes FILE.queries).
+    /// Raw little-endian f32 query rows (`visage bench index --export` writes them beside its FILE, with the extension `.queries`).
     #[arg(long)]
     pub queries: PathBuf,
     #[arg(long, default_value_t = 10)]
