@@ -1368,36 +1368,44 @@ pub(crate) async fn searchable_faces(
     // The counters (migration 0004) count every face, whichever model embedded it; faces of
     // other models (only while `visage reembed` moves a store) are counted and taken off.
     // With one model serving there are none, and `faces_model` finds that at once.
-    let counted = match collections.as_deref() {
-        None => Some(("SELECT faces FROM client_faces WHERE client = $1", None)),
-        Some([one]) => Some((
-            "SELECT faces FROM collections WHERE client = $1 AND id = $2",
-            Some(one),
-        )),
+    let client = client.as_str();
+    let counter = match collections.as_deref() {
+        None => Some(
+            row_opt(
+                tx,
+                "SELECT faces FROM client_faces WHERE client = $1",
+                &[&client],
+            )
+            .await?,
+        ),
+        Some([one]) => Some(
+            row_opt(
+                tx,
+                "SELECT faces FROM collections WHERE client = $1 AND id = $2",
+                &[&client, one],
+            )
+            .await?,
+        ),
         Some(_) => None,
     };
-    if let Some((sql, collection)) = counted {
-        let found = match collection {
-            None => row_opt(tx, sql, &[&client.as_str()]).await?,
-            Some(id) => row_opt(tx, sql, &[&client.as_str(), id]).await?,
-        };
-        let all = found.map_or(Ok(0), |r| count(&r, 0))?;
+    let params: [Param<'_>; 3] = [&client, collections, &model];
+    let count_faces = |filter: String| async move {
         let sql = format!(
-            "SELECT count(*) FROM faces f JOIN persons p ON p.pk = f.person_pk \
-             WHERE (f.model < $3 OR f.model > $3) AND {}",
-            in_scope("$1", "$2")
+            "SELECT count(*) FROM faces f JOIN persons p ON p.pk = f.person_pk WHERE {filter}"
         );
-        let others = count(
-            &row_one(tx, &sql, &[&client.as_str(), collections, &model]).await?,
-            0,
-        )?;
-        return Ok(all.saturating_sub(others));
+        count(&row_one(tx, &sql, &params).await?, 0)
+    };
+    match counter {
+        Some(found) => {
+            let all = found.map_or(Ok(0), |r| count(&r, 0))?;
+            let others = format!(
+                "(f.model < $3 OR f.model > $3) AND {}",
+                in_scope("$1", "$2")
+            );
+            Ok(all.saturating_sub(count_faces(others).await?))
+        }
+        None => count_faces(searchable("$1", "$2", "$3")).await,
     }
-    let filter = searchable("$1", "$2", "$3");
-    let sql =
-        format!("SELECT count(*) FROM faces f JOIN persons p ON p.pk = f.person_pk WHERE {filter}");
-    let r = row_one(tx, &sql, &[&client.as_str(), collections, &model]).await?;
-    count(&r, 0)
 }
 
 #[allow(clippy::too_many_arguments)]
