@@ -17,15 +17,11 @@ py="$(scripts/python-env.sh | tail -n 1)"
 # in path order (component by component, as Rust orders paths).
 mapfile -t lfw_files < <("$py" - "$lfw" <<'PY'
 import os, sys
+sys.path.insert(0, "scripts")
+from opencv_lfw import read_pairs
 root = sys.argv[1]
-paths = set()
-with open(os.path.join(root, "pairs-dev.txt")) as f:
-    next(f)
-    for line in f:
-        p = line.split()
-        names = [(p[0], p[1]), (p[0], p[2])] if len(p) == 3 else [(p[0], p[1]), (p[2], p[3])]
-        for name, n in names:
-            paths.add(os.path.join(root, name, f"{name}_{int(n):04d}.jpg"))
+_, pairs = read_pairs(os.path.join(root, "pairs-dev.txt"), root)
+paths = {p for a, b, _ in pairs for p in (a, b)}
 for path in sorted(paths, key=lambda s: s.split("/"))[:200]:
     print(path)
 PY
