@@ -1,7 +1,6 @@
-//! `visage bench index`: the search engines on synthetic face-like vectors, beside FAISS.
-//! Identities are random unit centres; each face is its centre plus Gaussian noise whose
-//! strength varies per face, so that two faces of one identity have cosines spread over
-//! ~0.4-0.9 (as SFace's genuine pairs on LFW). Queries are fresh faces of random identities.
+//! `visage bench index`: the search engines on synthetic face-like vectors (see
+//! `synthetic_faces` for the generators), or on real embeddings (`--lfw-embeddings`), beside
+//! FAISS. Synthetic queries are fresh faces of random identities.
 //!
 //! Besides plain recall@1 it reports recall@1 above the threshold: among the queries whose
 //! exact best match reaches the default `min_score` (as a cosine), how often the engine
@@ -18,8 +17,10 @@ use rayon::prelude::*;
 use serde_json::Value;
 use store::{ClientId, FaceId, PersonId, EMBEDDING_DIM};
 
+use crate::embedding_stats::{describe, Description, Labelled};
 use crate::progress::Progress;
 use crate::stats::{ms, quantile};
+use crate::synthetic_faces::{dataset, Fit, Generator};
 
 #[derive(Args)]
 pub struct BenchIndexArgs {
@@ -56,55 +57,21 @@ pub struct BenchIndexArgs {
     /// `visage import --embeddings`) and its queries (to FILE with the extension `.queries`), then stop.
     #[arg(long)]
     pub export: Option<std::path::PathBuf>,
-}
-
-/// Deterministic generator: xorshift64* with Box-Muller normals.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f32 {
-        let (u, v) = (self.uniform().max(1e-12), self.uniform());
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-    }
-
-    fn unit(&mut self, centre: Option<&[f32]>, sigma: f32) -> Vec<f32> {
-        let mut v: Vec<f32> = (0..EMBEDDING_DIM)
-            .map(|i| centre.map_or(0.0, |c| c[i]) + sigma * self.normal())
-            .collect();
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.iter_mut().for_each(|x| *x /= norm);
-        v
-    }
-}
-
-/// Noise per face: sigma in 0.03..0.10 gives same-identity cosines of ~0.4-0.9 at 128-d.
-fn noise(rng: &mut Rng) -> f32 {
-    0.03 + 0.07 * rng.uniform() as f32
-}
-
-fn dataset(n: usize, queries: usize, per_identity: usize) -> (Vec<f32>, Vec<f32>) {
-    let mut rng = Rng(0x5EED_F00D ^ n as u64);
-    let identities = n.div_ceil(per_identity.max(1));
-    let centres: Vec<Vec<f32>> = (0..identities).map(|_| rng.unit(None, 1.0)).collect();
-    let mut base = Vec::with_capacity(n * EMBEDDING_DIM);
-    for i in 0..n {
-        let sigma = noise(&mut rng);
-        base.extend(rng.unit(Some(&centres[i / per_identity.max(1)]), sigma));
-    }
-    let mut q = Vec::with_capacity(queries * EMBEDDING_DIM);
-    for _ in 0..queries {
-        let who = (rng.uniform() * identities as f64) as usize % identities;
-        let sigma = noise(&mut rng);
-        q.extend(rng.unit(Some(&centres[who]), sigma));
-    }
-    (base, q)
+    /// How synthetic faces are drawn: `lfw-fit` follows the covariance of SFace embeddings
+    /// of LFW (data/lfw-sface-fit.txt); `isotropic` spreads identities evenly over all 128
+    /// directions.
+    #[arg(long, value_enum, default_value = "lfw-fit")]
+    pub generator: Generator,
+    /// Real embeddings (`visage eval lfw-embeddings --out FILE`): print their statistics
+    /// beside both generators', then run the benchmark on them instead of synthetic faces
+    /// (the last face of each identity with two or more is a query, the rest the gallery;
+    /// `--n` is ignored).
+    #[arg(long)]
+    pub lfw_embeddings: Option<PathBuf>,
+    /// With `--lfw-embeddings`: write the fit the `lfw-fit` generator draws from to FILE
+    /// (the committed one is crates/visage/data/lfw-sface-fit.txt), then stop.
+    #[arg(long)]
+    pub write_fit: Option<PathBuf>,
 }
 
 /// Row `i` is enrolled as person `i` (its number in the id's first bytes).
@@ -264,10 +231,55 @@ fn default_threshold() -> anyhow::Result<f32> {
     Ok(score.to_cosine())
 }
 
+/// Real embeddings beside both generators at the same size (the `lfw-fit` one both from
+/// the committed fit and from a fit of these very embeddings); writes the fit if asked.
+/// Returns the real gallery and queries.
+fn compare_with_real(args: &BenchIndexArgs, path: &Path) -> anyhow::Result<(Vec<f32>, Vec<f32>)> {
+    let real = Labelled::read(path)?;
+    let described = describe(&real);
+    if let Some(out) = &args.write_fit {
+        let header = format!(
+            "Fit of SFace (sface-2021dec) embeddings of LFW for `visage bench index --generator lfw-fit`:\n\
+             {} faces of {} identities, each through the real pipeline (`visage eval lfw-embeddings`).\n\
+             Written by `visage bench index --lfw-embeddings FILE --write-fit PATH`. Statistics of the\n\
+             whole set only: `axis b w m` per eigenvector of the between-identity covariance (largest\n\
+             first): its eigenvalue b, the within-identity variance w along it, the population mean's\n\
+             coordinate m on it; `strength`: 21 quantiles (0, 0.05, .., 1) of a face's distance to its\n\
+             identity's mean over the expected distance.",
+            described.faces, described.identities
+        );
+        std::fs::write(out, described.fit.to_text(&header))
+            .with_context(|| format!("writing {}", out.display()))?;
+        println!("wrote the fit to {}", out.display());
+    }
+    let n = described.faces;
+    let per = args.per_identity;
+    let synthetic = |generator: Generator, fit: Option<&Fit>| -> anyhow::Result<Description> {
+        let (base, _) = dataset(generator, fit, n, 0, per)?;
+        Ok(describe(&Labelled::consecutive(base, per)))
+    };
+    println!("{}", Description::header());
+    println!("{}", described.line("real"));
+    println!("{}", synthetic(Generator::Isotropic, None)?.line("isotropic"));
+    println!("{}", synthetic(Generator::LfwFit, None)?.line("lfw-fit (committed)"));
+    println!(
+        "{}",
+        synthetic(Generator::LfwFit, Some(&described.fit))?.line("lfw-fit (of this file)")
+    );
+    Ok(real.split())
+}
+
 pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
+    let real = match &args.lfw_embeddings {
+        Some(path) => Some(compare_with_real(args, path)?),
+        None => None,
+    };
+    if args.write_fit.is_some() {
+        return Ok(());
+    }
     if let Some(path) = &args.export {
         let n = args.n.first().copied().unwrap_or(0);
-        let (base, q) = dataset(n, args.queries, args.per_identity);
+        let (base, q) = dataset(args.generator, None, n, args.queries, args.per_identity)?;
         write_f32(path, &base)?;
         write_f32(&path.with_extension("queries"), &q)?;
         println!(
@@ -281,10 +293,13 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
         Some(t) => t,
         None => default_threshold()?,
     };
+    let source = match &real {
+        Some(_) => "real embeddings".to_string(),
+        None => format!("generator {:?}, {} faces/identity", args.generator, args.per_identity),
+    };
     println!(
-        "bench index: dim {EMBEDDING_DIM}, {} faces/identity, {} queries, k {}, {} threads, threshold cosine {threshold:.4}",
-        args.per_identity,
-        args.queries,
+        "bench index: dim {EMBEDDING_DIM}, {source}, {} queries, k {}, {} threads, threshold cosine {threshold:.4}",
+        real.as_ref().map_or(args.queries, |(_, q)| q.len() / EMBEDDING_DIM),
         args.k,
         rayon::current_num_threads()
     );
@@ -292,8 +307,15 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
     println!(
         "n\tengine\tbuild_s\tp50_ms\tp99_ms\tqps\trecall@1\trecall@1>thr\trecall@10\tbytes/face\tvs_faiss_p50\tvs_faiss_p99"
     );
-    for &n in &args.n {
-        let (base, q) = dataset(n, args.queries, args.per_identity);
+    let sizes: Vec<usize> = match &real {
+        Some((base, _)) => vec![base.len() / EMBEDDING_DIM],
+        None => args.n.clone(),
+    };
+    for &n in &sizes {
+        let (base, q) = match &real {
+            Some((base, q)) => (base.clone(), q.clone()),
+            None => dataset(args.generator, None, n, args.queries, args.per_identity)?,
+        };
         let queries = rows(&q);
         let (flat, exact) = time(&queries, |q| flat_top(&base, q, args.k));
         let above: Vec<bool> = exact.iter().map(|(_, best)| *best >= threshold).collect();
@@ -443,7 +465,7 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
         for line in distributions {
             println!("{line}");
         }
-        if n == *args.n.iter().max().unwrap_or(&n) {
+        if n == *sizes.iter().max().unwrap_or(&n) {
             println!("queries_above_threshold {qualifying}/{}", truth.len());
             println!(
                 "exact_ratio_vs_faiss {}",

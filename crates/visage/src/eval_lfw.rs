@@ -92,14 +92,14 @@ fn parse_pairs(text: &str, root: &Path) -> anyhow::Result<(usize, Vec<Pair>)> {
 }
 
 /// How an image's embedding was obtained.
-enum Outcome {
+pub(crate) enum Outcome {
     Detected(Embedding),
     /// No face found: the central square (where LFW centres its subject) was embedded as
     /// a face crop, so that every pair still gets a score.
     CentreCrop(Embedding),
 }
 
-fn embed_image(pipeline: &Pipeline, path: &Path) -> anyhow::Result<Outcome> {
+pub(crate) fn embed_image(pipeline: &Pipeline, path: &Path) -> anyhow::Result<Outcome> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let img = pipeline
         .decode(&bytes)

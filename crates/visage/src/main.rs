@@ -10,8 +10,10 @@ mod bench_search;
 mod bench_vision;
 mod calibration;
 mod client_erase_cmd;
+mod embedding_stats;
 mod enroll;
 mod eval_lfw;
+mod eval_lfw_embeddings;
 mod eval_lfw_search;
 mod eval_liveness;
 mod import_cmd;
@@ -22,6 +24,7 @@ mod seed_cmd;
 mod serve_cmd;
 mod stats;
 mod store_args;
+mod synthetic_faces;
 mod token_list_cmd;
 
 use std::path::PathBuf;
@@ -148,6 +151,9 @@ enum EvalCommand {
     Lfw(eval_lfw::LfwArgs),
     /// 1:N identification on LFW through the HTTP API of a running server.
     LfwSearch(eval_lfw_search::LfwSearchArgs),
+    /// Embed every LFW image with the real pipeline and write the embeddings (raw f32 rows)
+    /// with each row's identity number, for `visage bench index --lfw-embeddings`.
+    LfwEmbeddings(eval_lfw_embeddings::LfwEmbeddingsArgs),
     /// Liveness scores of genuine faces (false rejects), and of shrinking faces.
     Liveness(eval_liveness::LivenessArgs),
 }
@@ -311,6 +317,9 @@ fn main() -> anyhow::Result<()> {
         Command::Eval {
             command: EvalCommand::LfwSearch(args),
         } => eval_lfw_search::run(&args),
+        Command::Eval {
+            command: EvalCommand::LfwEmbeddings(args),
+        } => eval_lfw_embeddings::run(&args),
         Command::Eval {
             command: EvalCommand::Liveness(args),
         } => eval_liveness::run(&args),
