@@ -71,20 +71,21 @@ impl Labelled {
         g
     }
 
-    /// A gallery and held-out queries: the last face of every identity with at least two
-    /// is a query (so its identity is still in the gallery).
-    pub fn split(&self) -> (Vec<f32>, Vec<f32>) {
-        let (mut base, mut queries) = (Vec::new(), Vec::new());
-        for faces in self.groups().values() {
+    /// A gallery (with each row's identity) and held-out queries: the last face of every
+    /// identity with at least two is a query (so its identity is still in the gallery).
+    pub fn split(&self) -> (Vec<f32>, Vec<u32>, Vec<f32>) {
+        let (mut base, mut identity, mut queries) = (Vec::new(), Vec::new(), Vec::new());
+        for (id, faces) in self.groups() {
             for (k, &i) in faces.iter().enumerate() {
                 if faces.len() >= 2 && k + 1 == faces.len() {
                     queries.extend_from_slice(self.row(i));
                 } else {
                     base.extend_from_slice(self.row(i));
+                    identity.push(id);
                 }
             }
         }
-        (base, queries)
+        (base, identity, queries)
     }
 }
 
@@ -124,15 +125,16 @@ fn eigen(m: &Matrix) -> (Vec<f64>, Matrix) {
                 let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
-                for k in 0..D {
-                    let (akp, akq) = (a[k][p], a[k][q]);
-                    a[k][p] = c * akp - s * akq;
-                    a[k][q] = s * akp + c * akq;
+                for row in a.iter_mut() {
+                    let (akp, akq) = (row[p], row[q]);
+                    row[p] = c * akp - s * akq;
+                    row[q] = s * akp + c * akq;
                 }
-                for k in 0..D {
-                    let (apk, aqk) = (a[p][k], a[q][k]);
-                    a[p][k] = c * apk - s * aqk;
-                    a[q][k] = s * apk + c * aqk;
+                let (low, high) = a.split_at_mut(q);
+                for (apk, aqk) in low[p].iter_mut().zip(high[0].iter_mut()) {
+                    let (x, y) = (*apk, *aqk);
+                    *apk = c * x - s * y;
+                    *aqk = s * x + c * y;
                 }
                 for row in v.iter_mut() {
                     let (vkp, vkq) = (row[p], row[q]);
@@ -206,7 +208,11 @@ pub fn describe(set: &Labelled) -> Description {
     }
     let mut all = zeros();
     for i in 0..n {
-        let x: Vec<f64> = as_f64(set.row(i)).iter().zip(&mean).map(|(x, m)| x - m).collect();
+        let x: Vec<f64> = as_f64(set.row(i))
+            .iter()
+            .zip(&mean)
+            .map(|(x, m)| x - m)
+            .collect();
         add_outer(&mut all, &x, 1.0 / n as f64);
     }
     // Within: residuals about each identity's mean; means of identities with >= 2 faces.
@@ -222,7 +228,11 @@ pub fn describe(set: &Labelled) -> Description {
                 .for_each(|(a, x)| *a += f64::from(*x) / k as f64);
         }
         for &i in faces {
-            let r: Vec<f64> = as_f64(set.row(i)).iter().zip(&m).map(|(x, m)| x - m).collect();
+            let r: Vec<f64> = as_f64(set.row(i))
+                .iter()
+                .zip(&m)
+                .map(|(x, m)| x - m)
+                .collect();
             residuals.push((r.iter().map(|x| x * x).sum(), k));
             add_outer(&mut within, &r, 1.0);
         }

@@ -118,7 +118,11 @@ impl Fit {
         let at = rng.uniform() * last as f64;
         let i = (at.floor() as usize).min(last.saturating_sub(1));
         let t = at - i as f64;
-        let hi = self.strength.get(i + 1).copied().unwrap_or(self.strength[i]);
+        let hi = self
+            .strength
+            .get(i + 1)
+            .copied()
+            .unwrap_or(self.strength[i]);
         (self.strength[i] * (1.0 - t) + hi * t) as f32
     }
 }
@@ -236,7 +240,10 @@ mod tests {
         assert_eq!(back.strength, fit.strength);
         for (a, b) in back.axes.iter().zip(&fit.axes) {
             for k in 0..3 {
-                assert!((a[k] - b[k]).abs() <= 1e-6 * b[k].abs().max(1e-9), "{a:?} {b:?}");
+                assert!(
+                    (a[k] - b[k]).abs() <= 1e-6 * b[k].abs().max(1e-9),
+                    "{a:?} {b:?}"
+                );
             }
         }
         assert!(Fit::parse("axis 1 2 3\n").is_err());
