@@ -59,7 +59,7 @@ pub struct BenchIndexArgs {
     pub export: Option<std::path::PathBuf>,
     /// How synthetic faces are drawn: `isotropic` spreads identities evenly over all 128
     /// directions; `lfw-fit` follows the covariance of SFace embeddings of LFW
-    /// (data/lfw-sface-fit.txt). Both graph more easily than real LFW embeddings do at the
+    /// (stats/lfw-sface-fit.txt). Both graph more easily than real LFW embeddings do at the
     /// same size (docs/search-index.md), so neither stands in for real faces' recall.
     #[arg(long, value_enum, default_value = "isotropic")]
     pub generator: Generator,
@@ -70,7 +70,7 @@ pub struct BenchIndexArgs {
     #[arg(long)]
     pub lfw_embeddings: Option<PathBuf>,
     /// With `--lfw-embeddings`: write the fit the `lfw-fit` generator draws from to FILE
-    /// (the committed one is crates/visage/data/lfw-sface-fit.txt), then stop.
+    /// (the committed one is crates/visage/stats/lfw-sface-fit.txt), then stop.
     #[arg(long)]
     pub write_fit: Option<PathBuf>,
 }

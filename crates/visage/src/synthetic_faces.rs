@@ -4,7 +4,7 @@
 //!   Gaussian noise whose strength varies per face (same-identity cosines ~0.4-0.9). Every
 //!   direction of the 128 carries as much identity variance as every other.
 //! - `lfw-fit`: identity centres and within-identity noise follow the covariance measured on
-//!   SFace embeddings of LFW (`data/lfw-sface-fit.txt`, written by
+//!   SFace embeddings of LFW (`stats/lfw-sface-fit.txt`, written by
 //!   `visage bench index --lfw-embeddings FILE --write-fit`): along each eigenvector of the
 //!   between-identity covariance, the centres have its eigenvalue as variance and the
 //!   population mean's coordinate as mean, and the noise has the within-identity variance
@@ -17,7 +17,7 @@ use clap::ValueEnum;
 use store::EMBEDDING_DIM;
 
 /// The fit committed with the code: statistics of the whole set, no one's embedding.
-const LFW_FIT: &str = include_str!("../data/lfw-sface-fit.txt");
+const LFW_FIT: &str = include_str!("../stats/lfw-sface-fit.txt");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Generator {
@@ -68,7 +68,7 @@ pub struct Fit {
 
 impl Fit {
     pub fn committed() -> anyhow::Result<Fit> {
-        Fit::parse(LFW_FIT).context("data/lfw-sface-fit.txt")
+        Fit::parse(LFW_FIT).context("stats/lfw-sface-fit.txt")
     }
 
     /// `axis b w m` lines and one `strength q0 q1 ...` line; `#` starts a comment.
