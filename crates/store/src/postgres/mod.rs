@@ -56,6 +56,12 @@ const MAX_ATTEMPTS: u32 = 4;
 /// Largest `hnsw.ef_search` pgvector accepts.
 const MAX_EF_SEARCH: usize = 1000;
 
+/// Smallest `hnsw.ef_search` of a FAST search with iterative index scans. The index then
+/// filters as it goes, so the search asks for only the faces that can hold the k best persons
+/// (k x 3); fewer than ~100 candidates lose recall on a large gallery (docs/postgres.md,
+/// "Measured").
+const ITERATIVE_MIN_EF_SEARCH: usize = 100;
+
 /// How the connection pool is used at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUsage {
@@ -86,9 +92,36 @@ impl Default for PoolOptions {
     }
 }
 
+/// The pgvector extension the database has, as found at connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VectorExtension {
+    /// `extversion`, e.g. "0.8.5".
+    pub version: String,
+    /// Iterative index scans (`hnsw.iterative_scan`, pgvector 0.8.0 and newer): a filtered
+    /// HNSW scan goes on until enough rows pass the filters, so FAST filters inside the index
+    /// scan instead of after it.
+    pub iterative_scan: bool,
+}
+
+impl VectorExtension {
+    fn new(version: String) -> Self {
+        let mut parts = version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0))
+            .chain(std::iter::repeat(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        let iterative_scan = (major, minor) >= (0, 8);
+        Self {
+            version,
+            iterative_scan,
+        }
+    }
+}
+
 /// The PostgreSQL store. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct PostgresStore {
     pool: Pool,
+    vector: VectorExtension,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -214,10 +247,27 @@ impl PostgresStore {
             }))
             .build()
             .map_err(|_| Error::invalid("pool options", "max_size must be at least 1"))?;
-        let store = Self { pool };
-        let mut conn = store.conn().await?;
+        let mut conn = pool.get().await.map_err(conv::pool)?;
         schema::migrate(&mut conn).await?;
-        Ok(store)
+        let version: String = conn
+            .query_one(
+                "SELECT extversion FROM pg_extension WHERE extname = 'vector'",
+                &[],
+            )
+            .await
+            .map_err(pg)?
+            .try_get(0)
+            .map_err(pg)?;
+        drop(conn);
+        Ok(Self {
+            pool,
+            vector: VectorExtension::new(version),
+        })
+    }
+
+    /// The pgvector extension found at connect.
+    pub fn vector_extension(&self) -> &VectorExtension {
+        &self.vector
     }
 
     async fn conn(&self) -> Result<Object> {
@@ -299,13 +349,17 @@ impl PostgresStore {
     /// similarity. Only active persons, as in the in-memory index; with `collections`, only
     /// persons in at least one of them (an empty list finds nobody).
     ///
-    /// `exact = true` compares every face of the client. `exact = false` takes the
-    /// `max(100, k x 3 x 2)` faces nearest to the probe from the HNSW index (at most 1000;
-    /// `hnsw.ef_search` set to match), then applies the client, status and collection filters
-    /// and keeps each person's best face. When fewer than `k` persons remain (a small client
-    /// in a large shared table, a narrow collection), the exact search answers instead: it
-    /// then only reads that client's faces. (pgvector 0.8's iterative index scans would serve
-    /// filtered searches better; this works from 0.5 on.)
+    /// `exact = true` compares every face of the client. `exact = false` uses the HNSW index:
+    /// - with iterative index scans (pgvector 0.8+, [`VectorExtension::iterative_scan`]) the
+    ///   client, status and collection filters run inside the index scan
+    ///   (`hnsw.iterative_scan = relaxed_order`), which goes on until the `k x 3` nearest
+    ///   searchable faces are found (`hnsw.ef_search` at least 100);
+    /// - without them (pgvector 0.5-0.7) it takes the `max(100, k x 3 x 2)` faces nearest to
+    ///   the probe (at most 1000; `hnsw.ef_search` set to match), then filters them.
+    ///
+    /// Either way each person's best face is kept, and when fewer than `k` persons remain (a
+    /// small client in a large shared table whose faces the index scan gives up on, a narrow
+    /// collection), the exact search answers instead: it then only reads that client's faces.
     pub async fn nearest_persons(
         &self,
         client: &ClientId,
@@ -347,13 +401,14 @@ impl PostgresStore {
     ) -> Result<u64> {
         let collections: Option<Vec<String>> =
             collections.map(|c| c.iter().map(|id| id.as_str().to_owned()).collect());
-        read_tx!(self, |tx| queries::searchable_faces(
-            &tx,
-            client,
-            &collections,
-            model
-        )
-        .await)
+        let sql = queries::searchable_faces_sql(collections.as_ref().map(Vec::len));
+        let conn = self.conn().await?;
+        let stmt = conn.prepare_cached(&sql).await.map_err(pg)?;
+        let row = conn
+            .query_one(&stmt, &[&client.as_str(), &collections, &model])
+            .await
+            .map_err(pg)?;
+        conv::count(&row, 0)
     }
 
     /// The query plans `nearest_persons` runs (for tests and diagnostics): `-- approximate`
@@ -400,27 +455,45 @@ impl PostgresStore {
         let collections: Option<Vec<String>> =
             collections.map(|c| c.iter().map(|id| id.as_str().to_owned()).collect());
         let limit = i64::try_from(k).unwrap_or(i64::MAX);
-        let fetch = k
-            .saturating_mul(MAX_FACES_PER_PERSON)
-            .saturating_mul(2)
-            .max(100);
-        let approx = !exact && fetch <= MAX_EF_SEARCH;
+        let iterative = self.vector.iterative_scan;
+        // Faces the index scan returns, and the ef_search that makes it return that many.
+        let (fetch, ef) = if iterative {
+            let fetch = k.saturating_mul(MAX_FACES_PER_PERSON);
+            (fetch, fetch.max(ITERATIVE_MIN_EF_SEARCH))
+        } else {
+            let fetch = k
+                .saturating_mul(MAX_FACES_PER_PERSON)
+                .saturating_mul(2)
+                .max(100);
+            (fetch, fetch)
+        };
+        let approx = !exact && ef <= MAX_EF_SEARCH;
         read_tx!(self, |tx| {
             let mut plan = String::new();
             if approx {
-                // The index returns at most ef_search rows: ask for as many as are fetched.
-                // Seq scans off: the planner would otherwise sort a small table itself.
-                let ef = fetch.to_string();
-                tx.execute(
+                // Seq scans off: the planner would otherwise sort a small table itself. With
+                // the filters inside the scan it would also sort a small client's faces
+                // (found by persons_by_client) rather than walk the index: sorts off too,
+                // so that FAST is the index scan the settings above tune.
+                let settings = if iterative {
                     "SELECT set_config('hnsw.ef_search', $1, true), \
-                            set_config('enable_seqscan', 'off', true)",
-                    &[&ef],
-                )
-                .await
-                .map_err(pg)?;
-                let sql = queries::nearest_approx_sql();
+                            set_config('hnsw.iterative_scan', 'relaxed_order', true), \
+                            set_config('enable_seqscan', 'off', true), \
+                            set_config('enable_sort', 'off', true)"
+                } else {
+                    "SELECT set_config('hnsw.ef_search', $1, true), \
+                            set_config('enable_seqscan', 'off', true)"
+                };
+                let sql = if iterative {
+                    queries::nearest_filtered_approx_sql()
+                } else {
+                    queries::nearest_approx_sql()
+                };
+                let settings = tx.prepare_cached(settings).await.map_err(pg)?;
+                let ef = ef.to_string();
                 let fetch = i64::try_from(fetch).unwrap_or(i64::MAX);
-                if explain {
+                let found = if explain {
+                    tx.execute(&settings, &[&ef]).await.map_err(pg)?;
                     plan.push_str("-- approximate\n");
                     plan.push_str(
                         &explain_plan(
@@ -435,24 +508,46 @@ impl PostgresStore {
                         )
                         .await?,
                     );
-                }
-                let found = queries::nearest(
-                    &tx,
-                    &sql,
-                    &probe,
-                    client,
-                    &collections,
-                    model,
-                    limit,
-                    Some(fetch),
-                )
-                .await?;
+                    queries::nearest(
+                        &tx,
+                        &sql,
+                        &probe,
+                        client,
+                        &collections,
+                        model,
+                        limit,
+                        Some(fetch),
+                    )
+                    .await?
+                } else {
+                    // One round trip for both: the settings are sent first on the same
+                    // connection, so the search runs under them.
+                    let search = queries::prepare(&tx, &sql).await?;
+                    let (_, found) = tokio::try_join!(
+                        async { tx.execute(&settings, &[&ef]).await.map_err(pg) },
+                        queries::nearest_prepared(
+                            &tx,
+                            &search,
+                            &probe,
+                            client,
+                            &collections,
+                            model,
+                            limit,
+                            Some(fetch),
+                        )
+                    )?;
+                    found
+                };
                 if found.len() >= k {
                     return Ok((found, plan));
                 }
-                tx.execute("SELECT set_config('enable_seqscan', 'on', true)", &[])
-                    .await
-                    .map_err(pg)?;
+                tx.execute(
+                    "SELECT set_config('enable_seqscan', 'on', true), \
+                            set_config('enable_sort', 'on', true)",
+                    &[],
+                )
+                .await
+                .map_err(pg)?;
             }
             let sql = queries::nearest_exact_sql();
             if explain {
@@ -598,6 +693,13 @@ impl Store for PostgresStore {
 
     async fn get_person(&self, client: &ClientId, id: &PersonId) -> Result<Option<Person>> {
         read_tx!(self, |tx| queries::get_person(&tx, client, id).await)
+    }
+
+    async fn get_persons(&self, client: &ClientId, ids: &[PersonId]) -> Result<Vec<Person>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        read_tx!(self, |tx| queries::get_persons(&tx, client, ids).await)
     }
 
     async fn update_person(
