@@ -842,3 +842,29 @@ impl OperatorReads for PostgresStore {
         read_tx!(self, |tx| queries::issued_tokens(&tx, client).await)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::VectorExtension;
+
+    #[test]
+    fn iterative_scans_are_found_from_pgvector_0_8_on() {
+        for (version, iterative) in [
+            ("0.5.1", false),
+            ("0.6.2", false),
+            ("0.7.4", false),
+            ("0.8.0", true),
+            ("0.8.5", true),
+            ("0.10.0", true),
+            ("1.0", true),
+            ("", false),
+            ("unknown", false),
+        ] {
+            assert_eq!(
+                VectorExtension::new(version.to_owned()).iterative_scan,
+                iterative,
+                "{version}"
+            );
+        }
+    }
+}
