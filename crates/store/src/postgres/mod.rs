@@ -101,19 +101,28 @@ pub struct VectorExtension {
     /// HNSW scan goes on until enough rows pass the filters, so FAST filters inside the index
     /// scan instead of after it.
     pub iterative_scan: bool,
+    /// The HNSW index holds half-precision copies of the embeddings (`halfvec`, pgvector 0.7
+    /// and newer; migration 0006): read from the index's definition, or, while the index is
+    /// dropped for an import, from the version.
+    pub halfvec_index: bool,
 }
 
 impl VectorExtension {
-    fn new(version: String) -> Self {
+    fn new(version: String, index_definition: Option<&str>) -> Self {
         let mut parts = version
             .split('.')
             .map(|p| p.parse::<u32>().unwrap_or(0))
             .chain(std::iter::repeat(0));
         let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
         let iterative_scan = (major, minor) >= (0, 8);
+        let halfvec_index = match index_definition {
+            Some(def) => def.contains("halfvec"),
+            None => (major, minor) >= (0, 7),
+        };
         Self {
             version,
             iterative_scan,
+            halfvec_index,
         }
     }
 }
@@ -249,19 +258,21 @@ impl PostgresStore {
             .map_err(|_| Error::invalid("pool options", "max_size must be at least 1"))?;
         let mut conn = pool.get().await.map_err(conv::pool)?;
         schema::migrate(&mut conn).await?;
-        let version: String = conn
+        let found = conn
             .query_one(
-                "SELECT extversion FROM pg_extension WHERE extname = 'vector'",
+                "SELECT extversion, (SELECT indexdef FROM pg_indexes \
+                   WHERE schemaname = current_schema() AND indexname = 'faces_by_embedding') \
+                 FROM pg_extension WHERE extname = 'vector'",
                 &[],
             )
             .await
-            .map_err(pg)?
-            .try_get(0)
             .map_err(pg)?;
+        let version: String = found.try_get(0).map_err(pg)?;
+        let index: Option<String> = found.try_get(1).map_err(pg)?;
         drop(conn);
         Ok(Self {
             pool,
-            vector: VectorExtension::new(version),
+            vector: VectorExtension::new(version, index.as_deref()),
         })
     }
 
@@ -308,7 +319,8 @@ impl PostgresStore {
             .map_err(conv::pg)
     }
 
-    /// (Re)builds the HNSW index of the faces (as the schema defines it) when it is missing,
+    /// (Re)builds the HNSW index of the faces (as the schema defines it for this pgvector:
+    /// over `halfvec` copies from 0.7 on) when it is missing,
     /// with `maintenance_mib` MiB of build memory and the server's parallel maintenance
     /// workers.
     pub async fn build_face_index(&self, maintenance_mib: u32) -> Result<()> {
@@ -319,11 +331,15 @@ impl PostgresStore {
         )
         .await
         .map_err(conv::pg)?;
-        conn.batch_execute(
-            "CREATE INDEX IF NOT EXISTS faces_by_embedding ON faces \
-             USING hnsw (embedding vector_cosine_ops); \
-             RESET maintenance_work_mem;",
-        )
+        let indexed = if self.vector.halfvec_index {
+            "(embedding::halfvec(128)) halfvec_cosine_ops"
+        } else {
+            "embedding vector_cosine_ops"
+        };
+        conn.batch_execute(&format!(
+            "CREATE INDEX IF NOT EXISTS faces_by_embedding ON faces USING hnsw ({indexed}); \
+             RESET maintenance_work_mem;"
+        ))
         .await
         .map_err(conv::pg)
     }
@@ -484,10 +500,11 @@ impl PostgresStore {
                     "SELECT set_config('hnsw.ef_search', $1, true), \
                             set_config('enable_seqscan', 'off', true)"
                 };
+                let half = self.vector.halfvec_index;
                 let sql = if iterative {
-                    queries::nearest_filtered_approx_sql()
+                    queries::nearest_filtered_approx_sql(half)
                 } else {
-                    queries::nearest_approx_sql()
+                    queries::nearest_approx_sql(half)
                 };
                 let settings = tx.prepare_cached(settings).await.map_err(pg)?;
                 let ef = ef.to_string();
@@ -861,10 +878,24 @@ mod tests {
             ("unknown", false),
         ] {
             assert_eq!(
-                VectorExtension::new(version.to_owned()).iterative_scan,
+                VectorExtension::new(version.to_owned(), None).iterative_scan,
                 iterative,
                 "{version}"
             );
         }
+    }
+
+    #[test]
+    fn the_index_definition_tells_which_vectors_it_holds() {
+        let half = "CREATE INDEX faces_by_embedding ON public.faces USING hnsw \
+                    (((embedding)::halfvec(128)) halfvec_cosine_ops)";
+        let full = "CREATE INDEX faces_by_embedding ON public.faces USING hnsw \
+                    (embedding vector_cosine_ops)";
+        // A database migrated under pgvector 0.6 and upgraded since keeps its full index.
+        assert!(!VectorExtension::new("0.8.5".into(), Some(full)).halfvec_index);
+        assert!(VectorExtension::new("0.8.5".into(), Some(half)).halfvec_index);
+        // No index (dropped for an import): what migration 0006 would have made.
+        assert!(VectorExtension::new("0.7.0".into(), None).halfvec_index);
+        assert!(!VectorExtension::new("0.6.2".into(), None).halfvec_index);
     }
 }

@@ -1342,16 +1342,27 @@ pub(crate) fn nearest_exact_sql() -> String {
     )
 }
 
+/// What the HNSW index orders by: the embedding, or its half-precision copy (the index of
+/// migration 0006). The score is always the full-precision distance.
+fn index_order(half: bool) -> &'static str {
+    if half {
+        "f.embedding::halfvec(128) <=> $1::real[]::vector::halfvec(128)"
+    } else {
+        "f.embedding <=> $1::real[]::vector"
+    }
+}
+
 /// Approximate: the `$6` faces nearest to the probe by the HNSW index (the subquery with its
 /// own LIMIT is planned alone, as a plain index scan), then the same filters and per-person
 /// grouping as the exact search. pgvector before 0.8 applies filters after its index scan of
 /// `ef_search` rows anyway, so filtering outside the subquery loses nothing.
-pub(crate) fn nearest_approx_sql() -> String {
+pub(crate) fn nearest_approx_sql(half: bool) -> String {
     let searchable = searchable("$2", "$3", "$5");
+    let order = index_order(half);
     format!(
         "SELECT p.id, (1 - min(f.distance))::real AS score FROM ( \
            SELECT f.person_pk, f.model, f.embedding <=> $1::real[]::vector AS distance FROM faces f \
-           ORDER BY f.embedding <=> $1::real[]::vector LIMIT $6 \
+           ORDER BY {order} LIMIT $6 \
          ) f JOIN persons p ON p.pk = f.person_pk \
          WHERE {searchable} \
          GROUP BY p.pk, p.id ORDER BY score DESC, p.pk LIMIT $4"
@@ -1362,14 +1373,15 @@ pub(crate) fn nearest_approx_sql() -> String {
 /// (0.8+, `hnsw.iterative_scan` on): the `$6` nearest *searchable* faces by the HNSW index
 /// (the scan goes on past `ef_search` until that many pass the filters), then each person's
 /// best face.
-pub(crate) fn nearest_filtered_approx_sql() -> String {
+pub(crate) fn nearest_filtered_approx_sql(half: bool) -> String {
     let searchable = searchable("$2", "$3", "$5");
+    let order = index_order(half);
     format!(
         "SELECT f.id, (1 - min(f.distance))::real AS score FROM ( \
            SELECT p.pk, p.id, f.embedding <=> $1::real[]::vector AS distance \
            FROM faces f JOIN persons p ON p.pk = f.person_pk \
            WHERE {searchable} \
-           ORDER BY f.embedding <=> $1::real[]::vector LIMIT $6 \
+           ORDER BY {order} LIMIT $6 \
          ) f \
          GROUP BY f.pk, f.id ORDER BY score DESC, f.pk LIMIT $4"
     )
