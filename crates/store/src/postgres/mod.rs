@@ -491,7 +491,7 @@ impl PostgresStore {
                 // Seq scans off: the planner would otherwise sort a small table itself. With
                 // the filters inside the scan it would also sort a small client's faces
                 // (found by persons_by_client) rather than walk the index: sorts off too,
-                // so that FAST is the index scan the settings above tune.
+                // so that FAST is the index scan these settings tune.
                 let settings = if iterative {
                     "SELECT set_config('hnsw.ef_search', $1, true), \
                             set_config('hnsw.iterative_scan', 'relaxed_order', true), \
