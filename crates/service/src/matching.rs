@@ -213,7 +213,8 @@ impl Service {
         Ok(found)
     }
 
-    /// The backend's hits as persons with scores; `persons` keeps those already read.
+    /// The backend's hits as persons with scores; `persons` keeps those already read. The
+    /// persons not read yet are read in one store call (one transaction on PostgreSQL).
     async fn found(
         &self,
         client: &ClientId,
@@ -221,25 +222,34 @@ impl Service {
         params: &SearchParams<'_>,
         persons: &mut HashMap<PersonId, Option<Person>>,
     ) -> Result<Found> {
-        let mut matches = Vec::with_capacity(outcome.hits.len());
-        for hit in outcome.hits {
-            let score = self.scores().score(hit.cosine);
-            if score < params.min_score {
-                continue;
+        let kept: Vec<(PersonId, Score)> = outcome
+            .hits
+            .into_iter()
+            .map(|hit| (hit.person, self.scores().score(hit.cosine)))
+            .filter(|(_, score)| *score >= params.min_score)
+            .collect();
+        let unread: Vec<PersonId> = kept
+            .iter()
+            .map(|(id, _)| id)
+            .filter(|id| !persons.contains_key(*id))
+            .cloned()
+            .collect();
+        if !unread.is_empty() {
+            for person in self.store.get_persons(client, &unread).await? {
+                persons.insert(person.id.clone(), Some(person));
             }
-            let person = match persons.get(&hit.person) {
-                Some(person) => person.clone(),
-                None => {
-                    let person = self.store.get_person(client, &hit.person).await?;
-                    persons.insert(hit.person.clone(), person.clone());
-                    person
-                }
-            };
             // A person erased between the scan and this read is simply not reported.
-            if let Some(person) = person {
-                matches.push(Match { person, score });
+            for id in unread {
+                persons.entry(id).or_insert(None);
             }
         }
+        let matches = kept
+            .into_iter()
+            .filter_map(|(id, score)| {
+                let person = persons.get(&id)?.clone()?;
+                Some(Match { person, score })
+            })
+            .collect();
         Ok(Found {
             matches,
             faces_searched: outcome.faces_searched,

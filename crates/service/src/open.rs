@@ -156,7 +156,13 @@ pub async fn open(config: Config) -> anyhow::Result<Service> {
     let opened = open_store(&config.store, Access::Exclusive).await?;
     let search: Arc<dyn SearchBackend> = match &opened.postgres {
         Some(pg) => {
-            tracing::info!("store and search: PostgreSQL + pgvector");
+            let vector = pg.vector_extension();
+            tracing::info!(
+                pgvector = %vector.version,
+                iterative_scan = vector.iterative_scan,
+                "store and search: PostgreSQL + pgvector (FAST filters {} the HNSW index scan)",
+                if vector.iterative_scan { "inside" } else { "after" }
+            );
             Arc::new(PgvectorBackend::new(
                 pg.clone(),
                 config.vacuum_every,

@@ -85,6 +85,19 @@ pub trait Store: Send + Sync {
 
     async fn get_person(&self, client: &ClientId, id: &PersonId) -> Result<Option<Person>>;
 
+    /// The client's persons among `ids` (unknown ids are left out), in no particular order:
+    /// what a search reads back for its hits. By default one [`Self::get_person`] each;
+    /// PostgreSQL reads them all in one transaction.
+    async fn get_persons(&self, client: &ClientId, ids: &[PersonId]) -> Result<Vec<Person>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(p) = self.get_person(client, id).await? {
+                found.push(p);
+            }
+        }
+        Ok(found)
+    }
+
     /// Partial update; `None` when the person does not exist for this client. Replacing the
     /// faces erases the old ones before returning. All or nothing (an unknown collection
     /// fails with [`Error::UnknownCollection`]). The duplicate rule of

@@ -37,5 +37,5 @@ pub use model::{
     EMBEDDING_BYTES, EMBEDDING_DIM, MAX_CROP_BYTES, MAX_FACES_PER_PERSON, MAX_MODEL_LEN,
 };
 #[cfg(feature = "postgres")]
-pub use postgres::{PoolOptions, PoolUsage, PostgresStore};
+pub use postgres::{PoolOptions, PoolUsage, PostgresStore, VectorExtension};
 pub use sqlite::SqliteStore;

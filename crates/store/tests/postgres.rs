@@ -324,10 +324,15 @@ async fn postgres_schema_has_vector_column_and_hnsw_index() -> TestResult {
         )
         .await?;
     let def: String = r.try_get(0)?;
-    assert!(
-        def.contains("USING hnsw") && def.contains("vector_cosine_ops"),
-        "{def}"
-    );
+    // Over half-precision copies from pgvector 0.7 on (migration 0006), else the vectors.
+    let s = db.store().await?;
+    let want = if s.vector_extension().halfvec_index {
+        "((embedding)::halfvec(128)) halfvec_cosine_ops"
+    } else {
+        "(embedding vector_cosine_ops)"
+    };
+    s.close();
+    assert!(def.contains("USING hnsw") && def.contains(want), "{def}");
     let r = c
         .query_one(
             "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
@@ -661,6 +666,106 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
         .nearest_persons(&me, DEFAULT_MODEL, None, &probe, 0, true)
         .await?
         .is_empty());
+    s.close();
+    Ok(())
+}
+
+/// A small client in a table dominated by another client whose faces are all nearer to the
+/// probe. With iterative index scans (pgvector 0.8+, detected at connect) FAST filters inside
+/// the HNSW scan and finds the client's persons there, without the exact fallback; without
+/// them it falls back to the exact scan. Both give the brute-force ranking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_search_of_a_small_client_among_nearer_strangers() -> TestResult {
+    let db = TestDb::create().await?;
+    let s = db.store().await?;
+    let raw = connect_raw(&db.url).await?;
+    let version: String = raw
+        .query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'vector'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(s.vector_extension().version, version);
+    let me = suite::client("small");
+    let crowd = suite::client("crowd");
+    let a = s.create_collection(&me, suite::coll("A")).await?;
+
+    let seeds: Vec<Vec<f32>> = (0..4).map(|_| unit(suite::face(1).embedding)).collect();
+    // 4 x 150 of the crowd's faces close to each seed, and 3 persons of mine further out.
+    let mut strangers = Vec::new();
+    for (n, seed) in seeds.iter().enumerate() {
+        for j in 0..150 {
+            strangers.push(NewPerson {
+                faces: vec![store::NewFace {
+                    model: DEFAULT_MODEL.into(),
+                    embedding: near(seed, 0.08),
+                    thumbnail_jpeg: vec![7],
+                    crop_png: Vec::new(),
+                }],
+                ..suite::person(&format!("Stranger {n} {j}"), &[], 0)
+            });
+        }
+    }
+    s.seed_persons(&crowd, strangers).await?;
+    let mut gallery = Vec::new();
+    for (n, seed) in seeds.iter().enumerate() {
+        for j in 0..3 {
+            let faces = vec![near(seed, 0.3), near(seed, 0.3)];
+            let collections = if j == 0 { vec![a.id.clone()] } else { vec![] };
+            let p = s
+                .create_person(
+                    &me,
+                    NewPerson {
+                        collections: collections.clone(),
+                        faces: faces
+                            .iter()
+                            .map(|e| store::NewFace {
+                                model: DEFAULT_MODEL.into(),
+                                embedding: e.clone(),
+                                thumbnail_jpeg: vec![1],
+                                crop_png: Vec::new(),
+                            })
+                            .collect(),
+                        ..suite::person(&format!("Mine {n} {j}"), &[], 0)
+                    },
+                )
+                .await?;
+            gallery.push(Enrolled {
+                id: p.id,
+                faces,
+                collections,
+                active: true,
+            });
+        }
+    }
+    raw.batch_execute("ANALYZE faces, persons").await?;
+
+    for (n, seed) in seeds.iter().enumerate() {
+        let probe = near(seed, 0.15);
+        for filter in [None, Some(vec![a.id.clone()])] {
+            let filter = filter.as_deref();
+            // The seed's own persons: well apart from the rest.
+            let k = if filter.is_some() { 1 } else { 3 };
+            let want = brute_force(&gallery, &probe, filter, k);
+            let got = s
+                .nearest_persons(&me, DEFAULT_MODEL, filter, &probe, k, false)
+                .await?;
+            assert_same_ranking(&got, &want, &format!("probe {n}, filter {filter:?}"));
+            let plan = s
+                .explain_nearest_persons(&me, DEFAULT_MODEL, filter, &probe, k, false)
+                .await?;
+            assert!(plan.starts_with("-- approximate"), "{plan}");
+            if s.vector_extension().iterative_scan {
+                assert!(
+                    plan.contains("faces_by_embedding") && !plan.contains("-- exact"),
+                    "{plan}"
+                );
+            } else {
+                assert!(plan.contains("-- exact"), "{plan}");
+            }
+        }
+    }
     s.close();
     Ok(())
 }

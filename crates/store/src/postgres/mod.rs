@@ -56,6 +56,13 @@ const MAX_ATTEMPTS: u32 = 4;
 /// Largest `hnsw.ef_search` pgvector accepts.
 const MAX_EF_SEARCH: usize = 1000;
 
+/// Smallest `hnsw.ef_search` of a FAST search with iterative index scans. The index then
+/// filters as it goes, so the search asks for only the faces that can hold the k best persons
+/// (k x 3); fewer candidates than this lose recall on a large gallery (docs/postgres.md,
+/// "Search in the database": at 10^5 faces 64 found the best face for 195/200 queries, 100
+/// for 198/200, 128 for 200/200).
+const ITERATIVE_MIN_EF_SEARCH: usize = 128;
+
 /// How the connection pool is used at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUsage {
@@ -86,9 +93,45 @@ impl Default for PoolOptions {
     }
 }
 
+/// The pgvector extension the database has, as found at connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VectorExtension {
+    /// `extversion`, e.g. "0.8.5".
+    pub version: String,
+    /// Iterative index scans (`hnsw.iterative_scan`, pgvector 0.8.0 and newer): a filtered
+    /// HNSW scan goes on until enough rows pass the filters, so FAST filters inside the index
+    /// scan instead of after it.
+    pub iterative_scan: bool,
+    /// The HNSW index holds half-precision copies of the embeddings (`halfvec`, pgvector 0.7
+    /// and newer; migration 0006): read from the index's definition, or, while the index is
+    /// dropped for an import, from the version.
+    pub halfvec_index: bool,
+}
+
+impl VectorExtension {
+    fn new(version: String, index_definition: Option<&str>) -> Self {
+        let mut parts = version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0))
+            .chain(std::iter::repeat(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        let iterative_scan = (major, minor) >= (0, 8);
+        let halfvec_index = match index_definition {
+            Some(def) => def.contains("halfvec"),
+            None => (major, minor) >= (0, 7),
+        };
+        Self {
+            version,
+            iterative_scan,
+            halfvec_index,
+        }
+    }
+}
+
 /// The PostgreSQL store. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct PostgresStore {
     pool: Pool,
+    vector: VectorExtension,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -214,10 +257,29 @@ impl PostgresStore {
             }))
             .build()
             .map_err(|_| Error::invalid("pool options", "max_size must be at least 1"))?;
-        let store = Self { pool };
-        let mut conn = store.conn().await?;
+        let mut conn = pool.get().await.map_err(conv::pool)?;
         schema::migrate(&mut conn).await?;
-        Ok(store)
+        let found = conn
+            .query_one(
+                "SELECT extversion, (SELECT indexdef FROM pg_indexes \
+                   WHERE schemaname = current_schema() AND indexname = 'faces_by_embedding') \
+                 FROM pg_extension WHERE extname = 'vector'",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        let version: String = found.try_get(0).map_err(pg)?;
+        let index: Option<String> = found.try_get(1).map_err(pg)?;
+        drop(conn);
+        Ok(Self {
+            pool,
+            vector: VectorExtension::new(version, index.as_deref()),
+        })
+    }
+
+    /// The pgvector extension found at connect.
+    pub fn vector_extension(&self) -> &VectorExtension {
+        &self.vector
     }
 
     async fn conn(&self) -> Result<Object> {
@@ -258,7 +320,8 @@ impl PostgresStore {
             .map_err(conv::pg)
     }
 
-    /// (Re)builds the HNSW index of the faces (as the schema defines it) when it is missing,
+    /// (Re)builds the HNSW index of the faces (as the schema defines it for this pgvector:
+    /// over `halfvec` copies from 0.7 on) when it is missing,
     /// with `maintenance_mib` MiB of build memory and the server's parallel maintenance
     /// workers.
     pub async fn build_face_index(&self, maintenance_mib: u32) -> Result<()> {
@@ -269,11 +332,15 @@ impl PostgresStore {
         )
         .await
         .map_err(conv::pg)?;
-        conn.batch_execute(
-            "CREATE INDEX IF NOT EXISTS faces_by_embedding ON faces \
-             USING hnsw (embedding vector_cosine_ops); \
-             RESET maintenance_work_mem;",
-        )
+        let indexed = if self.vector.halfvec_index {
+            "(embedding::halfvec(128)) halfvec_cosine_ops"
+        } else {
+            "embedding vector_cosine_ops"
+        };
+        conn.batch_execute(&format!(
+            "CREATE INDEX IF NOT EXISTS faces_by_embedding ON faces USING hnsw ({indexed}); \
+             RESET maintenance_work_mem;"
+        ))
         .await
         .map_err(conv::pg)
     }
@@ -299,13 +366,17 @@ impl PostgresStore {
     /// similarity. Only active persons, as in the in-memory index; with `collections`, only
     /// persons in at least one of them (an empty list finds nobody).
     ///
-    /// `exact = true` compares every face of the client. `exact = false` takes the
-    /// `max(100, k x 3 x 2)` faces nearest to the probe from the HNSW index (at most 1000;
-    /// `hnsw.ef_search` set to match), then applies the client, status and collection filters
-    /// and keeps each person's best face. When fewer than `k` persons remain (a small client
-    /// in a large shared table, a narrow collection), the exact search answers instead: it
-    /// then only reads that client's faces. (pgvector 0.8's iterative index scans would serve
-    /// filtered searches better; this works from 0.5 on.)
+    /// `exact = true` compares every face of the client. `exact = false` uses the HNSW index:
+    /// - with iterative index scans (pgvector 0.8+, [`VectorExtension::iterative_scan`]) the
+    ///   client, status and collection filters run inside the index scan
+    ///   (`hnsw.iterative_scan = relaxed_order`), which goes on until the `k x 3` nearest
+    ///   searchable faces are found (`hnsw.ef_search` at least 128);
+    /// - without them (pgvector 0.5-0.7) it takes the `max(100, k x 3 x 2)` faces nearest to
+    ///   the probe (at most 1000; `hnsw.ef_search` set to match), then filters them.
+    ///
+    /// Either way each person's best face is kept, and when fewer than `k` persons remain (a
+    /// small client in a large shared table whose faces the index scan gives up on, a narrow
+    /// collection), the exact search answers instead: it then only reads that client's faces.
     pub async fn nearest_persons(
         &self,
         client: &ClientId,
@@ -347,13 +418,14 @@ impl PostgresStore {
     ) -> Result<u64> {
         let collections: Option<Vec<String>> =
             collections.map(|c| c.iter().map(|id| id.as_str().to_owned()).collect());
-        read_tx!(self, |tx| queries::searchable_faces(
-            &tx,
-            client,
-            &collections,
-            model
-        )
-        .await)
+        let sql = queries::searchable_faces_sql(collections.as_ref().map(Vec::len));
+        let conn = self.conn().await?;
+        let stmt = conn.prepare_cached(&sql).await.map_err(pg)?;
+        let row = conn
+            .query_one(&stmt, &[&client.as_str(), &collections, &model])
+            .await
+            .map_err(pg)?;
+        conv::count(&row, 0)
     }
 
     /// The query plans `nearest_persons` runs (for tests and diagnostics): `-- approximate`
@@ -400,27 +472,46 @@ impl PostgresStore {
         let collections: Option<Vec<String>> =
             collections.map(|c| c.iter().map(|id| id.as_str().to_owned()).collect());
         let limit = i64::try_from(k).unwrap_or(i64::MAX);
-        let fetch = k
-            .saturating_mul(MAX_FACES_PER_PERSON)
-            .saturating_mul(2)
-            .max(100);
-        let approx = !exact && fetch <= MAX_EF_SEARCH;
+        let iterative = self.vector.iterative_scan;
+        // Faces the index scan returns, and the ef_search that makes it return that many.
+        let (fetch, ef) = if iterative {
+            let fetch = k.saturating_mul(MAX_FACES_PER_PERSON);
+            (fetch, fetch.max(ITERATIVE_MIN_EF_SEARCH))
+        } else {
+            let fetch = k
+                .saturating_mul(MAX_FACES_PER_PERSON)
+                .saturating_mul(2)
+                .max(100);
+            (fetch, fetch)
+        };
+        let approx = !exact && ef <= MAX_EF_SEARCH;
         read_tx!(self, |tx| {
             let mut plan = String::new();
             if approx {
-                // The index returns at most ef_search rows: ask for as many as are fetched.
-                // Seq scans off: the planner would otherwise sort a small table itself.
-                let ef = fetch.to_string();
-                tx.execute(
+                // Seq scans off: the planner would otherwise sort a small table itself. With
+                // the filters inside the scan it would also sort a small client's faces
+                // (found by persons_by_client) rather than walk the index: sorts off too,
+                // so that FAST is the index scan these settings tune.
+                let settings = if iterative {
                     "SELECT set_config('hnsw.ef_search', $1, true), \
-                            set_config('enable_seqscan', 'off', true)",
-                    &[&ef],
-                )
-                .await
-                .map_err(pg)?;
-                let sql = queries::nearest_approx_sql();
+                            set_config('hnsw.iterative_scan', 'relaxed_order', true), \
+                            set_config('enable_seqscan', 'off', true), \
+                            set_config('enable_sort', 'off', true)"
+                } else {
+                    "SELECT set_config('hnsw.ef_search', $1, true), \
+                            set_config('enable_seqscan', 'off', true)"
+                };
+                let half = self.vector.halfvec_index;
+                let sql = if iterative {
+                    queries::nearest_filtered_approx_sql(half)
+                } else {
+                    queries::nearest_approx_sql(half)
+                };
+                let settings = tx.prepare_cached(settings).await.map_err(pg)?;
+                let ef = ef.to_string();
                 let fetch = i64::try_from(fetch).unwrap_or(i64::MAX);
-                if explain {
+                let found = if explain {
+                    tx.execute(&settings, &[&ef]).await.map_err(pg)?;
                     plan.push_str("-- approximate\n");
                     plan.push_str(
                         &explain_plan(
@@ -435,24 +526,46 @@ impl PostgresStore {
                         )
                         .await?,
                     );
-                }
-                let found = queries::nearest(
-                    &tx,
-                    &sql,
-                    &probe,
-                    client,
-                    &collections,
-                    model,
-                    limit,
-                    Some(fetch),
-                )
-                .await?;
+                    queries::nearest(
+                        &tx,
+                        &sql,
+                        &probe,
+                        client,
+                        &collections,
+                        model,
+                        limit,
+                        Some(fetch),
+                    )
+                    .await?
+                } else {
+                    // One round trip for both: the settings are sent first on the same
+                    // connection, so the search runs under them.
+                    let search = queries::prepare(&tx, &sql).await?;
+                    let (_, found) = tokio::try_join!(
+                        async { tx.execute(&settings, &[&ef]).await.map_err(pg) },
+                        queries::nearest_prepared(
+                            &tx,
+                            &search,
+                            &probe,
+                            client,
+                            &collections,
+                            model,
+                            limit,
+                            Some(fetch),
+                        )
+                    )?;
+                    found
+                };
                 if found.len() >= k {
                     return Ok((found, plan));
                 }
-                tx.execute("SELECT set_config('enable_seqscan', 'on', true)", &[])
-                    .await
-                    .map_err(pg)?;
+                tx.execute(
+                    "SELECT set_config('enable_seqscan', 'on', true), \
+                            set_config('enable_sort', 'on', true)",
+                    &[],
+                )
+                .await
+                .map_err(pg)?;
             }
             let sql = queries::nearest_exact_sql();
             if explain {
@@ -600,6 +713,13 @@ impl Store for PostgresStore {
         read_tx!(self, |tx| queries::get_person(&tx, client, id).await)
     }
 
+    async fn get_persons(&self, client: &ClientId, ids: &[PersonId]) -> Result<Vec<Person>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        read_tx!(self, |tx| queries::get_persons(&tx, client, ids).await)
+    }
+
     async fn update_person(
         &self,
         client: &ClientId,
@@ -738,5 +858,45 @@ impl OperatorReads for PostgresStore {
 
     async fn issued_tokens(&self, client: Option<&ClientId>) -> Result<Vec<ListedToken>> {
         read_tx!(self, |tx| queries::issued_tokens(&tx, client).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VectorExtension;
+
+    #[test]
+    fn iterative_scans_are_found_from_pgvector_0_8_on() {
+        for (version, iterative) in [
+            ("0.5.1", false),
+            ("0.6.2", false),
+            ("0.7.4", false),
+            ("0.8.0", true),
+            ("0.8.5", true),
+            ("0.10.0", true),
+            ("1.0", true),
+            ("", false),
+            ("unknown", false),
+        ] {
+            assert_eq!(
+                VectorExtension::new(version.to_owned(), None).iterative_scan,
+                iterative,
+                "{version}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_index_definition_tells_which_vectors_it_holds() {
+        let half = "CREATE INDEX faces_by_embedding ON public.faces USING hnsw \
+                    (((embedding)::halfvec(128)) halfvec_cosine_ops)";
+        let full = "CREATE INDEX faces_by_embedding ON public.faces USING hnsw \
+                    (embedding vector_cosine_ops)";
+        // A database migrated under pgvector 0.6 and upgraded since keeps its full index.
+        assert!(!VectorExtension::new("0.8.5".into(), Some(full)).halfvec_index);
+        assert!(VectorExtension::new("0.8.5".into(), Some(half)).halfvec_index);
+        // No index (dropped for an import): what migration 0006 would have made.
+        assert!(VectorExtension::new("0.7.0".into(), None).halfvec_index);
+        assert!(!VectorExtension::new("0.6.2".into(), None).halfvec_index);
     }
 }

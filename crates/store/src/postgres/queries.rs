@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Statement};
 
 use super::conv::{count, embedding, get, parsed, parsed_opt, pg};
 use crate::audit;
@@ -263,6 +263,21 @@ pub(crate) async fn get_person(
         Some(r) => Ok(complete(tx, vec![person_row(&r)?]).await?.pop()),
         None => Ok(None),
     }
+}
+
+pub(crate) async fn get_persons(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    ids: &[PersonId],
+) -> Result<Vec<Person>> {
+    let ids: Vec<&str> = ids.iter().map(PersonId::as_str).collect();
+    let sql = format!("SELECT {PERSON_COLS} FROM persons p WHERE p.client = $1 AND p.id = ANY($2)");
+    let found = rows(tx, &sql, &[&client.as_str(), &ids])
+        .await?
+        .iter()
+        .map(person_row)
+        .collect::<Result<Vec<_>>>()?;
+    complete(tx, found).await
 }
 
 /// A page of persons matching `filter_sql` (over `persons p`, with `args` as $1..$n), oldest
@@ -1327,19 +1342,48 @@ pub(crate) fn nearest_exact_sql() -> String {
     )
 }
 
+/// What the HNSW index orders by: the embedding, or its half-precision copy (the index of
+/// migration 0006). The score is always the full-precision distance.
+fn index_order(half: bool) -> &'static str {
+    if half {
+        "f.embedding::halfvec(128) <=> $1::real[]::vector::halfvec(128)"
+    } else {
+        "f.embedding <=> $1::real[]::vector"
+    }
+}
+
 /// Approximate: the `$6` faces nearest to the probe by the HNSW index (the subquery with its
 /// own LIMIT is planned alone, as a plain index scan), then the same filters and per-person
 /// grouping as the exact search. pgvector before 0.8 applies filters after its index scan of
 /// `ef_search` rows anyway, so filtering outside the subquery loses nothing.
-pub(crate) fn nearest_approx_sql() -> String {
+pub(crate) fn nearest_approx_sql(half: bool) -> String {
     let searchable = searchable("$2", "$3", "$5");
+    let order = index_order(half);
     format!(
         "SELECT p.id, (1 - min(f.distance))::real AS score FROM ( \
            SELECT f.person_pk, f.model, f.embedding <=> $1::real[]::vector AS distance FROM faces f \
-           ORDER BY f.embedding <=> $1::real[]::vector LIMIT $6 \
+           ORDER BY {order} LIMIT $6 \
          ) f JOIN persons p ON p.pk = f.person_pk \
          WHERE {searchable} \
          GROUP BY p.pk, p.id ORDER BY score DESC, p.pk LIMIT $4"
+    )
+}
+
+/// Approximate with filters inside the index scan, for pgvector's iterative index scans
+/// (0.8+, `hnsw.iterative_scan` on): the `$6` nearest *searchable* faces by the HNSW index
+/// (the scan goes on past `ef_search` until that many pass the filters), then each person's
+/// best face.
+pub(crate) fn nearest_filtered_approx_sql(half: bool) -> String {
+    let searchable = searchable("$2", "$3", "$5");
+    let order = index_order(half);
+    format!(
+        "SELECT f.id, (1 - min(f.distance))::real AS score FROM ( \
+           SELECT p.pk, p.id, f.embedding <=> $1::real[]::vector AS distance \
+           FROM faces f JOIN persons p ON p.pk = f.person_pk \
+           WHERE {searchable} \
+           ORDER BY {order} LIMIT $6 \
+         ) f \
+         GROUP BY f.pk, f.id ORDER BY score DESC, f.pk LIMIT $4"
     )
 }
 
@@ -1356,56 +1400,35 @@ async fn lock_face_counters(tx: &Tx<'_>, client: &ClientId) -> Result<()> {
     Ok(())
 }
 
-/// Faces a search over the client (and collections) compares: `faces_searched`. The client's
-/// and each collection's counts are kept by triggers in the write transactions, so this is
-/// one row read; only a search over several collections (a person in two counts once) counts.
-pub(crate) async fn searchable_faces(
-    tx: &Tx<'_>,
-    client: &ClientId,
-    collections: &Option<Vec<String>>,
-    model: &str,
-) -> Result<u64> {
+/// Faces a search over the client (and collections) compares, `faces_searched`, as one
+/// statement ($1 client, $2 collection ids as text[] or NULL, $3 model), so that it needs no
+/// transaction of its own (a statement sees one snapshot). The client's and each collection's
+/// counts are kept by triggers in the write transactions, so this reads one counter row; only
+/// a search over several collections (a person in two counts once) counts.
+pub(crate) fn searchable_faces_sql(collections: Option<usize>) -> String {
+    let count_faces = |filter: String| {
+        format!(
+            "(SELECT count(*) FROM faces f JOIN persons p ON p.pk = f.person_pk WHERE {filter})"
+        )
+    };
     // The counters (migration 0004) count every face, whichever model embedded it; faces of
     // other models (only while `visage reembed` moves a store) are counted and taken off.
-    // With one model serving there are none, and `faces_model` finds that at once.
-    let client = client.as_str();
-    let counter = match collections.as_deref() {
-        None => Some(
-            row_opt(
-                tx,
-                "SELECT faces FROM client_faces WHERE client = $1",
-                &[&client],
-            )
-            .await?,
-        ),
-        Some([one]) => Some(
-            row_opt(
-                tx,
-                "SELECT faces FROM collections WHERE client = $1 AND id = $2",
-                &[&client, one],
-            )
-            .await?,
-        ),
-        Some(_) => None,
+    // With one model serving there are none, and the index `faces_model` finds that at once.
+    let others = count_faces(format!(
+        "(f.model < $3 OR f.model > $3) AND {}",
+        in_scope("$1", "$2")
+    ));
+    let counter = match collections {
+        None => "SELECT faces FROM client_faces WHERE client = $1",
+        Some(1) => "SELECT faces FROM collections WHERE client = $1 AND id = ($2::text[])[1]",
+        Some(_) => return format!("SELECT {}", count_faces(searchable("$1", "$2", "$3"))),
     };
-    let params: [Param<'_>; 3] = [&client, collections, &model];
-    let count_faces = |filter: String| async move {
-        let sql = format!(
-            "SELECT count(*) FROM faces f JOIN persons p ON p.pk = f.person_pk WHERE {filter}"
-        );
-        count(&row_one(tx, &sql, &params).await?, 0)
-    };
-    match counter {
-        Some(found) => {
-            let all = found.map_or(Ok(0), |r| count(&r, 0))?;
-            let others = format!(
-                "(f.model < $3 OR f.model > $3) AND {}",
-                in_scope("$1", "$2")
-            );
-            Ok(all.saturating_sub(count_faces(others).await?))
-        }
-        None => count_faces(searchable("$1", "$2", "$3")).await,
-    }
+    format!("SELECT greatest(coalesce(({counter}), 0) - {others}, 0)")
+}
+
+/// `sql` prepared on the transaction's connection (cached per connection).
+pub(crate) async fn prepare(tx: &Tx<'_>, sql: &str) -> Result<Statement> {
+    tx.prepare_cached(sql).await.map_err(pg)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1419,11 +1442,37 @@ pub(crate) async fn nearest(
     k: i64,
     fetch: Option<i64>,
 ) -> Result<Vec<(PersonId, f32)>> {
+    let stmt = prepare(tx, sql).await?;
+    nearest_prepared(tx, &stmt, probe, client, collections, model, k, fetch).await
+}
+
+/// [`nearest`] with its statement already prepared: its first poll sends the query, so it
+/// can be pipelined behind another statement on the same connection.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn nearest_prepared(
+    tx: &Tx<'_>,
+    stmt: &Statement,
+    probe: &Vec<f32>,
+    client: &ClientId,
+    collections: &Option<Vec<String>>,
+    model: &str,
+    k: i64,
+    fetch: Option<i64>,
+) -> Result<Vec<(PersonId, f32)>> {
     let client = client.as_str();
-    let found = match fetch {
-        Some(fetch) => rows(tx, sql, &[probe, &client, collections, &k, &model, &fetch]).await?,
-        None => rows(tx, sql, &[probe, &client, collections, &k, &model]).await?,
+    let with_fetch: [Param<'_>; 6];
+    let without: [Param<'_>; 5];
+    let params: &[Param<'_>] = match &fetch {
+        Some(fetch) => {
+            with_fetch = [probe, &client, collections, &k, &model, fetch];
+            &with_fetch
+        }
+        None => {
+            without = [probe, &client, collections, &k, &model];
+            &without
+        }
     };
+    let found = tx.query(stmt, params).await.map_err(pg)?;
     found
         .iter()
         .map(|r| Ok((parsed(r, 0)?, get(r, 1)?)))
