@@ -49,6 +49,15 @@ pub enum Error {
     #[error("erasure committed but not yet flushed from the write-ahead log: {0}")]
     ErasureNotFlushed(String),
 
+    /// A model was recorded with embeddings of another length than the one given (two
+    /// descriptors give one model id different dimensions); nothing was written.
+    #[error("embedding model {model} has embeddings of {recorded} values in this store, not {wanted}: give the new model another id")]
+    ModelDimension {
+        model: String,
+        recorded: usize,
+        wanted: usize,
+    },
+
     /// The data directory holds a schema newer than this build understands.
     #[error("database schema version {found} is newer than the newest this build supports ({supported}); upgrade visage")]
     SchemaTooNew { found: i64, supported: i64 },

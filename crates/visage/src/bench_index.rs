@@ -26,6 +26,9 @@ pub struct BenchIndexArgs {
     /// Gallery sizes to run.
     #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
     pub n: Vec<usize>,
+    /// Values per vector (1-1024; 128 is SFace's, 512 the usual ArcFace models').
+    #[arg(long, default_value_t = EMBEDDING_DIM, value_parser = parse_dim)]
+    pub dim: usize,
     /// Queries per size.
     #[arg(long, default_value_t = 1000)]
     pub queries: usize,
@@ -58,6 +61,13 @@ pub struct BenchIndexArgs {
     pub export: Option<std::path::PathBuf>,
 }
 
+fn parse_dim(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|d| (1..=store::MAX_EMBEDDING_DIM).contains(d))
+        .ok_or_else(|| format!("{s:?} is not a dimension of 1-{}", store::MAX_EMBEDDING_DIM))
+}
+
 /// Deterministic generator: xorshift64* with Box-Muller normals.
 struct Rng(u64);
 
@@ -74,8 +84,8 @@ impl Rng {
         ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
     }
 
-    fn unit(&mut self, centre: Option<&[f32]>, sigma: f32) -> Vec<f32> {
-        let mut v: Vec<f32> = (0..EMBEDDING_DIM)
+    fn unit(&mut self, dim: usize, centre: Option<&[f32]>, sigma: f32) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..dim)
             .map(|i| centre.map_or(0.0, |c| c[i]) + sigma * self.normal())
             .collect();
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -84,25 +94,27 @@ impl Rng {
     }
 }
 
-/// Noise per face: sigma in 0.03..0.10 gives same-identity cosines of ~0.4-0.9 at 128-d.
-fn noise(rng: &mut Rng) -> f32 {
-    0.03 + 0.07 * rng.uniform() as f32
+/// Noise per face: sigma in 0.03..0.10 gives same-identity cosines of ~0.4-0.9 at 128-d
+/// (scaled by sqrt(128 / dim), the same cosines at any dimension).
+fn noise(rng: &mut Rng, dim: usize) -> f32 {
+    (0.03 + 0.07 * rng.uniform() as f32) * (EMBEDDING_DIM as f32 / dim as f32).sqrt()
 }
 
-fn dataset(n: usize, queries: usize, per_identity: usize) -> (Vec<f32>, Vec<f32>) {
-    let mut rng = Rng(0x5EED_F00D ^ n as u64);
+fn dataset(n: usize, queries: usize, per_identity: usize, dim: usize) -> (Vec<f32>, Vec<f32>) {
+    // The 128-d seed as before, so that 128-d runs compare with earlier ones.
+    let mut rng = Rng(0x5EED_F00D ^ n as u64 ^ ((dim as u64 ^ EMBEDDING_DIM as u64) << 40));
     let identities = n.div_ceil(per_identity.max(1));
-    let centres: Vec<Vec<f32>> = (0..identities).map(|_| rng.unit(None, 1.0)).collect();
-    let mut base = Vec::with_capacity(n * EMBEDDING_DIM);
+    let centres: Vec<Vec<f32>> = (0..identities).map(|_| rng.unit(dim, None, 1.0)).collect();
+    let mut base = Vec::with_capacity(n * dim);
     for i in 0..n {
-        let sigma = noise(&mut rng);
-        base.extend(rng.unit(Some(&centres[i / per_identity.max(1)]), sigma));
+        let sigma = noise(&mut rng, dim);
+        base.extend(rng.unit(dim, Some(&centres[i / per_identity.max(1)]), sigma));
     }
-    let mut q = Vec::with_capacity(queries * EMBEDDING_DIM);
+    let mut q = Vec::with_capacity(queries * dim);
     for _ in 0..queries {
         let who = (rng.uniform() * identities as f64) as usize % identities;
-        let sigma = noise(&mut rng);
-        q.extend(rng.unit(Some(&centres[who]), sigma));
+        let sigma = noise(&mut rng, dim);
+        q.extend(rng.unit(dim, Some(&centres[who]), sigma));
     }
     (base, q)
 }
@@ -119,14 +131,14 @@ fn row_of(p: &PersonId) -> u32 {
     u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as u32
 }
 
-fn rows(v: &[f32]) -> Vec<&[f32]> {
-    v.chunks_exact(EMBEDDING_DIM).collect()
+fn rows(v: &[f32], dim: usize) -> Vec<&[f32]> {
+    v.chunks_exact(dim).collect()
 }
 
 /// The exact top-`k` rows and the best cosine.
 fn flat_top(base: &[f32], q: &[f32], k: usize) -> (Vec<u32>, f32) {
     let mut top = TopK::new(k);
-    for (row, face) in base.chunks_exact(EMBEDDING_DIM).enumerate() {
+    for (row, face) in base.chunks_exact(q.len()).enumerate() {
         top.push(dot_f32(face, q), row as u32);
     }
     let sorted = top.into_sorted();
@@ -228,7 +240,7 @@ fn faiss(args: &BenchIndexArgs, base: &[f32], q: &[f32], threshold: f32) -> anyh
         .arg(&qp)
         .args([
             "--dim",
-            &EMBEDDING_DIM.to_string(),
+            &args.dim.to_string(),
             "--k",
             &args.k.to_string(),
         ])
@@ -265,9 +277,13 @@ fn default_threshold() -> anyhow::Result<f32> {
 }
 
 pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
+    let dim = args.dim;
     if let Some(path) = &args.export {
+        if dim != EMBEDDING_DIM {
+            bail!("--export writes {EMBEDDING_DIM}-d rows (what `visage import` reads)");
+        }
         let n = args.n.first().copied().unwrap_or(0);
-        let (base, q) = dataset(n, args.queries, args.per_identity);
+        let (base, q) = dataset(n, args.queries, args.per_identity, dim);
         write_f32(path, &base)?;
         write_f32(&path.with_extension("queries"), &q)?;
         println!(
@@ -282,7 +298,7 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
         None => default_threshold()?,
     };
     println!(
-        "bench index: dim {EMBEDDING_DIM}, {} faces/identity, {} queries, k {}, {} threads, threshold cosine {threshold:.4}",
+        "bench index: dim {dim}, {} faces/identity, {} queries, k {}, {} threads, threshold cosine {threshold:.4}",
         args.per_identity,
         args.queries,
         args.k,
@@ -293,8 +309,8 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
         "n\tengine\tbuild_s\tp50_ms\tp99_ms\tqps\trecall@1\trecall@1>thr\trecall@10\tbytes/face\tvs_faiss_p50\tvs_faiss_p99"
     );
     for &n in &args.n {
-        let (base, q) = dataset(n, args.queries, args.per_identity);
-        let queries = rows(&q);
+        let (base, q) = dataset(n, args.queries, args.per_identity, dim);
+        let queries = rows(&q, dim);
         let (flat, exact) = time(&queries, |q| flat_top(&base, q, args.k));
         let above: Vec<bool> = exact.iter().map(|(_, best)| *best >= threshold).collect();
         let truth: Vec<Vec<u32>> = exact.into_iter().map(|(rows, _)| rows).collect();
@@ -338,11 +354,12 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
             },
             graph_min_faces: 0,
             ef_search: args.ef_search.first().copied().unwrap_or(64),
+            dimension: dim,
         };
         let gallery = Gallery::new(params);
         let started = Instant::now();
         let progress = Progress::new("indexing faces", n as u64);
-        for (i, r) in rows(&base).into_iter().enumerate() {
+        for (i, r) in rows(&base, dim).into_iter().enumerate() {
             let face = FaceId::from_u128(i as u128);
             gallery.put_person(&client, &person(i), &[], &[(face, r)]);
             progress.advance(1);
@@ -361,7 +378,7 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
             let found = gallery.candidates(&client, &request);
             let exact = |f: &FaceId| {
                 let row = f.to_u128() as usize;
-                base.get(row * EMBEDDING_DIM..(row + 1) * EMBEDDING_DIM)
+                base.get(row * dim..(row + 1) * dim)
                     .map(|v| dot_f32(v, q))
             };
             rank_persons(&found.candidates, exact, -1.0, args.k)

@@ -39,7 +39,7 @@ use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
     AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceCrop,
     FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson, Person, PersonFilter,
-    PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
+    PersonUpdate, TokenRenewal, MAX_EMBEDDING_DIM, MAX_FACES_PER_PERSON,
 };
 use crate::rules::{
     check_collection_update, check_issued_token, check_jti, check_new_collection, check_new_person,
@@ -248,19 +248,31 @@ impl PostgresStore {
         conv::count(&row, 0)
     }
 
-    /// Drops the HNSW index of the faces, for a bulk import into a large or empty table:
-    /// maintaining it row by row costs ~3 ms a face at 10^5 faces, building it afterwards
-    /// (see [`Self::build_face_index`]) a fraction of that. FAST search is exact meanwhile.
+    /// Drops the HNSW indexes of the faces (one per model), for a bulk import into a large or
+    /// empty table: maintaining one row by row costs ~3 ms a face at 10^5 faces, building it
+    /// afterwards (see [`Self::build_face_index`]) a fraction of that. FAST search is exact
+    /// meanwhile.
     pub async fn drop_face_index(&self) -> Result<()> {
         let conn = self.conn().await?;
-        conn.batch_execute("DROP INDEX IF EXISTS faces_by_embedding")
+        let names = conn
+            .query(
+                "SELECT embedding_model_index_name(model) FROM embedding_models",
+                &[],
+            )
             .await
-            .map_err(conv::pg)
+            .map_err(conv::pg)?;
+        for row in names {
+            let name: String = conv::get(&row, 0)?;
+            // The name is embedding_model_index_name's: 'faces_hnsw_' and hex digits.
+            conn.batch_execute(&format!("DROP INDEX IF EXISTS \"{name}\""))
+                .await
+                .map_err(conv::pg)?;
+        }
+        Ok(())
     }
 
-    /// (Re)builds the HNSW index of the faces (as the schema defines it) when it is missing,
-    /// with `maintenance_mib` MiB of build memory and the server's parallel maintenance
-    /// workers.
+    /// (Re)builds the HNSW index of every recorded model's faces when it is missing, with
+    /// `maintenance_mib` MiB of build memory and the server's parallel maintenance workers.
     pub async fn build_face_index(&self, maintenance_mib: u32) -> Result<()> {
         let conn = self.conn().await?;
         conn.execute(
@@ -270,8 +282,7 @@ impl PostgresStore {
         .await
         .map_err(conv::pg)?;
         conn.batch_execute(
-            "CREATE INDEX IF NOT EXISTS faces_by_embedding ON faces \
-             USING hnsw (embedding vector_cosine_ops); \
+            "SELECT embedding_model_index(model) FROM embedding_models; \
              RESET maintenance_work_mem;",
         )
         .await
@@ -384,8 +395,14 @@ impl PostgresStore {
         exact: bool,
         explain: bool,
     ) -> Result<(Vec<(PersonId, f32)>, String)> {
-        if probe.len() != EMBEDDING_DIM {
-            return Err(Error::invalid("probe", "must have 128 values"));
+        if probe.is_empty() || probe.len() > MAX_EMBEDDING_DIM {
+            return Err(Error::invalid("probe", "must have 1-1024 values"));
+        }
+        if !crate::rules::is_model_id(model) {
+            return Err(Error::invalid(
+                "model",
+                "must be 1-64 of a-z, 0-9, '.', '_', '-'",
+            ));
         }
         if !probe.iter().all(|v| v.is_finite()) {
             return Err(Error::invalid("probe", "has a non-finite value"));
@@ -418,7 +435,7 @@ impl PostgresStore {
                 )
                 .await
                 .map_err(pg)?;
-                let sql = queries::nearest_approx_sql();
+                let sql = queries::nearest_approx_sql(probe.len(), model);
                 let fetch = i64::try_from(fetch).unwrap_or(i64::MAX);
                 if explain {
                     plan.push_str("-- approximate\n");
@@ -670,6 +687,11 @@ impl Store for PostgresStore {
             &tx, model, cursor, limit
         )
         .await)
+    }
+
+    async fn register_model(&self, model: &str, dimension: usize) -> Result<()> {
+        crate::rules::check_model(model, dimension)?;
+        write_tx!(self, |tx| queries::register_model(&tx, model, dimension).await)
     }
 
     async fn replace_embeddings(&self, model: &str, faces: Vec<(FaceId, Vec<f32>)>) -> Result<u64> {

@@ -402,6 +402,34 @@ pub(crate) async fn faces_of_person(
         .collect()
 }
 
+pub(crate) async fn register_model(tx: &Tx<'_>, model: &str, dimension: usize) -> Result<()> {
+    let wanted = i32::try_from(dimension).unwrap_or(i32::MAX);
+    exec(
+        tx,
+        "INSERT INTO embedding_models (model, dimension) VALUES ($1, $2) \
+         ON CONFLICT (model) DO NOTHING",
+        &[&model, &wanted],
+    )
+    .await?;
+    let row = tx
+        .query_one(
+            "SELECT dimension FROM embedding_models WHERE model = $1",
+            &[&model],
+        )
+        .await
+        .map_err(pg)?;
+    let recorded: i32 = get(&row, 0)?;
+    if recorded != wanted {
+        return Err(Error::ModelDimension {
+            model: model.to_owned(),
+            recorded: usize::try_from(recorded).unwrap_or(0),
+            wanted: dimension,
+        });
+    }
+    exec(tx, "SELECT embedding_model_index($1)", &[&model]).await?;
+    Ok(())
+}
+
 pub(crate) async fn face_embeddings(
     tx: &Tx<'_>,
     client: &ClientId,
@@ -1327,16 +1355,22 @@ pub(crate) fn nearest_exact_sql() -> String {
     )
 }
 
-/// Approximate: the `$6` faces nearest to the probe by the HNSW index (the subquery with its
-/// own LIMIT is planned alone, as a plain index scan), then the same filters and per-person
-/// grouping as the exact search. pgvector before 0.8 applies filters after its index scan of
-/// `ef_search` rows anyway, so filtering outside the subquery loses nothing.
-pub(crate) fn nearest_approx_sql() -> String {
+/// Approximate: the `$6` faces nearest to the probe by the model's HNSW index (the subquery
+/// with its own LIMIT is planned alone, as a plain index scan), then the same filters and
+/// per-person grouping as the exact search. pgvector before 0.8 applies filters after its
+/// index scan of `ef_search` rows anyway, so filtering outside the subquery loses nothing.
+///
+/// The index is partial (one per model, over its faces cast to its `dimension`, see
+/// migration 0006): the query orders by the same cast and names the model as a literal so
+/// that the planner can prove the index's predicate. `model` must be a model id (checked by
+/// the caller: letters, digits, `.`, `_`, `-`).
+pub(crate) fn nearest_approx_sql(dimension: usize, model: &str) -> String {
     let searchable = searchable("$2", "$3", "$5");
+    let distance = format!("f.embedding::vector({dimension}) <=> $1::real[]::vector({dimension})");
     format!(
         "SELECT p.id, (1 - min(f.distance))::real AS score FROM ( \
-           SELECT f.person_pk, f.model, f.embedding <=> $1::real[]::vector AS distance FROM faces f \
-           ORDER BY f.embedding <=> $1::real[]::vector LIMIT $6 \
+           SELECT f.person_pk, f.model, {distance} AS distance FROM faces f \
+           WHERE f.model = '{model}' ORDER BY {distance} LIMIT $6 \
          ) f JOIN persons p ON p.pk = f.person_pk \
          WHERE {searchable} \
          GROUP BY p.pk, p.id ORDER BY score DESC, p.pk LIMIT $4"

@@ -1,0 +1,56 @@
+-- visage PostgreSQL schema, version 6: embeddings of any length from 1 to 1,024 values (the
+-- running model's), instead of SFace's 128 only. faces.embedding becomes an untyped vector;
+-- every model's length is recorded the first time one of its faces is stored, and a face
+-- whose embedding has another length than its model's is refused, so that one model's faces
+-- always compare. pgvector's HNSW index needs a fixed length, so each model gets a partial
+-- index over its own faces, cast to its length (embedding_model_index, which the server
+-- calls for its model at start); a query uses it when it orders by the same cast and
+-- filters on the same model.
+CREATE TABLE embedding_models (
+    model     text    PRIMARY KEY,
+    dimension integer NOT NULL CHECK (dimension BETWEEN 1 AND 1024)
+);
+INSERT INTO embedding_models (model, dimension) VALUES ('sface-2021dec', 128);
+INSERT INTO embedding_models (model, dimension)
+    SELECT DISTINCT model, 128 FROM faces ON CONFLICT (model) DO NOTHING;
+
+DROP INDEX IF EXISTS faces_by_embedding;
+ALTER TABLE faces ALTER COLUMN embedding TYPE vector;
+
+-- The name of a model's HNSW index (model ids are up to 64 characters, names up to 63).
+CREATE FUNCTION embedding_model_index_name(model text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT 'faces_hnsw_' || left(md5(model), 20) $$;
+
+-- Creates the model's HNSW index when missing; its length is the recorded one.
+CREATE FUNCTION embedding_model_index(wanted text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    n integer;
+BEGIN
+    SELECT dimension INTO n FROM embedding_models WHERE model = wanted;
+    IF n IS NULL THEN
+        RAISE EXCEPTION 'embedding model % is not recorded', wanted;
+    END IF;
+    EXECUTE format(
+        'CREATE INDEX IF NOT EXISTS %I ON faces USING hnsw ((embedding::vector(%s)) vector_cosine_ops) WHERE model = %L',
+        embedding_model_index_name(wanted), n, wanted);
+END $$;
+
+CREATE FUNCTION faces_model_dimension() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    n integer;
+BEGIN
+    INSERT INTO embedding_models (model, dimension)
+        VALUES (NEW.model, vector_dims(NEW.embedding)) ON CONFLICT (model) DO NOTHING;
+    SELECT dimension INTO n FROM embedding_models WHERE model = NEW.model;
+    IF n <> vector_dims(NEW.embedding) THEN
+        RAISE EXCEPTION 'embedding of % values for model %, whose embeddings have %',
+            vector_dims(NEW.embedding), NEW.model, n USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER faces_model_dimension BEFORE INSERT OR UPDATE OF embedding, model ON faces
+    FOR EACH ROW EXECUTE FUNCTION faces_model_dimension();
+
+SELECT embedding_model_index('sface-2021dec');
