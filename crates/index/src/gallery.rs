@@ -466,7 +466,10 @@ mod tests {
             let client = ClientId::parse("tenant").expect("client");
             let persons: Vec<PersonId> = (0..120).map(|_| PersonId::new()).collect();
             for (i, p) in persons.iter().enumerate() {
-                let faces = [wide_unit(dim, i % dim, i as u64 + 1), wide_unit(dim, i % dim, i as u64 + 1000)];
+                let faces = [
+                    wide_unit(dim, i % dim, i as u64 + 1),
+                    wide_unit(dim, i % dim, i as u64 + 1000),
+                ];
                 w.put(&client, p, &[], &faces);
             }
             // A face of the wrong length is never indexed, a probe of it finds nothing.
@@ -474,7 +477,10 @@ mod tests {
             w.put(&client, &stray, &[], &[unit(0, 0.0)]);
             assert_eq!(w.gallery.face_count(&client), 240, "dim {dim}");
             if dim != EMBEDDING_DIM {
-                assert!(w.search(&client, &request(&unit(0, 0.0), None)).hits.is_empty());
+                assert!(w
+                    .search(&client, &request(&unit(0, 0.0), None))
+                    .hits
+                    .is_empty());
             }
             while w.gallery.build_graphs(64) {}
             for mode in [Mode::Exact, Mode::Fast] {

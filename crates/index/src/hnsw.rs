@@ -12,7 +12,6 @@ use std::collections::{BinaryHeap, HashMap};
 
 use rayon::prelude::*;
 
-
 use crate::quantized::{dot_codes, CodeMatrix};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -109,7 +109,12 @@ fn dot_codes_portable(a: &[i8], b: &[i8]) -> i32 {
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (ca, cb) in ca.zip(cb) {
         for i in 0..8 {
             acc[i] += ca[i] * cb[i];
@@ -233,7 +238,12 @@ mod tests {
             let slow: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
             assert!((dot_f32(a, b) - slow).abs() < 1e-4, "dim {dim}");
             let (ca, cb) = (Codes::quantise(a), Codes::quantise(b));
-            let slow: i32 = ca.codes.iter().zip(&cb.codes).map(|(x, y)| i32::from(*x) * i32::from(*y)).sum();
+            let slow: i32 = ca
+                .codes
+                .iter()
+                .zip(&cb.codes)
+                .map(|(x, y)| i32::from(*x) * i32::from(*y))
+                .sum();
             assert_eq!(dot_codes(&ca.codes, &cb.codes), slow, "dim {dim}");
             assert_eq!(dot_codes_portable(&ca.codes, &cb.codes), slow, "dim {dim}");
         }
@@ -290,7 +300,8 @@ impl CodeMatrix {
     pub fn push(&mut self, v: &[f32]) -> u32 {
         debug_assert_eq!(v.len(), self.dimension);
         let scale = quantise_into(&v[..self.dimension.min(v.len())], &mut self.codes);
-        self.codes.resize(self.scales.len() * self.dimension + self.dimension, 0);
+        self.codes
+            .resize(self.scales.len() * self.dimension + self.dimension, 0);
         self.scales.push(scale);
         (self.scales.len() - 1) as u32
     }

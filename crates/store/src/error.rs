@@ -23,7 +23,7 @@ pub enum Error {
 
     /// The database refused or failed an operation.
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(rusqlite::Error),
 
     /// PostgreSQL refused or failed an operation (not a connection problem: those are
     /// [`Error::Unavailable`]).
@@ -86,6 +86,21 @@ pub enum Error {
 impl Error {
     pub(crate) fn invalid(field: &'static str, reason: &'static str) -> Self {
         Error::Invalid { field, reason }
+    }
+}
+
+/// What the schema's triggers say when a face's embedding length differs from its model's
+/// (migration 0006, both back-ends): mapped to [`Error::Invalid`].
+pub(crate) const DIMENSION_REFUSED: &str = "embedding length differs from its model's";
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(_, Some(message)) if message == DIMENSION_REFUSED => {
+                Error::invalid("faces", DIMENSION_REFUSED)
+            }
+            _ => Error::Database(e),
+        }
     }
 }
 

@@ -119,12 +119,16 @@ fn hex(b: &[u8]) -> String {
 /// `faces`, anything else in thumbnails, person text fields or audit rows. (Dead tuples are
 /// covered by `erase_then_vacuum_leaves_no_dead_tuples`.)
 async fn present_in_db(c: &Client, needle: &[u8]) -> Result<bool, tokio_postgres::Error> {
-    if needle.len() == EMBEDDING_BYTES {
+    // Embeddings of SFace's length or longer (whole needles, never thumbnail windows).
+    if (EMBEDDING_BYTES..=4 * store::MAX_EMBEDDING_DIM).contains(&needle.len()) {
         if let Some(e) = store::model::embedding_from_bytes(needle) {
+            let dims = e.len() as i32;
             let r = c
                 .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM faces WHERE embedding = $1::real[]::vector)",
-                    &[&e],
+                    "SELECT EXISTS (SELECT 1 FROM faces WHERE CASE \
+                     WHEN vector_dims(embedding) = $2 THEN embedding = $1::real[]::vector \
+                     ELSE false END)",
+                    &[&e, &dims],
                 )
                 .await?;
             if r.try_get::<_, bool>(0)? {
@@ -726,9 +730,18 @@ async fn a_model_of_512_values_searches_on_its_own_index() -> TestResult {
         )
         .await?
         .try_get(0)?;
-    assert!(def.contains("vector(512)") && def.contains("'wide-512'"), "{def}");
+    assert!(
+        def.contains("vector(512)") && def.contains("'wide-512'"),
+        "{def}"
+    );
     let seeds: Vec<Vec<f32>> = (0..40)
-        .map(|p| unit((0..512).map(|i| ((i * (p + 3)) as f32 * 0.37).sin()).collect()))
+        .map(|p| {
+            unit(
+                (0..512)
+                    .map(|i| ((i * (p + 3)) as f32 * 0.37).sin())
+                    .collect(),
+            )
+        })
         .collect();
     let mut ids = Vec::new();
     for (p, seed) in seeds.iter().enumerate() {
@@ -743,7 +756,8 @@ async fn a_model_of_512_values_searches_on_its_own_index() -> TestResult {
         };
         ids.push(s.create_person(&me, new).await?.id);
     }
-    s.create_person(&me, suite::person("Narrow", &[], 2)).await?;
+    s.create_person(&me, suite::person("Narrow", &[], 2))
+        .await?;
     for (p, seed) in seeds.iter().enumerate().step_by(7) {
         for exact in [true, false] {
             let (found, searched) = s.search(&me, "wide-512", None, seed, 3, exact).await?;
@@ -758,7 +772,14 @@ async fn a_model_of_512_values_searches_on_its_own_index() -> TestResult {
     assert!(plan.contains(&index), "{plan}");
     // SFace's faces search as before, on theirs.
     let (found, searched) = s
-        .search(&me, DEFAULT_MODEL, None, &suite::face(0).embedding, 5, false)
+        .search(
+            &me,
+            DEFAULT_MODEL,
+            None,
+            &suite::face(0).embedding,
+            5,
+            false,
+        )
         .await?;
     assert_eq!((found.len(), searched), (1, 2));
     s.close();

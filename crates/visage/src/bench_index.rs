@@ -238,12 +238,7 @@ fn faiss(args: &BenchIndexArgs, base: &[f32], q: &[f32], threshold: f32) -> anyh
         .arg(&bp)
         .arg("--queries")
         .arg(&qp)
-        .args([
-            "--dim",
-            &args.dim.to_string(),
-            "--k",
-            &args.k.to_string(),
-        ])
+        .args(["--dim", &args.dim.to_string(), "--k", &args.k.to_string()])
         .args(["--hnsw-m", &args.m.to_string()])
         .args(["--ef-construction", &args.ef_construction.to_string()])
         .args(["--ef-search", &ef.join(",")])
@@ -378,8 +373,7 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
             let found = gallery.candidates(&client, &request);
             let exact = |f: &FaceId| {
                 let row = f.to_u128() as usize;
-                base.get(row * dim..(row + 1) * dim)
-                    .map(|v| dot_f32(v, q))
+                base.get(row * dim..(row + 1) * dim).map(|v| dot_f32(v, q))
             };
             rank_persons(&found.candidates, exact, -1.0, args.k)
                 .into_iter()

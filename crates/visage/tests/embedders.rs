@@ -219,14 +219,9 @@ fn erasure_after_reembedding_leaves_no_crop_embedding_or_thumbnail_on_disk() {
 /// persons with the same scores, through embeddings four times as long.
 fn descriptor_wide(dir: &Path) -> PathBuf {
     let model = dir.join("sface-512.onnx");
-    let sha = vision::projected::write_projected(
-        &models_dir().join(EMBEDDER_FILE),
-        &model,
-        128,
-        512,
-        20,
-    )
-    .expect("writes the model");
+    let sha =
+        vision::projected::write_projected(&models_dir().join(EMBEDDER_FILE), &model, 128, 512, 20)
+            .expect("writes the model");
     let text = BUILT_IN
         .replacen("id = \"sface-2021dec\"", "id = \"sface-512\"", 1)
         .replacen(
@@ -279,8 +274,16 @@ fn a_gallery_of_a_512_value_model_enrols_searches_verifies_survives_restart_and_
 
     let s = TestServer::start_in(&dir, &["--embedder", &wide_arg]);
     let t = s.token("acme");
-    let obama = common::id(&create_person(&s, &t, person_body("Barack Obama", "obama.jpg")));
-    let biden = common::id(&create_person(&s, &t, person_body("Joe Biden", "biden.jpg")));
+    let obama = common::id(&create_person(
+        &s,
+        &t,
+        person_body("Barack Obama", "obama.jpg"),
+    ));
+    let biden = common::id(&create_person(
+        &s,
+        &t,
+        person_body("Joe Biden", "biden.jpg"),
+    ));
     let found: Vec<_> = PROBES.iter().map(|p| search(&s, &t, p)).collect();
     assert_eq!(found[0].0[0].0, obama, "{found:?}");
     assert_eq!(found[2].0[0].0, biden, "{found:?}");
@@ -312,12 +315,18 @@ fn a_gallery_of_a_512_value_model_enrols_searches_verifies_survives_restart_and_
     let crop = crop_png("obama.jpg");
     let windows: Vec<&[u8]> = crop[64..].chunks_exact(64).step_by(8).collect();
     if raw_scan {
-        assert!(!files_containing(&s.data_dir, &embedding).is_empty(), "the embedding is stored");
+        assert!(
+            !files_containing(&s.data_dir, &embedding).is_empty(),
+            "the embedding is stored"
+        );
     }
     let (status, _) = s.delete(&format!("{}/persons/{obama}", common::BASE), &t);
     assert_eq!(status, 200);
     if raw_scan {
-        assert_eq!(files_containing(&s.data_dir, &embedding), Vec::<String>::new());
+        assert_eq!(
+            files_containing(&s.data_dir, &embedding),
+            Vec::<String>::new()
+        );
         for w in &windows {
             assert_eq!(files_containing(&s.data_dir, w), Vec::<String>::new());
         }

@@ -110,14 +110,9 @@ fn sface_under_a_second_descriptor_embeds_exactly_as_the_built_in_one() {
 fn sface_projected_to_512_values_embeds_512_values_with_sfaces_cosines() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wide = dir.path().join("sface-512.onnx");
-    let sha = vision::projected::write_projected(
-        &models_dir().join(EMBEDDER_FILE),
-        &wide,
-        128,
-        512,
-        20,
-    )
-    .expect("writes the model");
+    let sha =
+        vision::projected::write_projected(&models_dir().join(EMBEDDER_FILE), &wide, 128, 512, 20)
+            .expect("writes the model");
     let path = descriptor(
         dir.path(),
         &[
@@ -129,12 +124,10 @@ fn sface_projected_to_512_values_embeds_512_values_with_sfaces_cosines() {
             ("dimension = 128", "dimension = 512"),
         ],
     );
-    let text = std::fs::read_to_string(&path)
-        .expect("descriptor")
-        .replace(
-            &format!("{:?}", models_dir().join(EMBEDDER_FILE).to_string_lossy()),
-            &format!("{:?}", wide.to_string_lossy()),
-        );
+    let text = std::fs::read_to_string(&path).expect("descriptor").replace(
+        &format!("{:?}", models_dir().join(EMBEDDER_FILE).to_string_lossy()),
+        &format!("{:?}", wide.to_string_lossy()),
+    );
     std::fs::write(&path, text).expect("descriptor");
     let wide = load(&path).expect("loads");
     let built_in = Pipeline::load(&models_dir(), config()).expect("loads");
@@ -145,7 +138,12 @@ fn sface_projected_to_512_values_embeds_512_values_with_sfaces_cosines() {
     for i in 0..names.len() {
         for j in 0..names.len() {
             let (a, b) = (w[i].cosine(&w[j]), n[i].cosine(&n[j]));
-            assert!((a - b).abs() < 1e-4, "{} {}: {a} vs {b}", names[i], names[j]);
+            assert!(
+                (a - b).abs() < 1e-4,
+                "{} {}: {a} vs {b}",
+                names[i],
+                names[j]
+            );
         }
     }
     // Declared with SFace's 128 values, it is refused.

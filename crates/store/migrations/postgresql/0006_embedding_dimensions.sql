@@ -16,6 +16,9 @@ INSERT INTO embedding_models (model, dimension)
 
 DROP INDEX IF EXISTS faces_by_embedding;
 ALTER TABLE faces ALTER COLUMN embedding TYPE vector;
+-- Kept in the row, never compressed or moved to TOAST (1,024 values are 4 KiB, which a page
+-- holds): a search reads it without detoasting, and erasing the row erases it.
+ALTER TABLE faces ALTER COLUMN embedding SET STORAGE PLAIN;
 
 -- The name of a model's HNSW index (model ids are up to 64 characters, names up to 63).
 CREATE FUNCTION embedding_model_index_name(model text) RETURNS text
@@ -45,8 +48,9 @@ BEGIN
         VALUES (NEW.model, vector_dims(NEW.embedding)) ON CONFLICT (model) DO NOTHING;
     SELECT dimension INTO n FROM embedding_models WHERE model = NEW.model;
     IF n <> vector_dims(NEW.embedding) THEN
-        RAISE EXCEPTION 'embedding of % values for model %, whose embeddings have %',
-            vector_dims(NEW.embedding), NEW.model, n USING ERRCODE = 'check_violation';
+        -- The store maps VS001 to an invalid-input error.
+        RAISE EXCEPTION 'embedding length differs from its model''s'
+            USING ERRCODE = 'VS001';
     END IF;
     RETURN NEW;
 END $$;

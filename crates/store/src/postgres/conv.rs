@@ -11,6 +11,11 @@ use crate::model::{Gender, PersonStatus, MAX_EMBEDDING_DIM};
 /// Maps a driver error: connection trouble is [`Error::Unavailable`] (503 material), the rest
 /// is [`Error::Postgres`].
 pub(crate) fn pg(e: tokio_postgres::Error) -> Error {
+    // The SQLSTATE migration 0006's trigger raises for a face of another length than its
+    // model's.
+    if e.code().is_some_and(|c| c.code() == "VS001") {
+        return Error::invalid("faces", crate::error::DIMENSION_REFUSED);
+    }
     if is_connection_error(&e) {
         Error::Unavailable(e.to_string())
     } else {

@@ -423,14 +423,36 @@ impl PostgresStore {
             .max(100);
         let approx = !exact && fetch <= MAX_EF_SEARCH;
         read_tx!(self, |tx| {
+            // A model with no faces yet finds nobody; a probe of another length than the
+            // model's faces cannot be compared with them.
+            let recorded = tx
+                .query_opt(
+                    "SELECT dimension FROM embedding_models WHERE model = $1",
+                    &[&model],
+                )
+                .await
+                .map_err(pg)?;
+            let Some(recorded) = recorded else {
+                return Ok((Vec::new(), String::new()));
+            };
+            let dimension: i32 = conv::get(&recorded, 0)?;
+            if usize::try_from(dimension).ok() != Some(probe.len()) {
+                return Err(Error::invalid(
+                    "probe",
+                    "must have as many values as the model's embeddings",
+                ));
+            }
             let mut plan = String::new();
             if approx {
                 // The index returns at most ef_search rows: ask for as many as are fetched.
-                // Seq scans off: the planner would otherwise sort a small table itself.
+                // Seq scans and sorts off: the planner would otherwise sort a small table (or
+                // the model's rows found by `faces_model`) itself rather than walk the
+                // model's HNSW index, the one path that needs no sort for the distance order.
                 let ef = fetch.to_string();
                 tx.execute(
                     "SELECT set_config('hnsw.ef_search', $1, true), \
-                            set_config('enable_seqscan', 'off', true)",
+                            set_config('enable_seqscan', 'off', true), \
+                            set_config('enable_sort', 'off', true)",
                     &[&ef],
                 )
                 .await
@@ -467,9 +489,13 @@ impl PostgresStore {
                 if found.len() >= k {
                     return Ok((found, plan));
                 }
-                tx.execute("SELECT set_config('enable_seqscan', 'on', true)", &[])
-                    .await
-                    .map_err(pg)?;
+                tx.execute(
+                    "SELECT set_config('enable_seqscan', 'on', true), \
+                            set_config('enable_sort', 'on', true)",
+                    &[],
+                )
+                .await
+                .map_err(pg)?;
             }
             let sql = queries::nearest_exact_sql();
             if explain {
@@ -691,7 +717,8 @@ impl Store for PostgresStore {
 
     async fn register_model(&self, model: &str, dimension: usize) -> Result<()> {
         crate::rules::check_model(model, dimension)?;
-        write_tx!(self, |tx| queries::register_model(&tx, model, dimension).await)
+        write_tx!(self, |tx| queries::register_model(&tx, model, dimension)
+            .await)
     }
 
     async fn replace_embeddings(&self, model: &str, faces: Vec<(FaceId, Vec<f32>)>) -> Result<u64> {

@@ -383,7 +383,9 @@ impl Store for SqliteStore {
         rules::check_model(model, dimension)?;
         let model = model.to_owned();
         self.writer
-            .run(false, move |c| queries::register_model(c, &model, dimension))
+            .run(false, move |c| {
+                queries::register_model(c, &model, dimension)
+            })
             .await
     }
 

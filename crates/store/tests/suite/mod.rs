@@ -567,7 +567,11 @@ pub async fn embeddings_of_any_dimension(s: &dyn Store) -> TestResult {
         Err(Error::ModelDimension { recorded: 1024, .. })
     ));
     s.register_model("widest-1024", 1024).await?;
-    for (model, len) in [("wide-512", 256), ("widest-1024", 512), (DEFAULT_MODEL, 512)] {
+    for (model, len) in [
+        ("wide-512", 256),
+        ("widest-1024", 512),
+        (DEFAULT_MODEL, 512),
+    ] {
         let bad = NewPerson {
             faces: vec![wide_face(model, len, 100)],
             ..person(&format!("Bad {model}"), &[], 0)
@@ -588,8 +592,20 @@ pub async fn embeddings_of_any_dimension(s: &dyn Store) -> TestResult {
         .filter(|f| f.client == c)
         .map(|f| (f.person_id, f.embedding.len()))
         .collect();
-    assert_eq!(indexed.iter().filter(|(id, n)| id == &p.id && *n == 512).count(), 3);
-    assert_eq!(indexed.iter().filter(|(id, n)| id == &q.id && *n == 1024).count(), 1);
+    assert_eq!(
+        indexed
+            .iter()
+            .filter(|(id, n)| id == &p.id && *n == 512)
+            .count(),
+        3
+    );
+    assert_eq!(
+        indexed
+            .iter()
+            .filter(|(id, n)| id == &q.id && *n == 1024)
+            .count(),
+        1
+    );
     let ids: Vec<FaceId> = stored.iter().map(|f| f.face_id.clone()).collect();
     let embeddings = s.face_embeddings(&c, &ids).await?;
     assert_eq!(embeddings.len(), 3);
@@ -601,7 +617,9 @@ pub async fn embeddings_of_any_dimension(s: &dyn Store) -> TestResult {
         .collect();
     assert_eq!(s.replace_embeddings("wide-300", moved).await?, 3);
     let again = s.faces_of_person(&c, &p.id).await?;
-    assert!(again.iter().all(|f| f.model == "wide-300" && f.embedding.len() == 300));
+    assert!(again
+        .iter()
+        .all(|f| f.model == "wide-300" && f.embedding.len() == 300));
     let wrong = vec![(ids[0].clone(), vec![0.5; 512])];
     assert!(s.replace_embeddings("wide-300", wrong).await.is_err());
     Ok(())
@@ -616,12 +634,16 @@ pub async fn wide_embeddings_erase_leaves_no_bytes(
     let c = client("wide-erase");
     s.register_model("wide-erase-512", 512).await?;
     let neighbour = NewPerson {
-        faces: (0..2).map(|_| wide_face("wide-erase-512", 512, 100)).collect(),
+        faces: (0..2)
+            .map(|_| wide_face("wide-erase-512", 512, 100))
+            .collect(),
         ..person("Wide Neighbour", &[], 0)
     };
     s.create_person(&c, neighbour).await?;
     let new = NewPerson {
-        faces: (0..3).map(|_| wide_face("wide-erase-512", 512, 6000)).collect(),
+        faces: (0..3)
+            .map(|_| wide_face("wide-erase-512", 512, 6000))
+            .collect(),
         ..person("Wide Erasable", &[], 0)
     };
     let (embeddings, windows) = face_needles(&new.faces);
