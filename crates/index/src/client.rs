@@ -26,6 +26,9 @@ pub struct IndexParams {
     pub graph_min_faces: usize,
     /// Candidates the graph collects per search (HNSW's `ef`), at least the candidates asked.
     pub ef_search: usize,
+    /// Values per embedding (the running model's; 1..=[`crate::MAX_DIMENSION`]). Faces of
+    /// another length are never indexed and probes of another length find nothing.
+    pub dimension: usize,
 }
 
 impl Default for IndexParams {
@@ -34,6 +37,7 @@ impl Default for IndexParams {
             hnsw: HnswParams::default(),
             graph_min_faces: 20_000,
             ef_search: 256,
+            dimension: store::EMBEDDING_DIM,
         }
     }
 }
@@ -76,7 +80,7 @@ pub struct ClientIndex {
 /// What defines a client's index, as plain data: what [`ClientIndex::parts`] lends and
 /// [`ClientIndex::from_parts`] checks and takes back (the rest is derived from it).
 pub struct ClientIndexParts<'a> {
-    /// `EMBEDDING_DIM` int8 codes per row.
+    /// `IndexParams::dimension` int8 codes per row.
     pub codes: Cow<'a, [i8]>,
     /// One code scale per row.
     pub scales: Cow<'a, [f32]>,
@@ -105,7 +109,7 @@ impl ClientIndex {
     pub fn new(params: IndexParams) -> Self {
         ClientIndex {
             params,
-            codes: CodeMatrix::default(),
+            codes: CodeMatrix::new(params.dimension),
             faces: Vec::new(),
             owner: Vec::new(),
             next: Vec::new(),
@@ -138,7 +142,11 @@ impl ClientIndex {
     /// every row, slot and collection reference lands inside the arrays. A graph built with
     /// other parameters than `params.hnsw` is dropped, to be rebuilt rather than mixed.
     pub fn from_parts(params: IndexParams, parts: ClientIndexParts<'_>) -> Option<ClientIndex> {
-        let codes = CodeMatrix::from_parts(parts.codes.into_owned(), parts.scales.into_owned())?;
+        let codes = CodeMatrix::from_parts(
+            params.dimension,
+            parts.codes.into_owned(),
+            parts.scales.into_owned(),
+        )?;
         let rows = codes.len();
         let (faces, owner, next) = (parts.faces, parts.owner, parts.next);
         if faces.len() != rows || owner.len() != rows || next.len() != rows {
@@ -437,7 +445,7 @@ impl ClientIndex {
     /// by [`ClientIndex::extend_graph`] (FAST search is exact meanwhile).
     fn compact(&mut self) {
         let mut renumber = vec![NONE; self.rows()];
-        let mut codes = CodeMatrix::default();
+        let mut codes = CodeMatrix::new(self.params.dimension);
         let mut faces = Vec::with_capacity(self.live);
         let mut owner = Vec::with_capacity(self.live);
         for (row, &slot) in self.owner.iter().enumerate() {

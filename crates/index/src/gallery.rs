@@ -6,14 +6,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use store::{ClientId, CollectionId, FaceId, PersonId, EMBEDDING_DIM, MAX_FACES_PER_PERSON};
+use store::{ClientId, CollectionId, FaceId, PersonId, MAX_FACES_PER_PERSON};
 
 use crate::client::{ClientIndex, IndexParams, Mode};
 
 /// What to search for.
 #[derive(Debug, Clone)]
 pub struct SearchRequest<'a> {
-    /// A unit-length probe embedding of [`EMBEDDING_DIM`] values.
+    /// A unit-length probe embedding of the gallery's dimension.
     pub probe: &'a [f32],
     /// Only persons in this collection.
     pub collection: Option<&'a CollectionId>,
@@ -101,7 +101,7 @@ impl Gallery {
     ) {
         let faces: Vec<(u128, &[f32])> = faces
             .iter()
-            .filter(|(_, v)| v.len() == EMBEDDING_DIM)
+            .filter(|(_, v)| v.len() == self.params.dimension)
             .map(|(id, v)| (id.to_u128(), *v))
             .collect();
         if faces.is_empty() {
@@ -154,7 +154,7 @@ impl Gallery {
 
     /// Candidate faces for the request (re-score them with [`rank_persons`]).
     pub fn candidates(&self, client: &ClientId, request: &SearchRequest<'_>) -> CandidateSet {
-        if request.probe.len() != EMBEDDING_DIM || request.max_results == 0 {
+        if request.probe.len() != self.params.dimension || request.max_results == 0 {
             return CandidateSet::default();
         }
         let Some(index) = self.client(client) else {
@@ -287,6 +287,7 @@ pub fn rank_persons(
 mod tests {
     use super::*;
     use crate::quantized::dot_f32;
+    use store::EMBEDDING_DIM;
 
     fn unit(axis: usize, tilt: f32) -> Vec<f32> {
         let mut v = vec![0.0; EMBEDDING_DIM];
@@ -432,6 +433,72 @@ mod tests {
             .put_person(&client, &a, &[], &[(FaceId::new_random(), &[1.0, 0.0])]);
         assert_eq!(w.gallery.total_faces(), 0);
         assert!(w.search(&client, &request(&[1.0], None)).hits.is_empty());
+    }
+
+    /// A unit vector of `dim` values near axis `axis` (deterministic, every value non-zero).
+    fn wide_unit(dim: usize, axis: usize, seed: u64) -> Vec<f32> {
+        let mut x = seed.max(1);
+        let mut v: Vec<f32> = (0..dim)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 11) as f32 / (1u64 << 53) as f32 * 0.02 - 0.01
+            })
+            .collect();
+        v[axis] += 1.0;
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    #[test]
+    fn a_gallery_of_any_dimension_up_to_the_maximum_searches_exactly_and_on_its_graph() {
+        for dim in [3, 512, 1000, crate::MAX_DIMENSION] {
+            let params = IndexParams {
+                dimension: dim,
+                graph_min_faces: 50,
+                ..IndexParams::default()
+            };
+            let mut w = World {
+                gallery: Gallery::new(params),
+                vectors: HashMap::new(),
+            };
+            let client = ClientId::parse("tenant").expect("client");
+            let persons: Vec<PersonId> = (0..120).map(|_| PersonId::new()).collect();
+            for (i, p) in persons.iter().enumerate() {
+                let faces = [
+                    wide_unit(dim, i % dim, i as u64 + 1),
+                    wide_unit(dim, i % dim, i as u64 + 1000),
+                ];
+                w.put(&client, p, &[], &faces);
+            }
+            // A face of the wrong length is never indexed, a probe of it finds nothing.
+            let stray = PersonId::new();
+            w.put(&client, &stray, &[], &[unit(0, 0.0)]);
+            assert_eq!(w.gallery.face_count(&client), 240, "dim {dim}");
+            if dim != EMBEDDING_DIM {
+                assert!(w
+                    .search(&client, &request(&unit(0, 0.0), None))
+                    .hits
+                    .is_empty());
+            }
+            while w.gallery.build_graphs(64) {}
+            for mode in [Mode::Exact, Mode::Fast] {
+                let i = 117;
+                let probe = wide_unit(dim, i % dim, i as u64 + 5000);
+                let r = SearchRequest {
+                    mode,
+                    ..request(&probe, None)
+                };
+                let found = w.search(&client, &r);
+                assert_eq!(found.faces_searched, 240);
+                let best = &found.hits[0];
+                assert!(best.cosine > 0.9, "dim {dim} {mode:?}: {}", best.cosine);
+                if dim > 120 {
+                    assert_eq!(best.person, persons[i], "dim {dim} {mode:?}");
+                }
+            }
+        }
     }
 
     #[test]

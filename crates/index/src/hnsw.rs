@@ -12,8 +12,6 @@ use std::collections::{BinaryHeap, HashMap};
 
 use rayon::prelude::*;
 
-use store::EMBEDDING_DIM;
-
 use crate::quantized::{dot_codes, CodeMatrix};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -581,7 +579,7 @@ impl Hnsw {
     pub fn search(
         &self,
         v: &impl Vectors,
-        q: &[i8; EMBEDDING_DIM],
+        q: &[i8],
         q_scale: f32,
         ef: usize,
         keep: impl Fn(u32) -> bool,
@@ -597,7 +595,7 @@ impl Hnsw {
     pub fn search_each(
         &self,
         v: &impl Vectors,
-        q: &[i8; EMBEDDING_DIM],
+        q: &[i8],
         q_scale: f32,
         ef: usize,
         keep: impl Fn(u32) -> bool,
@@ -626,6 +624,7 @@ impl Hnsw {
 mod tests {
     use super::*;
     use crate::quantized::{dot_f32, Codes};
+    use store::EMBEDDING_DIM;
 
     struct Rng(u64);
     impl Rng {
@@ -676,7 +675,7 @@ mod tests {
     fn a_graph_grown_in_parallel_steps_searches_as_well_as_one_grown_row_by_row() {
         let mut rng = Rng(7);
         let centres: Vec<Vec<f32>> = (0..1500).map(|_| rng.unit(None, 1.0)).collect();
-        let mut codes = CodeMatrix::default();
+        let mut codes = CodeMatrix::new(EMBEDDING_DIM);
         let mut vectors = Vec::new();
         // One identity's faces are consecutive rows, as one person's enrolment is: they land
         // in one step and must still find each other.
@@ -723,7 +722,7 @@ mod tests {
         let mut rng = Rng(42);
         let centres: Vec<Vec<f32>> = (0..1000).map(|_| rng.unit(None, 1.0)).collect();
         let mut vectors = Vec::new();
-        let mut codes = CodeMatrix::default();
+        let mut codes = CodeMatrix::new(EMBEDDING_DIM);
         let mut graph = Hnsw::new(HnswParams::default());
         for i in 0..4000 {
             let v = rng.unit(Some(&centres[i % 1000]), 0.15);

@@ -25,6 +25,6 @@ pub use gallery::{
     SearchRequest,
 };
 pub use hnsw::HnswParams;
-pub use quantized::{dot_f32, TopK};
+pub use quantized::{dot_f32, valid_dimension, TopK, MAX_DIMENSION};
 pub use snapshot::{erase as erase_snapshot, SnapshotError};
 pub use synced::{LoadedFrom, SyncedGallery};

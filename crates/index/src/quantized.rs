@@ -4,29 +4,37 @@
 //! top results are among the candidates; the candidate count leaves a wide margin over the
 //! int8 rounding error (see `client`'s tests, and `visage bench index`).
 
-use store::EMBEDDING_DIM;
+/// The longest embedding an index takes (the store's limit too).
+pub const MAX_DIMENSION: usize = store::MAX_EMBEDDING_DIM;
 
 /// One face as int8 codes and the scale that maps them back (`value ~ code * scale`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Codes {
-    pub codes: [i8; EMBEDDING_DIM],
+    pub codes: Vec<i8>,
     pub scale: f32,
 }
 
 impl Codes {
     /// Symmetric per-vector quantisation: the largest magnitude maps to 127.
     pub fn quantise(v: &[f32]) -> Codes {
-        let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-        let mut codes = [0i8; EMBEDDING_DIM];
-        for (c, x) in codes.iter_mut().zip(v) {
-            *c = (x / scale).round().clamp(-127.0, 127.0) as i8;
-        }
+        let mut codes = Vec::with_capacity(v.len());
+        let scale = quantise_into(v, &mut codes);
         Codes { codes, scale }
     }
 }
 
-/// Integer dot product of two code vectors (exact in i32: 128 * 127 * 127 < 2^31).
+/// Appends the codes of `v` to `out` and returns their scale.
+fn quantise_into(v: &[f32], out: &mut Vec<i8>) -> f32 {
+    let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+    out.extend(
+        v.iter()
+            .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8),
+    );
+    scale
+}
+
+/// Integer dot product of two code vectors (exact in i32: 1,024 * 127 * 127 < 2^31).
 #[inline]
 pub fn dot_codes(a: &[i8], b: &[i8]) -> i32 {
     #[cfg(target_arch = "x86_64")]
@@ -76,7 +84,14 @@ fn dot_codes_avx2(a: &[i8], b: &[i8]) -> i32 {
 fn dot_codes_portable(a: &[i8], b: &[i8]) -> i32 {
     // Four independent i32 lanes of 32 products each; the compiler widens and vectorises.
     let mut acc = [0i32; 4];
-    for (ca, cb) in a.chunks_exact(32).zip(b.chunks_exact(32)) {
+    let (ca, cb) = (a.chunks_exact(32), b.chunks_exact(32));
+    let tail: i32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| i32::from(*x) * i32::from(*y))
+        .sum();
+    for (ca, cb) in ca.zip(cb) {
         for (lane, (la, lb)) in acc
             .iter_mut()
             .zip(ca.chunks_exact(8).zip(cb.chunks_exact(8)))
@@ -88,17 +103,24 @@ fn dot_codes_portable(a: &[i8], b: &[i8]) -> i32 {
                 .sum::<i32>();
         }
     }
-    acc.iter().sum()
+    acc.iter().sum::<i32>() + tail
 }
 
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
-    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (ca, cb) in ca.zip(cb) {
         for i in 0..8 {
             acc[i] += ca[i] * cb[i];
         }
     }
-    acc.iter().sum()
+    acc.iter().sum::<f32>() + tail
 }
 
 /// The `k` largest `(score, row)` pairs seen, kept as a small sorted buffer (k is small).
@@ -171,6 +193,8 @@ mod tests {
         out
     }
 
+    const EMBEDDING_DIM: usize = 128;
+
     #[test]
     fn quantised_dot_products_track_the_exact_ones() {
         let v = vectors(200, 7);
@@ -185,7 +209,7 @@ mod tests {
         }
         assert_eq!(
             Codes::quantise(&[0.0; EMBEDDING_DIM]).codes,
-            [0; EMBEDDING_DIM]
+            vec![0; EMBEDDING_DIM]
         );
     }
 
@@ -194,7 +218,7 @@ mod tests {
         let v = vectors(50, 3);
         let codes: Vec<Codes> = v.chunks_exact(EMBEDDING_DIM).map(Codes::quantise).collect();
         let mut extreme = Codes::quantise(&v[..EMBEDDING_DIM]);
-        extreme.codes = [-127; EMBEDDING_DIM];
+        extreme.codes = vec![-127; EMBEDDING_DIM];
         for a in codes.iter().chain([&extreme]) {
             for b in codes.iter().chain([&extreme]) {
                 assert_eq!(
@@ -204,6 +228,34 @@ mod tests {
             }
         }
         assert_eq!(dot_codes(&extreme.codes, &extreme.codes), 128 * 127 * 127);
+    }
+
+    #[test]
+    fn dot_products_of_any_length_up_to_the_maximum_count_every_value() {
+        for dim in [1, 7, 31, 33, 100, 129, 512, 1000, MAX_DIMENSION] {
+            let v = vectors(16, dim as u64);
+            let (a, b) = (&v[..dim], &v[MAX_DIMENSION..MAX_DIMENSION + dim]);
+            let slow: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            assert!((dot_f32(a, b) - slow).abs() < 1e-4, "dim {dim}");
+            let (ca, cb) = (Codes::quantise(a), Codes::quantise(b));
+            let slow: i32 = ca
+                .codes
+                .iter()
+                .zip(&cb.codes)
+                .map(|(x, y)| i32::from(*x) * i32::from(*y))
+                .sum();
+            assert_eq!(dot_codes(&ca.codes, &cb.codes), slow, "dim {dim}");
+            assert_eq!(dot_codes_portable(&ca.codes, &cb.codes), slow, "dim {dim}");
+        }
+        let extreme = vec![-127i8; MAX_DIMENSION];
+        assert_eq!(dot_codes(&extreme, &extreme), 1024 * 127 * 127);
+        let mut m = CodeMatrix::new(3);
+        m.push(&[0.6, 0.0, 0.8]);
+        m.push(&[0.0, 1.0, 0.0]);
+        assert_eq!(m.row(1), &[0, 127, 0]);
+        assert!(CodeMatrix::from_parts(3, m.all_codes().to_vec(), vec![1.0]).is_none());
+        assert!(CodeMatrix::from_parts(0, Vec::new(), Vec::new()).is_none());
+        assert!(!valid_dimension(MAX_DIMENSION + 1));
     }
 
     #[test]
@@ -225,18 +277,32 @@ mod tests {
     }
 }
 
-/// Rows of int8 codes with their scales, appended in row order.
-#[derive(Debug, Clone, Default)]
+/// Rows of `dimension` int8 codes with their scales, appended in row order.
+#[derive(Debug, Clone)]
 pub struct CodeMatrix {
+    dimension: usize,
     codes: Vec<i8>,
     scales: Vec<f32>,
 }
 
 impl CodeMatrix {
+    /// An empty matrix of rows of `dimension` codes (1..=[`MAX_DIMENSION`]; the caller
+    /// checks, see [`valid_dimension`]).
+    pub fn new(dimension: usize) -> Self {
+        CodeMatrix {
+            dimension,
+            codes: Vec::new(),
+            scales: Vec::new(),
+        }
+    }
+
+    /// Appends `v`, which has `dimension` values (the gallery drops other lengths).
     pub fn push(&mut self, v: &[f32]) -> u32 {
-        let c = Codes::quantise(v);
-        self.codes.extend_from_slice(&c.codes);
-        self.scales.push(c.scale);
+        debug_assert_eq!(v.len(), self.dimension);
+        let scale = quantise_into(&v[..self.dimension.min(v.len())], &mut self.codes);
+        self.codes
+            .resize(self.scales.len() * self.dimension + self.dimension, 0);
+        self.scales.push(scale);
         (self.scales.len() - 1) as u32
     }
 
@@ -246,13 +312,20 @@ impl CodeMatrix {
         self.scales.push(scale);
     }
 
-    pub fn from_parts(codes: Vec<i8>, scales: Vec<f32>) -> Option<Self> {
-        (codes.len() == scales.len() * EMBEDDING_DIM).then_some(CodeMatrix { codes, scales })
+    pub fn from_parts(dimension: usize, codes: Vec<i8>, scales: Vec<f32>) -> Option<Self> {
+        (valid_dimension(dimension) && codes.len() == scales.len() * dimension).then_some(
+            CodeMatrix {
+                dimension,
+                codes,
+                scales,
+            },
+        )
     }
 
+    #[inline]
     pub fn row(&self, row: u32) -> &[i8] {
         let r = row as usize;
-        &self.codes[r * EMBEDDING_DIM..(r + 1) * EMBEDDING_DIM]
+        &self.codes[r * self.dimension..(r + 1) * self.dimension]
     }
 
     pub fn scale_of(&self, row: u32) -> f32 {
@@ -279,4 +352,9 @@ impl CodeMatrix {
     pub fn all_scales(&self) -> &[f32] {
         &self.scales
     }
+}
+
+/// Whether an index can hold embeddings of `dimension` values.
+pub fn valid_dimension(dimension: usize) -> bool {
+    (1..=MAX_DIMENSION).contains(&dimension)
 }

@@ -50,9 +50,11 @@ pub use store::{
 use vision::ScoreMap;
 pub use vision::{round_score, BoundingBox, Detection, Embedding, Score};
 
-// The store keeps what the default embedder makes: one size, checked where both meet (another
-// embedder's dimension is checked when the service opens).
+// The store and the index keep what any embedder makes: the same limits, checked where they
+// meet (a descriptor's dimension is checked when it is read).
 const _: () = assert!(vision::EMBEDDING_DIM == store::EMBEDDING_DIM);
+const _: () = assert!(vision::MAX_EMBEDDING_DIM == store::MAX_EMBEDDING_DIM);
+const _: () = assert!(index::MAX_DIMENSION == store::MAX_EMBEDDING_DIM);
 
 /// Every use case, over one store, one search backend and one face pipeline. Cheap to
 /// share behind an `Arc`.

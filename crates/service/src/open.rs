@@ -154,6 +154,16 @@ pub async fn open(config: Config) -> anyhow::Result<Service> {
     }
     let cpu = CpuPool::new(config.cpu_workers, config.cpu_queue);
     let opened = open_store(&config.store, Access::Exclusive).await?;
+    let dimension = pipeline.embedder().dimension;
+    opened
+        .store
+        .register_model(&model, dimension)
+        .await
+        .with_context(|| format!("recording embedding model {model}"))?;
+    let index_params = IndexParams {
+        dimension,
+        ..config.index
+    };
     let search: Arc<dyn SearchBackend> = match &opened.postgres {
         Some(pg) => {
             let vector = pg.vector_extension();
@@ -173,7 +183,7 @@ pub async fn open(config: Config) -> anyhow::Result<Service> {
             let snapshot = data_dir.join(INDEX_SNAPSHOT);
             let started = std::time::Instant::now();
             let (gallery, from) =
-                SyncedGallery::load(opened.store.clone(), config.index, Some(&snapshot), &model)
+                SyncedGallery::load(opened.store.clone(), index_params, Some(&snapshot), &model)
                     .await
                     .context("loading faces into the search index")?;
             tracing::info!(
@@ -204,8 +214,8 @@ pub async fn open(config: Config) -> anyhow::Result<Service> {
 }
 
 /// The face models, with the embedder `descriptor` describes (SFace when `None`): refused
-/// unless its file's sha256 and output dimension match the descriptor, and the store can
-/// hold that dimension.
+/// unless its file's sha256 and output dimension match the descriptor (which allows 1 to
+/// 1,024 values, what the store and the index hold).
 pub fn load_pipeline(
     models_dir: &Path,
     descriptor: Option<&Path>,
@@ -217,14 +227,6 @@ pub fn load_pipeline(
     };
     let pipeline = Pipeline::load_with_embedder(models_dir, config, &descriptor)
         .context("loading the face models")?;
-    if descriptor.dimension != store::EMBEDDING_DIM {
-        anyhow::bail!(
-            "embedder {} gives {}-d embeddings; this build stores {}-d embeddings only",
-            descriptor.id,
-            descriptor.dimension,
-            store::EMBEDDING_DIM
-        );
-    }
     tracing::info!(model = %descriptor.id, dimension = descriptor.dimension, "embedder loaded");
     Ok(pipeline)
 }

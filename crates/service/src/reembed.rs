@@ -65,6 +65,10 @@ pub async fn reembed_store(
     progress: &(dyn Fn(u64) + Sync),
 ) -> anyhow::Result<Reembedded> {
     let model = pipeline.embedder().id.clone();
+    store
+        .register_model(&model, pipeline.embedder().dimension)
+        .await
+        .with_context(|| format!("recording embedding model {model}"))?;
     let mut done = Reembedded::default();
     for _ in 0..=MAX_PASSES {
         let started = Instant::now();

@@ -164,6 +164,13 @@ pub trait Store: Send + Sync {
     /// erased meanwhile are skipped. Returns how many faces were replaced.
     async fn replace_embeddings(&self, model: &str, faces: Vec<(FaceId, Vec<f32>)>) -> Result<u64>;
 
+    /// Records that `model` makes embeddings of `dimension` values (1..=1,024), as a server
+    /// does for its model at start: [`Error::ModelDimension`] when the store has the model
+    /// with another length. A model's first stored face records it too; a face of another
+    /// length than its model's is refused. On PostgreSQL, also creates the model's HNSW index
+    /// (for FAST search) when missing.
+    async fn register_model(&self, model: &str, dimension: usize) -> Result<()>;
+
     /// Reads every stored embedding once and discards it, so that the operating system caches
     /// the pages that search re-scoring reads (a no-op where that does not help).
     async fn warm_up(&self) -> Result<()> {

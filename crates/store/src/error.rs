@@ -23,7 +23,7 @@ pub enum Error {
 
     /// The database refused or failed an operation.
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(rusqlite::Error),
 
     /// PostgreSQL refused or failed an operation (not a connection problem: those are
     /// [`Error::Unavailable`]).
@@ -48,6 +48,15 @@ pub enum Error {
     /// in the `-wal` file. The store retries the checkpoint when it is next idle.
     #[error("erasure committed but not yet flushed from the write-ahead log: {0}")]
     ErasureNotFlushed(String),
+
+    /// A model was recorded with embeddings of another length than the one given (two
+    /// descriptors give one model id different dimensions); nothing was written.
+    #[error("embedding model {model} has embeddings of {recorded} values in this store, not {wanted}: give the new model another id")]
+    ModelDimension {
+        model: String,
+        recorded: usize,
+        wanted: usize,
+    },
 
     /// The data directory holds a schema newer than this build understands.
     #[error("database schema version {found} is newer than the newest this build supports ({supported}); upgrade visage")]
@@ -77,6 +86,21 @@ pub enum Error {
 impl Error {
     pub(crate) fn invalid(field: &'static str, reason: &'static str) -> Self {
         Error::Invalid { field, reason }
+    }
+}
+
+/// What the schema's triggers say when a face's embedding length differs from its model's
+/// (migration 0006, both back-ends): mapped to [`Error::Invalid`].
+pub(crate) const DIMENSION_REFUSED: &str = "embedding length differs from its model's";
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(_, Some(message)) if message == DIMENSION_REFUSED => {
+                Error::invalid("faces", DIMENSION_REFUSED)
+            }
+            _ => Error::Database(e),
+        }
     }
 }
 

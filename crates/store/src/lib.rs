@@ -34,7 +34,8 @@ pub use model::{
     AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceCrop,
     FaceRecord, Gender, IssuedToken, ListedToken, NewCollection, NewFace, NewPerson, Person,
     PersonFilter, PersonStatus, PersonUpdate, Thumbnail, TokenRenewal, DEFAULT_MODEL,
-    EMBEDDING_BYTES, EMBEDDING_DIM, MAX_CROP_BYTES, MAX_FACES_PER_PERSON, MAX_MODEL_LEN,
+    EMBEDDING_BYTES, EMBEDDING_DIM, MAX_CROP_BYTES, MAX_EMBEDDING_DIM, MAX_FACES_PER_PERSON,
+    MAX_MODEL_LEN,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::{PoolOptions, PoolUsage, PostgresStore, VectorExtension};

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 
-/// Values in one face embedding (SFace).
+/// Values in one face embedding of the default model (SFace).
 pub const EMBEDDING_DIM: usize = 128;
+/// Most values in one face embedding, whatever the model (the index and both stores take any
+/// length from 1 to this; all faces of one model have the same).
+pub const MAX_EMBEDDING_DIM: usize = 1024;
 /// The model id of SFace 2021dec, the default embedder, and of every face enrolled before
 /// faces carried their model.
 pub const DEFAULT_MODEL: &str = "sface-2021dec";
@@ -16,7 +19,7 @@ pub const DEFAULT_MODEL: &str = "sface-2021dec";
 pub const MAX_MODEL_LEN: usize = 64;
 /// Largest aligned-face crop accepted, in bytes.
 pub const MAX_CROP_BYTES: usize = 1 << 20;
-/// Bytes of one embedding as stored: little-endian f32.
+/// Bytes of one embedding of the default model as stored: little-endian f32.
 pub const EMBEDDING_BYTES: usize = EMBEDDING_DIM * 4;
 /// Most faces one person may have (the API takes 1-3 images per create/update).
 pub const MAX_FACES_PER_PERSON: usize = 3;
@@ -163,7 +166,7 @@ pub struct Person {
 pub struct NewFace {
     /// Lowercase letters, digits, `.`, `_`, `-`; at most [`MAX_MODEL_LEN`].
     pub model: String,
-    /// [`EMBEDDING_DIM`] finite values.
+    /// 1 to [`MAX_EMBEDDING_DIM`] finite values, as many as every face of `model` has.
     pub embedding: Vec<f32>,
     pub thumbnail_jpeg: Vec<u8>,
     /// The aligned face as PNG; empty when not kept.

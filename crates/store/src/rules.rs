@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::ids::{ClientId, CollectionCode, CollectionId};
 use crate::model::{
     Collection, CollectionUpdate, DetachOutcome, IssuedToken, NewCollection, NewFace, NewPerson,
-    Person, PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_CROP_BYTES, MAX_FACES_PER_PERSON,
+    Person, PersonUpdate, TokenRenewal, MAX_CROP_BYTES, MAX_EMBEDDING_DIM, MAX_FACES_PER_PERSON,
     MAX_JTI_LEN, MAX_MODEL_LEN, MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_THUMBNAIL_BYTES,
 };
 
@@ -94,12 +94,26 @@ pub(crate) fn check_replaced_embeddings(
         ));
     }
     for (_, e) in faces {
-        if e.len() != EMBEDDING_DIM {
-            return Err(Error::invalid("faces", "embedding must have 128 values"));
+        if e.is_empty() || e.len() > MAX_EMBEDDING_DIM {
+            return Err(Error::invalid("faces", "embedding must have 1-1024 values"));
         }
         if !e.iter().all(|v| v.is_finite()) {
             return Err(Error::invalid("faces", "embedding has a non-finite value"));
         }
+    }
+    Ok(())
+}
+
+/// The checks of `Store::register_model`.
+pub(crate) fn check_model(model: &str, dimension: usize) -> Result<(), Error> {
+    if !is_model_id(model) {
+        return Err(Error::invalid(
+            "model",
+            "must be 1-64 of a-z, 0-9, '.', '_', '-'",
+        ));
+    }
+    if dimension == 0 || dimension > MAX_EMBEDDING_DIM {
+        return Err(Error::invalid("dimension", "must be 1-1024"));
     }
     Ok(())
 }
@@ -115,8 +129,8 @@ fn check_faces(faces: &[NewFace]) -> Result<(), Error> {
         return Err(Error::invalid("faces", "more than 3 faces"));
     }
     for f in faces {
-        if f.embedding.len() != EMBEDDING_DIM {
-            return Err(Error::invalid("faces", "embedding must have 128 values"));
+        if f.embedding.is_empty() || f.embedding.len() > MAX_EMBEDDING_DIM {
+            return Err(Error::invalid("faces", "embedding must have 1-1024 values"));
         }
         if !f.embedding.iter().all(|v| v.is_finite()) {
             return Err(Error::invalid("faces", "embedding has a non-finite value"));
@@ -396,7 +410,8 @@ mod tests {
         }
         for (faces, why) in [
             (vec![f(128, 0.5, 1); 4], "more than 3 faces"),
-            (vec![f(127, 0.5, 1)], "embedding must have 128 values"),
+            (vec![f(0, 0.5, 1)], "embedding must have 1-1024 values"),
+            (vec![f(1025, 0.5, 1)], "embedding must have 1-1024 values"),
             (vec![f(128, nan, 1)], "embedding has a non-finite value"),
             (vec![f(128, 0.5, 0)], "empty thumbnail"),
             (vec![f(128, 0.5, max + 1)], "thumbnail too large"),

@@ -119,12 +119,16 @@ fn hex(b: &[u8]) -> String {
 /// `faces`, anything else in thumbnails, person text fields or audit rows. (Dead tuples are
 /// covered by `erase_then_vacuum_leaves_no_dead_tuples`.)
 async fn present_in_db(c: &Client, needle: &[u8]) -> Result<bool, tokio_postgres::Error> {
-    if needle.len() == EMBEDDING_BYTES {
+    // Embeddings of SFace's length or longer (whole needles, never thumbnail windows).
+    if (EMBEDDING_BYTES..=4 * store::MAX_EMBEDDING_DIM).contains(&needle.len()) {
         if let Some(e) = store::model::embedding_from_bytes(needle) {
+            let dims = e.len() as i32;
             let r = c
                 .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM faces WHERE embedding = $1::real[]::vector)",
-                    &[&e],
+                    "SELECT EXISTS (SELECT 1 FROM faces WHERE CASE \
+                     WHEN vector_dims(embedding) = $2 THEN embedding = $1::real[]::vector \
+                     ELSE false END)",
+                    &[&e, &dims],
                 )
                 .await?;
             if r.try_get::<_, bool>(0)? {
@@ -204,6 +208,7 @@ mod postgres {
         persons_crud,
         faces_for_index,
         faces_carry_their_model,
+        embeddings_of_any_dimension,
         face_embeddings_and_generation,
         tenancy,
         person_already_set,
@@ -224,6 +229,7 @@ mod postgres {
         erase_client_leaves_no_bytes,
         erasure_leaves_no_bytes,
         reembedded_faces_erase_leaves_no_bytes,
+        wide_embeddings_erase_leaves_no_bytes,
         update_replacing_faces_erases_old,
         detach_as_last_erases_bytes,
     );
@@ -316,23 +322,30 @@ async fn postgres_schema_has_vector_column_and_hnsw_index() -> TestResult {
             &[],
         )
         .await?;
-    assert_eq!(r.try_get::<_, String>(0)?, "vector(128)");
+    assert_eq!(r.try_get::<_, String>(0)?, "vector");
     let r = c
         .query_one(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'faces_by_embedding'",
+            "SELECT indexdef FROM pg_indexes \
+             WHERE indexname = embedding_model_index_name('sface-2021dec')",
             &[],
         )
         .await?;
     let def: String = r.try_get(0)?;
-    // Over half-precision copies from pgvector 0.7 on (migration 0006), else the vectors.
+    // One partial index per model, over half-precision copies from pgvector 0.7 on
+    // (migration 0006), else over the vectors cast to the model's length.
     let s = db.store().await?;
     let want = if s.vector_extension().halfvec_index {
         "((embedding)::halfvec(128)) halfvec_cosine_ops"
     } else {
-        "(embedding vector_cosine_ops)"
+        "((embedding)::vector(128)) vector_cosine_ops"
     };
     s.close();
-    assert!(def.contains("USING hnsw") && def.contains(want), "{def}");
+    assert!(
+        def.contains("USING hnsw")
+            && def.contains(want)
+            && def.contains("WHERE (model = 'sface-2021dec'::text)"),
+        "{def}"
+    );
     let r = c
         .query_one(
             "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
@@ -540,7 +553,7 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
     let plan = s
         .explain_nearest_persons(&me, DEFAULT_MODEL, None, &probe, 5, false)
         .await?;
-    assert!(plan.contains("faces_by_embedding"), "{plan}");
+    assert!(plan.contains("faces_hnsw_"), "{plan}");
     assert!(
         plan.starts_with("-- approximate") && !plan.contains("-- exact"),
         "{plan}"
@@ -549,7 +562,7 @@ async fn nearest_persons_exact_and_hnsw_agree_and_filter() -> TestResult {
         .explain_nearest_persons(&me, DEFAULT_MODEL, None, &probe, 5, true)
         .await?;
     assert!(
-        plan.starts_with("-- exact") && !plan.contains("faces_by_embedding"),
+        plan.starts_with("-- exact") && !plan.contains("faces_hnsw_"),
         "{plan}"
     );
 
@@ -758,7 +771,7 @@ async fn fast_search_of_a_small_client_among_nearer_strangers() -> TestResult {
             assert!(plan.starts_with("-- approximate"), "{plan}");
             if s.vector_extension().iterative_scan {
                 assert!(
-                    plan.contains("faces_by_embedding") && !plan.contains("-- exact"),
+                    plan.contains("faces_hnsw_") && !plan.contains("-- exact"),
                     "{plan}"
                 );
             } else {
@@ -801,6 +814,82 @@ async fn search_never_compares_faces_of_another_model() -> TestResult {
         .search(&me, "unused-model", None, &probe, 10, true)
         .await?;
     assert!(found.is_empty() && searched == 0);
+    s.close();
+    Ok(())
+}
+
+/// A 512-value model searches its own faces through its own partial HNSW index, created
+/// when the model is registered, beside SFace's 128-value faces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_of_512_values_searches_on_its_own_index() -> TestResult {
+    let db = TestDb::create().await?;
+    let s = db.store().await?;
+    let me = suite::client("wide");
+    s.register_model("wide-512", 512).await?;
+    let c = db.client().await?;
+    let index: String = c
+        .query_one("SELECT embedding_model_index_name('wide-512')", &[])
+        .await?
+        .try_get(0)?;
+    let def: String = c
+        .query_one(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = $1",
+            &[&index],
+        )
+        .await?
+        .try_get(0)?;
+    assert!(
+        def.contains("vector(512)") && def.contains("'wide-512'"),
+        "{def}"
+    );
+    let seeds: Vec<Vec<f32>> = (0..40)
+        .map(|p| {
+            unit(
+                (0..512)
+                    .map(|i| ((i * (p + 3)) as f32 * 0.37).sin())
+                    .collect(),
+            )
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for (p, seed) in seeds.iter().enumerate() {
+        let new = NewPerson {
+            faces: vec![store::NewFace {
+                model: "wide-512".into(),
+                embedding: seed.clone(),
+                thumbnail_jpeg: vec![1],
+                crop_png: vec![2],
+            }],
+            ..suite::person(&format!("Wide {p}"), &[], 0)
+        };
+        ids.push(s.create_person(&me, new).await?.id);
+    }
+    s.create_person(&me, suite::person("Narrow", &[], 2))
+        .await?;
+    for (p, seed) in seeds.iter().enumerate().step_by(7) {
+        for exact in [true, false] {
+            let (found, searched) = s.search(&me, "wide-512", None, seed, 3, exact).await?;
+            assert_eq!(found[0].0, ids[p], "person {p}, exact {exact}");
+            assert!(found[0].1 > 0.999, "{found:?}");
+            assert_eq!(searched, 40);
+        }
+    }
+    let plan = s
+        .explain_nearest_persons(&me, "wide-512", None, &seeds[0], 5, false)
+        .await?;
+    assert!(plan.contains(&index), "{plan}");
+    // SFace's faces search as before, on theirs.
+    let (found, searched) = s
+        .search(
+            &me,
+            DEFAULT_MODEL,
+            None,
+            &suite::face(0).embedding,
+            5,
+            false,
+        )
+        .await?;
+    assert_eq!((found.len(), searched), (1, 2));
     s.close();
     Ok(())
 }

@@ -89,6 +89,7 @@ mod sqlite {
         persons_crud,
         faces_for_index,
         faces_carry_their_model,
+        embeddings_of_any_dimension,
         face_embeddings_and_generation,
         tenancy,
         person_already_set,
@@ -117,6 +118,14 @@ mod sqlite {
     async fn erasure_leaves_no_bytes() -> TestResult {
         let (dir, s) = open();
         suite::erasure_leaves_no_bytes(&s, &present_in(dir.path())).await?;
+        s.close().await?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wide_embeddings_erase_leaves_no_bytes() -> TestResult {
+        let (dir, s) = open();
+        suite::wide_embeddings_erase_leaves_no_bytes(&s, &present_in(dir.path())).await?;
         s.close().await?;
         Ok(())
     }

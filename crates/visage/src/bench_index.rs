@@ -87,14 +87,14 @@ fn row_of(p: &PersonId) -> u32 {
     u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as u32
 }
 
-fn rows(v: &[f32]) -> Vec<&[f32]> {
-    v.chunks_exact(EMBEDDING_DIM).collect()
+fn rows(v: &[f32], dim: usize) -> Vec<&[f32]> {
+    v.chunks_exact(dim).collect()
 }
 
 /// The exact top-`k` rows and the best cosine.
 fn flat_top(base: &[f32], q: &[f32], k: usize) -> (Vec<u32>, f32) {
     let mut top = TopK::new(k);
-    for (row, face) in base.chunks_exact(EMBEDDING_DIM).enumerate() {
+    for (row, face) in base.chunks_exact(q.len()).enumerate() {
         top.push(dot_f32(face, q), row as u32);
     }
     let sorted = top.into_sorted();
@@ -213,12 +213,7 @@ fn faiss(args: &BenchIndexArgs, base: &[f32], q: &[f32], threshold: f32) -> anyh
         .arg(&bp)
         .arg("--queries")
         .arg(&qp)
-        .args([
-            "--dim",
-            &EMBEDDING_DIM.to_string(),
-            "--k",
-            &args.k.to_string(),
-        ])
+        .args(["--dim", &EMBEDDING_DIM.to_string(), "--k", &args.k.to_string()])
         .args(["--hnsw-m", &args.m.to_string()])
         .args(["--ef-construction", &args.ef_construction.to_string()])
         .args(["--ef-search", &ef.join(",")])
@@ -299,6 +294,7 @@ fn compare_with_real(
 }
 
 pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
+    let dim = EMBEDDING_DIM;
     let real = match &args.lfw_embeddings {
         Some(path) => Some(compare_with_real(args, path)?),
         None => None,
@@ -348,7 +344,7 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
             Some((base, _, q)) => (base.clone(), q.clone()),
             None => dataset(args.generator, None, n, args.queries, args.per_identity)?,
         };
-        let queries = rows(&q);
+        let queries = rows(&q, dim);
         let (flat, exact) = time(&queries, |q| flat_top(&base, q, args.k));
         let above: Vec<bool> = exact.iter().map(|(_, best)| *best >= threshold).collect();
         let truth: Vec<Vec<u32>> = exact.into_iter().map(|(rows, _)| rows).collect();
@@ -392,11 +388,12 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
             },
             graph_min_faces: 0,
             ef_search: args.ef_search.first().copied().unwrap_or(64),
+            dimension: dim,
         };
         let gallery = Gallery::new(params);
         let started = Instant::now();
         let progress = Progress::new("indexing faces", n as u64);
-        for (i, r) in rows(&base).into_iter().enumerate() {
+        for (i, r) in rows(&base, dim).into_iter().enumerate() {
             let face = FaceId::from_u128(i as u128);
             gallery.put_person(&client, &person(i), &[], &[(face, r)]);
             progress.advance(1);
@@ -415,8 +412,7 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
             let found = gallery.candidates(&client, &request);
             let exact = |f: &FaceId| {
                 let row = f.to_u128() as usize;
-                base.get(row * EMBEDDING_DIM..(row + 1) * EMBEDDING_DIM)
-                    .map(|v| dot_f32(v, q))
+                base.get(row * dim..(row + 1) * dim).map(|v| dot_f32(v, q))
             };
             rank_persons(&found.candidates, exact, -1.0, args.k)
                 .into_iter()

@@ -124,6 +124,17 @@ impl AllPairs {
         }
     }
 
+    /// The highest cosine at which at least a share `rate` of genuine pairs match.
+    pub fn cosine_at_true_match_rate(&self, rate: f64) -> f32 {
+        let mut genuine = self.genuine.clone();
+        genuine.sort_by(|a, b| b.total_cmp(a));
+        let needed = (rate * genuine.len() as f64).ceil() as usize;
+        genuine
+            .get(needed.saturating_sub(1))
+            .copied()
+            .unwrap_or(f32::NEG_INFINITY)
+    }
+
     /// Score knots for the model these pairs were embedded by (see [`RATE_ANCHORS`]).
     pub fn proposed_knots(&self) -> Vec<(f32, f32)> {
         let mut knots = vec![(-1.0f32, 0.0f32)];
@@ -159,6 +170,24 @@ pub fn share_at_least(values: &[f32], threshold: f32) -> f64 {
 /// each comparison falsely matches with probability `fmr` (independence assumed).
 pub fn false_positive_identification_rate(fmr: f64, gallery: f64) -> f64 {
     1.0 - (1.0 - fmr).powf(gallery)
+}
+
+/// The operating points that compare models (docs/embedders.md), over all pairs: the share
+/// of genuine pairs matched where 1e-3 and 1e-6 of impostor pairs match, and the share of
+/// impostor pairs matched where 95% of genuine pairs do.
+pub fn print_operating_points(all: &AllPairs) {
+    for rate in [1e-3, 1e-6] {
+        let c = all.cosine_at_false_match_rate(rate);
+        println!(
+            "all_pairs tar_at_far_{rate:.0e} {:.4} (cosine {c:.4})",
+            all.true_match_rate(c)
+        );
+    }
+    let c = all.cosine_at_true_match_rate(0.95);
+    println!(
+        "all_pairs far_at_tar_0.95 {:.2e} (cosine {c:.4})",
+        all.false_match_rate(c)
+    );
 }
 
 /// The score table of `docs/scores.md` on the model's map `scores`: one row per score
@@ -225,6 +254,34 @@ mod tests {
         assert_eq!(all.false_match_rate(0.2), 0.0);
         let fpir = false_positive_identification_rate(1e-6, 1e6);
         assert!((fpir - 0.632).abs() < 1e-3, "{fpir}");
+    }
+
+    #[test]
+    fn the_cosine_at_a_true_match_rate_keeps_that_share_of_genuine_pairs() {
+        // Genuine cosines 0.9, 0.8, ..., 0.0 (ten identities of two images each).
+        let embeddings: Vec<(Embedding, Embedding)> = (0..10)
+            .map(|i| {
+                let c = 0.9 - 0.1 * i as f32;
+                let axis = |k: usize, v: &[f32]| {
+                    let mut e = vec![0.0; vision::EMBEDDING_DIM];
+                    e[2 * k] = v[0];
+                    e[2 * k + 1] = v[1];
+                    Embedding::from_slice(&e).expect("non-zero")
+                };
+                (axis(i, &[1.0, 0.0]), axis(i, &[c, (1.0 - c * c).sqrt()]))
+            })
+            .collect();
+        let names: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
+        let items: Vec<(&str, &Embedding)> = embeddings
+            .iter()
+            .zip(&names)
+            .flat_map(|((a, b), n)| [(n.as_str(), a), (n.as_str(), b)])
+            .collect();
+        let all = AllPairs::compute(&items);
+        assert_eq!(all.genuine_pairs(), 10);
+        assert!((all.cosine_at_true_match_rate(0.5) - 0.5).abs() < 1e-4);
+        assert!((all.cosine_at_true_match_rate(0.95) - 0.0).abs() < 1e-4);
+        assert!(all.true_match_rate(all.cosine_at_true_match_rate(0.3)) >= 0.3);
     }
 
     #[test]

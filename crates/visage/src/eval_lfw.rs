@@ -11,7 +11,7 @@ use image::imageops;
 use rayon::prelude::*;
 use vision::{Detection, Embedding, Pipeline};
 
-use crate::calibration::{knots_toml, print_score_table, AllPairs};
+use crate::calibration::{knots_toml, print_operating_points, print_score_table, AllPairs};
 use crate::progress::Progress;
 use crate::stats::{mean, std_dev};
 use crate::PipelineArgs;
@@ -293,6 +293,7 @@ pub fn run(args: &LfwArgs) -> anyhow::Result<()> {
     let descriptor = pipeline.embedder();
     println!("score_map {} (its descriptor's knots)", descriptor.id);
     print_score_table(&genuine, &impostor, &all, &descriptor.score_map);
+    print_operating_points(&all);
     println!(
         "knots for {}'s descriptor (same false-match rate as SFace at each score):\n{}",
         descriptor.id,

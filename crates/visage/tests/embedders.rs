@@ -213,3 +213,131 @@ fn erasure_after_reembedding_leaves_no_crop_embedding_or_thumbnail_on_disk() {
     assert!(matches.iter().all(|m| m.0 != common::id(&obama)));
     assert_eq!(searched, 1);
 }
+
+/// Model W: SFace followed by a fixed map to 512 values with orthonormal columns, written
+/// here (so no other model is downloaded); it keeps SFace's cosines, so it finds the same
+/// persons with the same scores, through embeddings four times as long.
+fn descriptor_wide(dir: &Path) -> PathBuf {
+    let model = dir.join("sface-512.onnx");
+    let sha =
+        vision::projected::write_projected(&models_dir().join(EMBEDDER_FILE), &model, 128, 512, 20)
+            .expect("writes the model");
+    let text = BUILT_IN
+        .replacen("id = \"sface-2021dec\"", "id = \"sface-512\"", 1)
+        .replacen(
+            &format!("file = \"{EMBEDDER_FILE}\""),
+            &format!("file = {:?}", model.to_string_lossy()),
+            1,
+        )
+        .replacen(
+            "sha256 = \"0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79\"",
+            &format!("sha256 = \"{sha}\""),
+            1,
+        )
+        .replacen("dimension = 128", "dimension = 512", 1);
+    let path = dir.join("model-wide.toml");
+    std::fs::write(&path, text).expect("write descriptor");
+    path
+}
+
+/// The embedding of `image` as the server stores it (little-endian f32) under `descriptor`.
+fn stored_embedding(descriptor: &Path, image: &str) -> Vec<u8> {
+    let d = vision::EmbedderDescriptor::from_file(descriptor).expect("descriptor");
+    let pipeline =
+        vision::Pipeline::load_with_embedder(&models_dir(), vision::PipelineConfig::default(), &d)
+            .expect("models");
+    let bytes = std::fs::read(common::repo_path("fixtures/faces").join(image)).expect("fixture");
+    let img = pipeline.decode(&bytes).expect("decodes");
+    let face = pipeline.largest_face(&img).expect("runs").expect("a face");
+    assert_eq!(face.embedding.dimension(), 512);
+    face.embedding
+        .as_slice()
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect()
+}
+
+#[test]
+fn a_gallery_of_a_512_value_model_enrols_searches_verifies_survives_restart_and_erases() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let wide = descriptor_wide(tmp.path());
+    let wide_arg = path_str(&wide);
+
+    // What SFace (128 values) finds, for comparison, in a store of its own.
+    let a = TestServer::start_in(&tmp.path().join("sface"), &[]);
+    let t = a.token("acme");
+    create_person(&a, &t, person_body("Barack Obama", "obama.jpg"));
+    create_person(&a, &t, person_body("Joe Biden", "biden.jpg"));
+    let on_sface: Vec<_> = PROBES.iter().map(|p| search(&a, &t, p)).collect();
+    a.stop();
+
+    let s = TestServer::start_in(&dir, &["--embedder", &wide_arg]);
+    let t = s.token("acme");
+    let obama = common::id(&create_person(
+        &s,
+        &t,
+        person_body("Barack Obama", "obama.jpg"),
+    ));
+    let biden = common::id(&create_person(
+        &s,
+        &t,
+        person_body("Joe Biden", "biden.jpg"),
+    ));
+    let found: Vec<_> = PROBES.iter().map(|p| search(&s, &t, p)).collect();
+    assert_eq!(found[0].0[0].0, obama, "{found:?}");
+    assert_eq!(found[2].0[0].0, biden, "{found:?}");
+    for ((probe, got), want) in PROBES.iter().zip(&found).zip(&on_sface) {
+        assert_eq!(got.1, 2, "{probe}");
+        assert_eq!(got.0.len(), want.0.len(), "{probe}: {got:?} vs {want:?}");
+        for (g, w) in got.0.iter().zip(&want.0) {
+            assert!((g.1 - w.1).abs() <= 2e-4, "{probe}: {got:?} vs {want:?}");
+        }
+    }
+    let verify = |s: &TestServer, t: &str, image: &str| {
+        let body = json!({"id": obama, "images": [fixture_b64(image)], "min_score": 0.81, "search_mode": "ACCURATE"});
+        post_ok(s, t, "/verify", body)["data"]["match"]["id"].clone()
+    };
+    assert_eq!(verify(&s, &t, "obama2.jpg"), obama.as_str());
+    assert_eq!(verify(&s, &t, "biden.jpg"), serde_json::Value::Null);
+    s.stop();
+
+    // After a restart (the index from its snapshot, or PostgreSQL), the same answers.
+    let s = TestServer::start_in(&dir, &["--embedder", &wide_arg]);
+    let t = s.token("acme");
+    let again: Vec<_> = PROBES.iter().map(|p| search(&s, &t, p)).collect();
+    assert_eq!(again, found);
+    assert_eq!(verify(&s, &t, "obama2.jpg"), obama.as_str());
+
+    // Erasure: on disk, neither the 512-value embedding nor the crop is left.
+    let raw_scan = !common::on_postgres();
+    let embedding = stored_embedding(&wide, "obama.jpg");
+    let crop = crop_png("obama.jpg");
+    let windows: Vec<&[u8]> = crop[64..].chunks_exact(64).step_by(8).collect();
+    if raw_scan {
+        assert!(
+            !files_containing(&s.data_dir, &embedding).is_empty(),
+            "the embedding is stored"
+        );
+    }
+    let (status, _) = s.delete(&format!("{}/persons/{obama}", common::BASE), &t);
+    assert_eq!(status, 200);
+    if raw_scan {
+        assert_eq!(
+            files_containing(&s.data_dir, &embedding),
+            Vec::<String>::new()
+        );
+        for w in &windows {
+            assert_eq!(files_containing(&s.data_dir, w), Vec::<String>::new());
+        }
+    }
+    let (matches, searched) = search(&s, &t, "obama2.jpg");
+    assert!(matches.iter().all(|m| m.0 != obama));
+    assert_eq!(searched, 1);
+    s.stop();
+
+    // SFace on the same store compares none of the 512-value faces.
+    let a = TestServer::start_in(&dir, &[]);
+    let t = a.token("acme");
+    assert_eq!(search(&a, &t, "biden.jpg"), (vec![], 0));
+}

@@ -12,6 +12,8 @@ mod liveness;
 pub mod models;
 mod onnx;
 mod pipeline;
+#[doc(hidden)]
+pub mod projected;
 mod score;
 mod stage;
 

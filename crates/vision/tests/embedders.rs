@@ -107,6 +107,53 @@ fn sface_under_a_second_descriptor_embeds_exactly_as_the_built_in_one() {
 }
 
 #[test]
+fn sface_projected_to_512_values_embeds_512_values_with_sfaces_cosines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wide = dir.path().join("sface-512.onnx");
+    let sha =
+        vision::projected::write_projected(&models_dir().join(EMBEDDER_FILE), &wide, 128, 512, 20)
+            .expect("writes the model");
+    let path = descriptor(
+        dir.path(),
+        &[
+            ("id = \"sface-2021dec\"", "id = \"sface-512\""),
+            (
+                "sha256 = \"0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79\"",
+                &format!("sha256 = \"{sha}\""),
+            ),
+            ("dimension = 128", "dimension = 512"),
+        ],
+    );
+    let text = std::fs::read_to_string(&path).expect("descriptor").replace(
+        &format!("{:?}", models_dir().join(EMBEDDER_FILE).to_string_lossy()),
+        &format!("{:?}", wide.to_string_lossy()),
+    );
+    std::fs::write(&path, text).expect("descriptor");
+    let wide = load(&path).expect("loads");
+    let built_in = Pipeline::load(&models_dir(), config()).expect("loads");
+    let names = ["obama.jpg", "obama2.jpg", "biden.jpg"];
+    let w: Vec<_> = names.iter().map(|n| embedding(&wide, n)).collect();
+    let n: Vec<_> = names.iter().map(|n| embedding(&built_in, n)).collect();
+    assert!(w.iter().all(|e| e.dimension() == 512));
+    for i in 0..names.len() {
+        for j in 0..names.len() {
+            let (a, b) = (w[i].cosine(&w[j]), n[i].cosine(&n[j]));
+            assert!(
+                (a - b).abs() < 1e-4,
+                "{} {}: {a} vs {b}",
+                names[i],
+                names[j]
+            );
+        }
+    }
+    // Declared with SFace's 128 values, it is refused.
+    let text = std::fs::read_to_string(&path).expect("descriptor");
+    std::fs::write(&path, text.replace("dimension = 512", "dimension = 128")).expect("write");
+    let err = load(&path).err().expect("refused");
+    assert!(err.to_string().contains("512"), "{err}");
+}
+
+#[test]
 fn the_descriptor_scaling_and_colour_order_reach_the_model() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = descriptor(

@@ -6,11 +6,16 @@ use tokio_postgres::Row;
 
 use crate::error::Error;
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
-use crate::model::{Gender, PersonStatus, EMBEDDING_DIM};
+use crate::model::{Gender, PersonStatus, MAX_EMBEDDING_DIM};
 
 /// Maps a driver error: connection trouble is [`Error::Unavailable`] (503 material), the rest
 /// is [`Error::Postgres`].
 pub(crate) fn pg(e: tokio_postgres::Error) -> Error {
+    // The SQLSTATE migration 0006's trigger raises for a face of another length than its
+    // model's.
+    if e.code().is_some_and(|c| c.code() == "VS001") {
+        return Error::invalid("faces", crate::error::DIMENSION_REFUSED);
+    }
     if is_connection_error(&e) {
         Error::Unavailable(e.to_string())
     } else {
@@ -127,7 +132,7 @@ pub(crate) fn parsed_opt<T: FromText>(row: &Row, idx: usize) -> Result<Option<T>
 /// An embedding read as `real[]` (the `vector` column cast in the query).
 pub(crate) fn embedding(row: &Row, idx: usize) -> Result<Vec<f32>, Error> {
     let e: Vec<f32> = get(row, idx)?;
-    if e.len() != EMBEDDING_DIM {
+    if e.is_empty() || e.len() > MAX_EMBEDDING_DIM {
         return Err(Error::Corrupt(format!("embedding of {} values", e.len())));
     }
     Ok(e)

@@ -39,7 +39,7 @@ use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
     AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceCrop,
     FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson, Person, PersonFilter,
-    PersonUpdate, TokenRenewal, EMBEDDING_DIM, MAX_FACES_PER_PERSON,
+    PersonUpdate, TokenRenewal, MAX_EMBEDDING_DIM, MAX_FACES_PER_PERSON,
 };
 use crate::rules::{
     check_collection_update, check_issued_token, check_jti, check_new_collection, check_new_person,
@@ -102,24 +102,21 @@ pub struct VectorExtension {
     /// HNSW scan goes on until enough rows pass the filters, so FAST filters inside the index
     /// scan instead of after it.
     pub iterative_scan: bool,
-    /// The HNSW index holds half-precision copies of the embeddings (`halfvec`, pgvector 0.7
-    /// and newer; migration 0006): read from the index's definition, or, while the index is
-    /// dropped for an import, from the version.
+    /// The models' HNSW indexes hold half-precision copies of the embeddings (`halfvec`,
+    /// pgvector 0.7 and newer): `embedding_model_index` (migration 0006) builds them so, and
+    /// rebuilds an index of the other kind when the server registers its model.
     pub halfvec_index: bool,
 }
 
 impl VectorExtension {
-    fn new(version: String, index_definition: Option<&str>) -> Self {
+    fn new(version: String) -> Self {
         let mut parts = version
             .split('.')
             .map(|p| p.parse::<u32>().unwrap_or(0))
             .chain(std::iter::repeat(0));
         let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
         let iterative_scan = (major, minor) >= (0, 8);
-        let halfvec_index = match index_definition {
-            Some(def) => def.contains("halfvec"),
-            None => (major, minor) >= (0, 7),
-        };
+        let halfvec_index = (major, minor) >= (0, 7);
         Self {
             version,
             iterative_scan,
@@ -259,21 +256,19 @@ impl PostgresStore {
             .map_err(|_| Error::invalid("pool options", "max_size must be at least 1"))?;
         let mut conn = pool.get().await.map_err(conv::pool)?;
         schema::migrate(&mut conn).await?;
-        let found = conn
+        let version: String = conn
             .query_one(
-                "SELECT extversion, (SELECT indexdef FROM pg_indexes \
-                   WHERE schemaname = current_schema() AND indexname = 'faces_by_embedding') \
-                 FROM pg_extension WHERE extname = 'vector'",
+                "SELECT extversion FROM pg_extension WHERE extname = 'vector'",
                 &[],
             )
             .await
+            .map_err(pg)?
+            .try_get(0)
             .map_err(pg)?;
-        let version: String = found.try_get(0).map_err(pg)?;
-        let index: Option<String> = found.try_get(1).map_err(pg)?;
         drop(conn);
         Ok(Self {
             pool,
-            vector: VectorExtension::new(version, index.as_deref()),
+            vector: VectorExtension::new(version),
         })
     }
 
@@ -310,20 +305,32 @@ impl PostgresStore {
         conv::count(&row, 0)
     }
 
-    /// Drops the HNSW index of the faces, for a bulk import into a large or empty table:
-    /// maintaining it row by row costs ~3 ms a face at 10^5 faces, building it afterwards
-    /// (see [`Self::build_face_index`]) a fraction of that. FAST search is exact meanwhile.
+    /// Drops the HNSW indexes of the faces (one per model), for a bulk import into a large or
+    /// empty table: maintaining one row by row costs ~3 ms a face at 10^5 faces, building it
+    /// afterwards (see [`Self::build_face_index`]) a fraction of that. FAST search is exact
+    /// meanwhile.
     pub async fn drop_face_index(&self) -> Result<()> {
         let conn = self.conn().await?;
-        conn.batch_execute("DROP INDEX IF EXISTS faces_by_embedding")
+        let names = conn
+            .query(
+                "SELECT embedding_model_index_name(model) FROM embedding_models",
+                &[],
+            )
             .await
-            .map_err(conv::pg)
+            .map_err(conv::pg)?;
+        for row in names {
+            let name: String = conv::get(&row, 0)?;
+            // The name is embedding_model_index_name's: 'faces_hnsw_' and hex digits.
+            conn.batch_execute(&format!("DROP INDEX IF EXISTS \"{name}\""))
+                .await
+                .map_err(conv::pg)?;
+        }
+        Ok(())
     }
 
-    /// (Re)builds the HNSW index of the faces (as the schema defines it for this pgvector:
-    /// over `halfvec` copies from 0.7 on) when it is missing,
-    /// with `maintenance_mib` MiB of build memory and the server's parallel maintenance
-    /// workers.
+    /// (Re)builds the HNSW index of every recorded model's faces when it is missing (over
+    /// `halfvec` copies from pgvector 0.7 on, see migration 0006), with `maintenance_mib` MiB
+    /// of build memory and the server's parallel maintenance workers.
     pub async fn build_face_index(&self, maintenance_mib: u32) -> Result<()> {
         let conn = self.conn().await?;
         conn.execute(
@@ -332,15 +339,10 @@ impl PostgresStore {
         )
         .await
         .map_err(conv::pg)?;
-        let indexed = if self.vector.halfvec_index {
-            "(embedding::halfvec(128)) halfvec_cosine_ops"
-        } else {
-            "embedding vector_cosine_ops"
-        };
-        conn.batch_execute(&format!(
-            "CREATE INDEX IF NOT EXISTS faces_by_embedding ON faces USING hnsw ({indexed}); \
-             RESET maintenance_work_mem;"
-        ))
+        conn.batch_execute(
+            "SELECT embedding_model_index(model) FROM embedding_models; \
+             RESET maintenance_work_mem;",
+        )
         .await
         .map_err(conv::pg)
     }
@@ -456,8 +458,14 @@ impl PostgresStore {
         exact: bool,
         explain: bool,
     ) -> Result<(Vec<(PersonId, f32)>, String)> {
-        if probe.len() != EMBEDDING_DIM {
-            return Err(Error::invalid("probe", "must have 128 values"));
+        if probe.is_empty() || probe.len() > MAX_EMBEDDING_DIM {
+            return Err(Error::invalid("probe", "must have 1-1024 values"));
+        }
+        if !crate::rules::is_model_id(model) {
+            return Err(Error::invalid(
+                "model",
+                "must be 1-64 of a-z, 0-9, '.', '_', '-'",
+            ));
         }
         if !probe.iter().all(|v| v.is_finite()) {
             return Err(Error::invalid("probe", "has a non-finite value"));
@@ -486,12 +494,31 @@ impl PostgresStore {
         };
         let approx = !exact && ef <= MAX_EF_SEARCH;
         read_tx!(self, |tx| {
+            // A model with no faces yet finds nobody; a probe of another length than the
+            // model's faces cannot be compared with them.
+            let recorded = tx
+                .query_opt(
+                    "SELECT dimension FROM embedding_models WHERE model = $1",
+                    &[&model],
+                )
+                .await
+                .map_err(pg)?;
+            let Some(recorded) = recorded else {
+                return Ok((Vec::new(), String::new()));
+            };
+            let dimension: i32 = conv::get(&recorded, 0)?;
+            if usize::try_from(dimension).ok() != Some(probe.len()) {
+                return Err(Error::invalid(
+                    "probe",
+                    "must have as many values as the model's embeddings",
+                ));
+            }
             let mut plan = String::new();
             if approx {
-                // Seq scans off: the planner would otherwise sort a small table itself. With
-                // the filters inside the scan it would also sort a small client's faces
-                // (found by persons_by_client) rather than walk the index: sorts off too,
-                // so that FAST is the index scan these settings tune.
+                // Seq scans and sorts off: the planner would otherwise sort a small table, a
+                // small client's faces (found by persons_by_client) or the model's rows (found
+                // by `faces_model`) itself rather than walk the model's HNSW index, so that
+                // FAST is the index scan these settings tune.
                 let settings = if iterative {
                     "SELECT set_config('hnsw.ef_search', $1, true), \
                             set_config('hnsw.iterative_scan', 'relaxed_order', true), \
@@ -499,13 +526,14 @@ impl PostgresStore {
                             set_config('enable_sort', 'off', true)"
                 } else {
                     "SELECT set_config('hnsw.ef_search', $1, true), \
-                            set_config('enable_seqscan', 'off', true)"
+                            set_config('enable_seqscan', 'off', true), \
+                            set_config('enable_sort', 'off', true)"
                 };
                 let half = self.vector.halfvec_index;
                 let sql = if iterative {
-                    queries::nearest_filtered_approx_sql(half)
+                    queries::nearest_filtered_approx_sql(probe.len(), model, half)
                 } else {
-                    queries::nearest_approx_sql(half)
+                    queries::nearest_approx_sql(probe.len(), model, half)
                 };
                 let settings = tx.prepare_cached(settings).await.map_err(pg)?;
                 let ef = ef.to_string();
@@ -792,6 +820,12 @@ impl Store for PostgresStore {
         .await)
     }
 
+    async fn register_model(&self, model: &str, dimension: usize) -> Result<()> {
+        crate::rules::check_model(model, dimension)?;
+        write_tx!(self, |tx| queries::register_model(&tx, model, dimension)
+            .await)
+    }
+
     async fn replace_embeddings(&self, model: &str, faces: Vec<(FaceId, Vec<f32>)>) -> Result<u64> {
         crate::rules::check_replaced_embeddings(model, &faces)?;
         write_tx!(self, |tx| queries::replace_embeddings(&tx, model, &faces)
@@ -879,7 +913,7 @@ mod tests {
             ("unknown", false),
         ] {
             assert_eq!(
-                VectorExtension::new(version.to_owned(), None).iterative_scan,
+                VectorExtension::new(version.to_owned()).iterative_scan,
                 iterative,
                 "{version}"
             );
@@ -887,16 +921,13 @@ mod tests {
     }
 
     #[test]
-    fn the_index_definition_tells_which_vectors_it_holds() {
-        let half = "CREATE INDEX faces_by_embedding ON public.faces USING hnsw \
-                    (((embedding)::halfvec(128)) halfvec_cosine_ops)";
-        let full = "CREATE INDEX faces_by_embedding ON public.faces USING hnsw \
-                    (embedding vector_cosine_ops)";
-        // A database migrated under pgvector 0.6 and upgraded since keeps its full index.
-        assert!(!VectorExtension::new("0.8.5".into(), Some(full)).halfvec_index);
-        assert!(VectorExtension::new("0.8.5".into(), Some(half)).halfvec_index);
-        // No index (dropped for an import): what migration 0006 would have made.
-        assert!(VectorExtension::new("0.7.0".into(), None).halfvec_index);
-        assert!(!VectorExtension::new("0.6.2".into(), None).halfvec_index);
+    fn half_precision_indexes_from_pgvector_0_7_on() {
+        for (version, half) in [("0.6.2", false), ("0.7.0", true), ("0.8.5", true), ("", false)] {
+            assert_eq!(
+                VectorExtension::new(version.to_owned()).halfvec_index,
+                half,
+                "{version}"
+            );
+        }
     }
 }

@@ -417,6 +417,34 @@ pub(crate) async fn faces_of_person(
         .collect()
 }
 
+pub(crate) async fn register_model(tx: &Tx<'_>, model: &str, dimension: usize) -> Result<()> {
+    let wanted = i32::try_from(dimension).unwrap_or(i32::MAX);
+    exec(
+        tx,
+        "INSERT INTO embedding_models (model, dimension) VALUES ($1, $2) \
+         ON CONFLICT (model) DO NOTHING",
+        &[&model, &wanted],
+    )
+    .await?;
+    let row = tx
+        .query_one(
+            "SELECT dimension FROM embedding_models WHERE model = $1",
+            &[&model],
+        )
+        .await
+        .map_err(pg)?;
+    let recorded: i32 = get(&row, 0)?;
+    if recorded != wanted {
+        return Err(Error::ModelDimension {
+            model: model.to_owned(),
+            recorded: usize::try_from(recorded).unwrap_or(0),
+            wanted: dimension,
+        });
+    }
+    exec(tx, "SELECT embedding_model_index($1)", &[&model]).await?;
+    Ok(())
+}
+
 pub(crate) async fn face_embeddings(
     tx: &Tx<'_>,
     client: &ClientId,
@@ -1342,27 +1370,30 @@ pub(crate) fn nearest_exact_sql() -> String {
     )
 }
 
-/// What the HNSW index orders by: the embedding, or its half-precision copy (the index of
-/// migration 0006). The score is always the full-precision distance.
-fn index_order(half: bool) -> &'static str {
-    if half {
-        "f.embedding::halfvec(128) <=> $1::real[]::vector::halfvec(128)"
-    } else {
-        "f.embedding <=> $1::real[]::vector"
-    }
+/// What a model's HNSW index orders by (migration 0006: partial, one per model, over its
+/// faces cast to its `dimension`, half-precision from pgvector 0.7 on). The planner uses the
+/// index only for the very expression it was built on; scores are always the full-precision
+/// distance.
+fn index_order(dimension: usize, half: bool) -> String {
+    let kind = if half { "halfvec" } else { "vector" };
+    format!("f.embedding::{kind}({dimension}) <=> $1::real[]::vector::{kind}({dimension})")
 }
 
-/// Approximate: the `$6` faces nearest to the probe by the HNSW index (the subquery with its
-/// own LIMIT is planned alone, as a plain index scan), then the same filters and per-person
-/// grouping as the exact search. pgvector before 0.8 applies filters after its index scan of
-/// `ef_search` rows anyway, so filtering outside the subquery loses nothing.
-pub(crate) fn nearest_approx_sql(half: bool) -> String {
+/// Approximate: the `$6` faces nearest to the probe by the model's HNSW index (the subquery
+/// with its own LIMIT is planned alone, as a plain index scan), then the same filters and
+/// per-person grouping as the exact search. pgvector before 0.8 applies filters after its
+/// index scan of `ef_search` rows anyway, so filtering outside the subquery loses nothing.
+///
+/// The query names the model as a literal so that the planner can prove the partial index's
+/// predicate. `model` must be a model id (checked by the caller: letters, digits, `.`, `_`,
+/// `-`).
+pub(crate) fn nearest_approx_sql(dimension: usize, model: &str, half: bool) -> String {
     let searchable = searchable("$2", "$3", "$5");
-    let order = index_order(half);
+    let order = index_order(dimension, half);
     format!(
         "SELECT p.id, (1 - min(f.distance))::real AS score FROM ( \
            SELECT f.person_pk, f.model, f.embedding <=> $1::real[]::vector AS distance FROM faces f \
-           ORDER BY {order} LIMIT $6 \
+           WHERE f.model = '{model}' ORDER BY {order} LIMIT $6 \
          ) f JOIN persons p ON p.pk = f.person_pk \
          WHERE {searchable} \
          GROUP BY p.pk, p.id ORDER BY score DESC, p.pk LIMIT $4"
@@ -1372,15 +1403,15 @@ pub(crate) fn nearest_approx_sql(half: bool) -> String {
 /// Approximate with filters inside the index scan, for pgvector's iterative index scans
 /// (0.8+, `hnsw.iterative_scan` on): the `$6` nearest *searchable* faces by the HNSW index
 /// (the scan goes on past `ef_search` until that many pass the filters), then each person's
-/// best face.
-pub(crate) fn nearest_filtered_approx_sql(half: bool) -> String {
+/// best face. `model` as in [`nearest_approx_sql`].
+pub(crate) fn nearest_filtered_approx_sql(dimension: usize, model: &str, half: bool) -> String {
     let searchable = searchable("$2", "$3", "$5");
-    let order = index_order(half);
+    let order = index_order(dimension, half);
     format!(
         "SELECT f.id, (1 - min(f.distance))::real AS score FROM ( \
            SELECT p.pk, p.id, f.embedding <=> $1::real[]::vector AS distance \
            FROM faces f JOIN persons p ON p.pk = f.person_pk \
-           WHERE {searchable} \
+           WHERE f.model = '{model}' AND {searchable} \
            ORDER BY {order} LIMIT $6 \
          ) f \
          GROUP BY f.pk, f.id ORDER BY score DESC, f.pk LIMIT $4"

@@ -27,7 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         6,
-        include_str!("../../migrations/postgresql/0006_halfvec_search_index.sql"),
+        include_str!("../../migrations/postgresql/0006_embedding_dimensions.sql"),
     ),
 ];
 

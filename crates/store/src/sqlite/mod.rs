@@ -379,6 +379,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn register_model(&self, model: &str, dimension: usize) -> Result<()> {
+        rules::check_model(model, dimension)?;
+        let model = model.to_owned();
+        self.writer
+            .run(false, move |c| {
+                queries::register_model(c, &model, dimension)
+            })
+            .await
+    }
+
     async fn warm_up(&self) -> Result<()> {
         self.readers.run(queries::warm_up).await
     }

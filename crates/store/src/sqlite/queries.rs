@@ -16,7 +16,7 @@ use crate::model::{
     embedding_from_bytes, embedding_to_bytes, now_millis, AuditEntry, AuditFilter, ClientErasure,
     Collection, CollectionUpdate, DetachOutcome, FaceCrop, FaceRecord, IssuedToken, ListedToken,
     NewCollection, NewFace, NewPerson, Person, PersonFilter, PersonStatus, PersonUpdate, Thumbnail,
-    TokenRenewal, EMBEDDING_DIM,
+    TokenRenewal, MAX_EMBEDDING_DIM,
 };
 use crate::rules::{self, dedup, name_key, page_bounds, MemberChange};
 
@@ -272,7 +272,7 @@ fn memberships_by_person(conn: &Connection) -> Result<HashMap<i64, Vec<Collectio
 
 fn decode_embedding(blob: &[u8]) -> Result<Vec<f32>> {
     match embedding_from_bytes(blob) {
-        Some(e) if e.len() == EMBEDDING_DIM => Ok(e),
+        Some(e) if (1..=MAX_EMBEDDING_DIM).contains(&e.len()) => Ok(e),
         _ => Err(Error::Corrupt(format!("embedding of {} bytes", blob.len()))),
     }
 }
@@ -380,6 +380,25 @@ pub(crate) fn replace_embeddings(
         write_audit(conn, now, client, audit::FACES_REEMBED, model)?;
     }
     Ok(Done::erased(replaced, replaced > 0))
+}
+
+pub(crate) fn register_model(conn: &Connection, model: &str, dimension: usize) -> Result<Done<()>> {
+    let wanted = i64::try_from(dimension).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO embedding_models (model, dimension) VALUES (?1, ?2)",
+    )?
+    .execute(params![model, wanted])?;
+    let recorded: i64 = conn
+        .prepare_cached("SELECT dimension FROM embedding_models WHERE model = ?1")?
+        .query_row(params![model], |r| r.get(0))?;
+    if recorded != wanted {
+        return Err(Error::ModelDimension {
+            model: model.to_owned(),
+            recorded: usize::try_from(recorded).unwrap_or(0),
+            wanted: dimension,
+        });
+    }
+    Ok(Done::kept(()))
 }
 
 pub(crate) fn face_embeddings(

@@ -26,10 +26,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_face_models.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_embedding_dimensions.sql"),
+    ),
 ];
 
 /// Newest schema this build understands.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// How long a connection waits on a lock held by another connection before giving up.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,7 +79,17 @@ pub(crate) fn configure_reader(conn: &Connection) -> Result<()> {
 /// Brings the schema to [`SCHEMA_VERSION`] in one transaction (DDL is transactional in
 /// SQLite, so a failed upgrade leaves the old schema). Refuses a database written by a newer
 /// build.
+///
+/// Foreign keys are off meanwhile (a migration may rebuild a table others refer to, which
+/// with them on would cascade its rows away) and checked before the commit.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let migrated = migrate_without_foreign_keys(conn);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrated
+}
+
+fn migrate_without_foreign_keys(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
     let found: Option<i64> = tx
@@ -87,6 +101,14 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     };
     for sql in pending {
         tx.execute_batch(sql)?;
+    }
+    let dangling: Option<String> = tx
+        .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+        .optional()?;
+    if let Some(table) = dangling {
+        return Err(Error::Corrupt(format!(
+            "a migration left rows of {table} referring to nothing"
+        )));
     }
     tx.execute("DELETE FROM schema_version", [])?;
     tx.execute(

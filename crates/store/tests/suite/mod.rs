@@ -36,7 +36,12 @@ fn hex(b: &[u8]) -> String {
 
 /// A face with a random (finite) embedding and random thumbnail bytes.
 pub fn face(thumb_len: usize) -> NewFace {
-    let raw = random_bytes(EMBEDDING_DIM * 4);
+    wide_face(store::DEFAULT_MODEL, EMBEDDING_DIM, thumb_len)
+}
+
+/// A face of `model` with a random embedding of `dimension` values.
+pub fn wide_face(model: &str, dimension: usize, thumb_len: usize) -> NewFace {
+    let raw = random_bytes(dimension * 4);
     let embedding = raw
         .chunks_exact(4)
         .map(|c| {
@@ -45,7 +50,7 @@ pub fn face(thumb_len: usize) -> NewFace {
         })
         .collect();
     NewFace {
-        model: store::DEFAULT_MODEL.into(),
+        model: model.into(),
         embedding,
         thumbnail_jpeg: random_bytes(thumb_len),
         crop_png: random_bytes(thumb_len.max(64)),
@@ -104,7 +109,7 @@ async fn ids_of(s: &dyn Store, c: &ClientId, filter: PersonFilter) -> Vec<Person
     people.into_iter().map(|p| p.id).collect()
 }
 
-/// The 512-byte embedding blob and the 64-byte windows of each thumbnail of `faces`.
+/// The embedding blob and the 64-byte windows of each thumbnail of `faces`.
 pub fn face_needles(faces: &[NewFace]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let emb = faces.iter().map(embedding_bytes).collect();
     let windows = faces
@@ -511,6 +516,144 @@ pub async fn faces_carry_their_model(s: &dyn Store) -> TestResult {
     s.erase_person(&c, &p_other.id).await?;
     let gone = vec![(other_crops[0].face_id.clone(), face(0).embedding)];
     assert_eq!(s.replace_embeddings("other-1", gone).await?, 0);
+    Ok(())
+}
+
+/// Any embedding length from 1 to 1,024 is stored, as long as all faces of a model have the
+/// same: the first face (or `register_model`) records the model's length, a face of another
+/// length is refused, and so is registering the model with another length.
+pub async fn embeddings_of_any_dimension(s: &dyn Store) -> TestResult {
+    let c = client("dims");
+    s.register_model("wide-512", 512).await?;
+    s.register_model("wide-512", 512).await?;
+    match s.register_model("wide-512", 256).await {
+        Err(Error::ModelDimension {
+            model,
+            recorded: 512,
+            wanted: 256,
+        }) if model == "wide-512" => {}
+        other => panic!("registered with another length: {other:?}"),
+    }
+    assert!(matches!(
+        s.register_model("wide-0", 0).await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        s.register_model("wide-1025", 1025).await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        s.register_model("Bad Model", 512).await,
+        Err(Error::Invalid { .. })
+    ));
+    let wide = NewPerson {
+        faces: (0..3).map(|_| wide_face("wide-512", 512, 100)).collect(),
+        ..person("Wide Faces", &[], 0)
+    };
+    let p = s.create_person(&c, wide.clone()).await?;
+    // A model never registered takes the length of its first face.
+    let widest = NewPerson {
+        faces: vec![wide_face("widest-1024", 1024, 100)],
+        ..person("Widest Face", &[], 0)
+    };
+    let q = s.create_person(&c, widest.clone()).await?;
+    let one = NewPerson {
+        faces: vec![wide_face("narrow-1", 1, 100)],
+        ..person("Narrowest Face", &[], 0)
+    };
+    s.create_person(&c, one).await?;
+    assert!(matches!(
+        s.register_model("widest-1024", 512).await,
+        Err(Error::ModelDimension { recorded: 1024, .. })
+    ));
+    s.register_model("widest-1024", 1024).await?;
+    for (model, len) in [
+        ("wide-512", 256),
+        ("widest-1024", 512),
+        (DEFAULT_MODEL, 512),
+    ] {
+        let bad = NewPerson {
+            faces: vec![wide_face(model, len, 100)],
+            ..person(&format!("Bad {model}"), &[], 0)
+        };
+        assert!(
+            s.create_person(&c, bad).await.is_err(),
+            "{len} values stored for {model}"
+        );
+    }
+    let stored = s.faces_of_person(&c, &p.id).await?;
+    let got: Vec<&Vec<f32>> = stored.iter().map(|f| &f.embedding).collect();
+    let want: Vec<&Vec<f32>> = wide.faces.iter().map(|f| &f.embedding).collect();
+    assert_eq!(got, want);
+    let indexed: Vec<(PersonId, usize)> = s
+        .faces_for_index()
+        .await?
+        .into_iter()
+        .filter(|f| f.client == c)
+        .map(|f| (f.person_id, f.embedding.len()))
+        .collect();
+    assert_eq!(
+        indexed
+            .iter()
+            .filter(|(id, n)| id == &p.id && *n == 512)
+            .count(),
+        3
+    );
+    assert_eq!(
+        indexed
+            .iter()
+            .filter(|(id, n)| id == &q.id && *n == 1024)
+            .count(),
+        1
+    );
+    let ids: Vec<FaceId> = stored.iter().map(|f| f.face_id.clone()).collect();
+    let embeddings = s.face_embeddings(&c, &ids).await?;
+    assert_eq!(embeddings.len(), 3);
+    assert!(embeddings.iter().all(|(_, e)| e.len() == 512));
+    // Re-embedding into a model of another length moves the faces with their new length.
+    let moved: Vec<(FaceId, Vec<f32>)> = ids
+        .iter()
+        .map(|id| (id.clone(), wide_face("wide-300", 300, 0).embedding))
+        .collect();
+    assert_eq!(s.replace_embeddings("wide-300", moved).await?, 3);
+    let again = s.faces_of_person(&c, &p.id).await?;
+    assert!(again
+        .iter()
+        .all(|f| f.model == "wide-300" && f.embedding.len() == 300));
+    let wrong = vec![(ids[0].clone(), vec![0.5; 512])];
+    assert!(s.replace_embeddings("wide-300", wrong).await.is_err());
+    Ok(())
+}
+
+/// Erasing a person whose faces a 512-value model embedded leaves none of the embeddings,
+/// crops or thumbnails on disk.
+pub async fn wide_embeddings_erase_leaves_no_bytes(
+    s: &dyn Store,
+    present: Present<'_>,
+) -> TestResult {
+    let c = client("wide-erase");
+    s.register_model("wide-erase-512", 512).await?;
+    let neighbour = NewPerson {
+        faces: (0..2)
+            .map(|_| wide_face("wide-erase-512", 512, 100))
+            .collect(),
+        ..person("Wide Neighbour", &[], 0)
+    };
+    s.create_person(&c, neighbour).await?;
+    let new = NewPerson {
+        faces: (0..3)
+            .map(|_| wide_face("wide-erase-512", 512, 6000))
+            .collect(),
+        ..person("Wide Erasable", &[], 0)
+    };
+    let (embeddings, windows) = face_needles(&new.faces);
+    assert!(embeddings.iter().all(|e| e.len() == 2048));
+    let p = s.create_person(&c, new).await?;
+    assert_gone_after(present, &embeddings, &windows, async {
+        assert!(s.erase_person(&c, &p.id).await?);
+        Ok(())
+    })
+    .await?;
     Ok(())
 }
 
