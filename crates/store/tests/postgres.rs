@@ -840,7 +840,8 @@ async fn a_model_of_512_values_searches_on_its_own_index() -> TestResult {
         .try_get(0)?;
     // halfvec(512) from pgvector 0.7 on, vector(512) before.
     assert!(
-        def.contains("vec(512)") && def.contains("'wide-512'"),
+        (def.contains("::halfvec(512)") || def.contains("::vector(512)"))
+            && def.contains("'wide-512'"),
         "{def}"
     );
     let seeds: Vec<Vec<f32>> = (0..40)

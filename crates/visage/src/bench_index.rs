@@ -213,7 +213,12 @@ fn faiss(args: &BenchIndexArgs, base: &[f32], q: &[f32], threshold: f32) -> anyh
         .arg(&bp)
         .arg("--queries")
         .arg(&qp)
-        .args(["--dim", &EMBEDDING_DIM.to_string(), "--k", &args.k.to_string()])
+        .args([
+            "--dim",
+            &EMBEDDING_DIM.to_string(),
+            "--k",
+            &args.k.to_string(),
+        ])
         .args(["--hnsw-m", &args.m.to_string()])
         .args(["--ef-construction", &args.ef_construction.to_string()])
         .args(["--ef-search", &ef.join(",")])

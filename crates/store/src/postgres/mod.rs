@@ -922,7 +922,12 @@ mod tests {
 
     #[test]
     fn half_precision_indexes_from_pgvector_0_7_on() {
-        for (version, half) in [("0.6.2", false), ("0.7.0", true), ("0.8.5", true), ("", false)] {
+        for (version, half) in [
+            ("0.6.2", false),
+            ("0.7.0", true),
+            ("0.8.5", true),
+            ("", false),
+        ] {
             assert_eq!(
                 VectorExtension::new(version.to_owned()).halfvec_index,
                 half,
