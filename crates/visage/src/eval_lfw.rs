@@ -27,8 +27,22 @@ pub struct LfwArgs {
     /// Also write every pair's cosine to this file (`a b same cosine`, tab separated).
     #[arg(long)]
     pub scores: Option<PathBuf>,
+    /// Embed each face again from its kept crop, as `visage reembed` does: `png` (what visage
+    /// keeps, lossless) or `jpeg` (the crop round-tripped through JPEG at `--crop-jpeg-quality`
+    /// first), to measure what a lossy crop would cost.
+    #[arg(long, value_enum)]
+    pub from_kept_crop: Option<KeptCrop>,
+    /// JPEG quality for `--from-kept-crop jpeg`.
+    #[arg(long, default_value_t = 95, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub crop_jpeg_quality: u8,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeptCrop {
+    Png,
+    Jpeg,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +113,11 @@ pub(crate) enum Outcome {
     CentreCrop(Embedding),
 }
 
-pub(crate) fn embed_image(pipeline: &Pipeline, path: &Path) -> anyhow::Result<Outcome> {
+pub(crate) fn embed_image(
+    pipeline: &Pipeline,
+    path: &Path,
+    kept: Option<(KeptCrop, u8)>,
+) -> anyhow::Result<Outcome> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let img = pipeline
         .decode(&bytes)
@@ -107,11 +125,30 @@ pub(crate) fn embed_image(pipeline: &Pipeline, path: &Path) -> anyhow::Result<Ou
     let (w, h) = img.dimensions();
     let faces = pipeline.detect(&img)?;
     if let Some(subject) = centred(&faces, w, h) {
-        return Ok(Outcome::Detected(pipeline.face(&img, subject)?.embedding));
+        let face = pipeline.face(&img, subject)?;
+        let embedding = match kept {
+            None => face.embedding,
+            Some((KeptCrop::Png, _)) => pipeline.embed_kept_crop(&face.crop_png)?,
+            Some((KeptCrop::Jpeg, quality)) => {
+                pipeline.embed_kept_crop(&through_jpeg(&face.crop_png, quality)?)?
+            }
+        };
+        return Ok(Outcome::Detected(embedding));
     }
     let side = w.min(h) / 2;
     let centre = imageops::crop_imm(&img, (w - side) / 2, (h - side) / 2, side, side).to_image();
     Ok(Outcome::CentreCrop(pipeline.embed_crop(&centre)?))
+}
+
+/// A PNG crop after a JPEG round trip at `quality`, as PNG again (what `embed_kept_crop` reads).
+fn through_jpeg(png: &[u8], quality: u8) -> anyhow::Result<Vec<u8>> {
+    let crop = image::load_from_memory_with_format(png, image::ImageFormat::Png)?.to_rgb8();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality).encode_image(&crop)?;
+    let lossy = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)?.to_rgb8();
+    let mut out = std::io::Cursor::new(Vec::new());
+    lossy.write_to(&mut out, image::ImageFormat::Png)?;
+    Ok(out.into_inner())
 }
 
 /// LFW centres each image on its subject (that is how the set was cut), so the subject
@@ -215,7 +252,8 @@ pub fn run(args: &LfwArgs) -> anyhow::Result<()> {
     let outcomes: Vec<(PathBuf, Outcome)> = images
         .par_iter()
         .map(|p| {
-            let outcome = embed_image(&pipeline, p)?;
+            let kept = args.from_kept_crop.map(|c| (c, args.crop_jpeg_quality));
+            let outcome = embed_image(&pipeline, p, kept)?;
             progress.advance(1);
             Ok((p.clone(), outcome))
         })

@@ -60,7 +60,7 @@ pub fn run(args: &LfwEmbeddingsArgs) -> anyhow::Result<()> {
     let rows: Vec<(usize, bool, Vec<f32>)> = images
         .par_iter()
         .map(|(identity, path)| {
-            let (detected, embedding) = match embed_image(&pipeline, path)? {
+            let (detected, embedding) = match embed_image(&pipeline, path, None)? {
                 Outcome::Detected(e) => (true, e),
                 Outcome::CentreCrop(e) => (false, e),
             };
