@@ -257,17 +257,38 @@ impl OwnCluster {
     fn start() -> (OwnCluster, String) {
         // Directly under /tmp: the cluster runs as another user, who must reach it.
         let dir = std::path::PathBuf::from(format!("/tmp/visage-outage-{}", std::process::id()));
-        let port = 56_000 + (std::process::id() % 1000) as u16;
-        let cluster = OwnCluster { dir, port };
-        let url = cluster.up();
-        (cluster, url)
+        // A port the kernel has just handed out and taken back is free now, but another
+        // process may take it before the cluster binds it: try a few.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let cluster = OwnCluster {
+                dir: dir.clone(),
+                port,
+            };
+            match cluster.try_up() {
+                Ok(url) => return (cluster, url),
+                Err(e) => {
+                    last_error = e;
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
+        }
+        panic!("no cluster started: {last_error}");
+    }
+
+    fn run_script(args: &[&str]) -> std::process::Output {
+        std::process::Command::new(common::repo_path("scripts/postgres.sh"))
+            .args(args)
+            .output()
+            .expect("scripts/postgres.sh")
     }
 
     fn script(&self, args: &[&str]) -> std::process::Output {
-        let out = std::process::Command::new(common::repo_path("scripts/postgres.sh"))
-            .args(args)
-            .output()
-            .expect("scripts/postgres.sh");
+        let out = Self::run_script(args);
         assert!(
             out.status.success(),
             "postgres.sh {args:?}: {}",
@@ -276,14 +297,19 @@ impl OwnCluster {
         out
     }
 
-    fn up(&self) -> String {
-        let out = self.script(&[
-            "start",
-            self.dir.to_str().expect("utf-8"),
-            &self.port.to_string(),
-        ]);
+    fn try_up(&self) -> Result<String, String> {
+        let port = self.port.to_string();
+        let out = Self::run_script(&["start", self.dir.to_str().expect("utf-8"), &port]);
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
         let text = String::from_utf8(out.stdout).expect("utf-8");
-        text.lines().last().expect("url").to_owned()
+        Ok(text.lines().last().expect("url").to_owned())
+    }
+
+    fn up(&self) -> String {
+        self.try_up()
+            .unwrap_or_else(|e| panic!("postgres.sh start on port {}: {e}", self.port))
     }
 
     fn down(&self) {
@@ -293,9 +319,7 @@ impl OwnCluster {
 
 impl Drop for OwnCluster {
     fn drop(&mut self) {
-        let _ = std::process::Command::new(common::repo_path("scripts/postgres.sh"))
-            .args(["stop", self.dir.to_str().unwrap_or("")])
-            .output();
+        let _ = Self::run_script(&["stop", self.dir.to_str().unwrap_or("")]);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
