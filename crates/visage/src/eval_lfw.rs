@@ -61,6 +61,28 @@ fn image_path(root: &Path, name: &str, number: &str) -> anyhow::Result<PathBuf> 
 }
 
 /// Parses a View-2 pairs file: per fold, `per_fold` matched then `per_fold` mismatched pairs.
+/// The person folders under an LFW root, in name order.
+pub(crate) fn person_folders(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .with_context(|| format!("reading {}", root.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// The `.jpg` images of one person folder, in name order.
+pub(crate) fn folder_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 fn parse_pairs(text: &str, root: &Path) -> anyhow::Result<(usize, Vec<Pair>)> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<usize> = lines

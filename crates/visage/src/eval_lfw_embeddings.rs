@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use rayon::prelude::*;
 
-use crate::eval_lfw::{embed_image, Outcome};
+use crate::eval_lfw::{embed_image, folder_images, person_folders, Outcome};
 use crate::progress::Progress;
 use crate::PipelineArgs;
 
@@ -30,20 +30,9 @@ pub struct LfwEmbeddingsArgs {
 
 /// Every `.jpg` under each person folder, with the folder's number in name order.
 fn images(root: &Path) -> anyhow::Result<Vec<(usize, PathBuf)>> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
-        .with_context(|| format!("reading {}", root.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
     let mut out = Vec::new();
-    for (identity, dir) in dirs.iter().enumerate() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
-            .collect();
-        files.sort();
+    for (identity, dir) in person_folders(root)?.iter().enumerate() {
+        let files = folder_images(dir)?;
         out.extend(files.into_iter().map(|f| (identity, f)));
     }
     if out.is_empty() {

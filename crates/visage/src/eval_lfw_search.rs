@@ -14,6 +14,7 @@ use base64::Engine;
 use clap::Args;
 use serde_json::{json, Value};
 
+use crate::eval_lfw::{folder_images, person_folders};
 use crate::progress::Progress;
 use crate::stats::{ms, quantile};
 
@@ -57,20 +58,11 @@ struct Person {
 }
 
 fn people(root: &Path, hold_out_every: usize, limit: Option<usize>) -> anyhow::Result<Vec<Person>> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
-        .with_context(|| format!("reading {}", root.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
+    let mut dirs = person_folders(root)?;
     dirs.truncate(limit.unwrap_or(usize::MAX));
     let mut out = Vec::with_capacity(dirs.len());
     for (i, dir) in dirs.into_iter().enumerate() {
-        let mut images: Vec<PathBuf> = std::fs::read_dir(&dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
-            .collect();
-        images.sort();
+        let images = folder_images(&dir)?;
         if images.is_empty() {
             continue;
         }
