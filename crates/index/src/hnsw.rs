@@ -654,21 +654,32 @@ mod tests {
         let mut hits = 0;
         for i in 0..200 {
             let q = rng.unit(Some(&centres[(i * 7) % centres.len()]), 0.15);
-            let best = (0..vectors.len())
-                .max_by(|&a, &b| dot_f32(&vectors[a], &q).total_cmp(&dot_f32(&vectors[b], &q)))
-                .expect("rows");
-            let qc = Codes::quantise(&q);
-            let found = graph.search(codes, &qc.codes, qc.scale, 64, |_| true);
-            let top = found
-                .iter()
-                .max_by(|a, b| {
-                    dot_f32(&vectors[a.1 as usize], &q)
-                        .total_cmp(&dot_f32(&vectors[b.1 as usize], &q))
-                })
-                .map(|f| f.1 as usize);
+            let (best, top) = exact_best_and_graph_top(graph, codes, vectors, &q);
             hits += usize::from(top == Some(best));
         }
         hits as f64 / 200.0
+    }
+
+    /// The row of `vectors` nearest to `q` by exact search, and the row the graph ranks
+    /// first (its candidates re-scored exactly, as the gallery does), at ef 64.
+    fn exact_best_and_graph_top(
+        graph: &Hnsw,
+        codes: &CodeMatrix,
+        vectors: &[Vec<f32>],
+        q: &[f32],
+    ) -> (usize, Option<usize>) {
+        let best = (0..vectors.len())
+            .max_by(|&a, &b| dot_f32(&vectors[a], q).total_cmp(&dot_f32(&vectors[b], q)))
+            .expect("rows");
+        let qc = Codes::quantise(q);
+        let found = graph.search(codes, &qc.codes, qc.scale, 64, |_| true);
+        let top = found
+            .iter()
+            .max_by(|a, b| {
+                dot_f32(&vectors[a.1 as usize], q).total_cmp(&dot_f32(&vectors[b.1 as usize], q))
+            })
+            .map(|f| f.1 as usize);
+        (best, top)
     }
 
     #[test]
@@ -734,19 +745,9 @@ mod tests {
         let queries = 200;
         for i in 0..queries {
             let q = rng.unit(Some(&centres[(i * 7) % 1000]), 0.15);
-            let best = (0..vectors.len())
-                .max_by(|&a, &b| dot_f32(&vectors[a], &q).total_cmp(&dot_f32(&vectors[b], &q)))
-                .expect("rows");
-            let qc = Codes::quantise(&q);
-            let found = graph.search(&codes, &qc.codes, qc.scale, 64, |_| true);
-            let top = found
-                .iter()
-                .max_by(|a, b| {
-                    dot_f32(&vectors[a.1 as usize], &q)
-                        .total_cmp(&dot_f32(&vectors[b.1 as usize], &q))
-                })
-                .map(|f| f.1 as usize);
+            let (best, top) = exact_best_and_graph_top(&graph, &codes, &vectors, &q);
             hits += usize::from(top == Some(best));
+            let qc = Codes::quantise(&q);
             // Delete the best: it must never come back.
             graph.delete(best as u32);
             let again = graph.search(&codes, &qc.codes, qc.scale, 64, |_| true);
