@@ -14,14 +14,7 @@ use serde_json::{json, Value};
 fn embedding_bytes(image: &str) -> Vec<u8> {
     let pipeline = vision::Pipeline::load(&common::models_dir(), vision::PipelineConfig::default())
         .expect("models");
-    let bytes = std::fs::read(common::repo_path("fixtures/faces").join(image)).expect("fixture");
-    let img = pipeline.decode(&bytes).expect("decodes");
-    let face = pipeline.largest_face(&img).expect("runs").expect("a face");
-    face.embedding
-        .as_slice()
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect()
+    common::stored_embedding_bytes(&pipeline, image)
 }
 
 #[test]

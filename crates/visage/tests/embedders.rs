@@ -246,15 +246,9 @@ fn stored_embedding(descriptor: &Path, image: &str) -> Vec<u8> {
     let pipeline =
         vision::Pipeline::load_with_embedder(&models_dir(), vision::PipelineConfig::default(), &d)
             .expect("models");
-    let bytes = std::fs::read(common::repo_path("fixtures/faces").join(image)).expect("fixture");
-    let img = pipeline.decode(&bytes).expect("decodes");
-    let face = pipeline.largest_face(&img).expect("runs").expect("a face");
-    assert_eq!(face.embedding.dimension(), 512);
-    face.embedding
-        .as_slice()
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect()
+    let bytes = common::stored_embedding_bytes(&pipeline, image);
+    assert_eq!(bytes.len(), 512 * 4, "an embedding of 512 values");
+    bytes
 }
 
 #[test]

@@ -133,6 +133,19 @@ pub fn models_dir() -> PathBuf {
         .unwrap_or_else(|| repo_path("models"))
 }
 
+/// The embedding `pipeline` computes for the largest face of fixture `image`, as the server
+/// stores it (little-endian f32).
+pub fn stored_embedding_bytes(pipeline: &vision::Pipeline, image: &str) -> Vec<u8> {
+    let bytes = std::fs::read(repo_path("fixtures/faces").join(image)).expect("fixture");
+    let img = pipeline.decode(&bytes).expect("decodes");
+    let face = pipeline.largest_face(&img).expect("runs").expect("a face");
+    face.embedding
+        .as_slice()
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect()
+}
+
 pub fn fixture_b64(name: &str) -> String {
     let bytes = std::fs::read(repo_path("fixtures/faces").join(name)).expect("fixture");
     base64::engine::general_purpose::STANDARD.encode(bytes)
