@@ -168,7 +168,7 @@ impl SyncedGallery {
             HashMap::new()
         } else {
             self.store
-                .face_embeddings(client, &ids)
+                .face_embeddings(client, &self.model, &ids)
                 .await?
                 .into_iter()
                 .collect()
@@ -200,6 +200,11 @@ impl SyncedGallery {
             request.max_results,
         )
         .await
+    }
+
+    /// The model whose faces this gallery holds.
+    pub fn model(&self) -> &str {
+        &self.model
     }
 
     pub fn gallery(&self) -> &Gallery {

@@ -82,6 +82,9 @@ pub enum ApiError {
     /// The client's rate limit; try again after the duration.
     #[error("rate limited")]
     RateLimited(std::time::Duration),
+    /// The client's faces were embedded by a model this server does not load.
+    #[error("embedding model not served")]
+    ModelNotServed,
     /// The CPU queue is full; try again shortly.
     #[error("busy")]
     Busy,
@@ -181,6 +184,10 @@ impl ApiError {
             ),
             ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, error("request_timeout")),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, error("too_many_requests")),
+            ApiError::ModelNotServed => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                error("embedding_model_not_served"),
+            ),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, error("server_busy")),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, error("internal_error")),
         }
@@ -233,6 +240,10 @@ impl From<service::Error> for ApiError {
             E::Image(I::Invalid) => ApiError::InvalidImage,
             E::Image(I::DimensionsTooLarge) => ApiError::ImageTooLarge,
             E::Image(I::EncodedTooLarge) => ApiError::PayloadTooLarge,
+            E::ModelNotServed { model } => {
+                tracing::warn!(%model, "a client's faces are of a model this server does not load: start it with --reembed-from");
+                ApiError::ModelNotServed
+            }
             E::Busy => ApiError::Busy,
             E::Internal(detail) => ApiError::Internal(detail),
         }

@@ -41,6 +41,10 @@ pub enum Error {
     LivenessUnavailable,
     #[error("image: {0}")]
     Image(ImageError),
+    /// The client's faces were embedded by a model this service does not load (the operator
+    /// changed `--embedder` without moving the client, or another node moved it).
+    #[error("embedding model {model} not served")]
+    ModelNotServed { model: String },
     /// The CPU queue is full or the database cannot be reached: try again shortly.
     #[error("busy")]
     Busy,
@@ -94,6 +98,9 @@ impl From<store::Error> for Error {
             store::Error::Invalid { field, reason } => Error::Invalid { field, reason },
             store::Error::PersonAlreadySet(person) => Error::DuplicatePerson(person),
             store::Error::Unavailable(_) => Error::Busy,
+            store::Error::ClientModel { client_model, .. } => Error::ModelNotServed {
+                model: client_model,
+            },
             other => Error::internal(other),
         }
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use image::RgbImage;
-use vision::{largest, Detection, Embedding, Face, Pipeline};
+use vision::{largest, Detection, Embedding, Face, Pipeline, ScoreMap};
 
 use store::ClientId;
 
@@ -55,6 +55,16 @@ pub(crate) struct Faces {
 }
 
 impl Faces {
+    /// The id of the model that embeds faces here.
+    pub fn model(&self) -> &str {
+        &self.pipeline.embedder().id
+    }
+
+    /// The model's map from cosine to score.
+    pub fn scores(&self) -> &ScoreMap {
+        &self.pipeline.embedder().score_map
+    }
+
     /// Checks every string, then decodes each image and applies `per_image` (with the image's
     /// index) to it on the CPU pool, in one job; the first failure fails the whole call.
     async fn each_image<T, F>(

@@ -13,6 +13,7 @@ mod error;
 mod faces;
 mod image_url;
 mod matching;
+mod models;
 mod open;
 mod overload;
 pub mod params;
@@ -40,14 +41,13 @@ pub use open::{
 pub use overload::OverloadLog;
 pub use params::{LiveScore, SearchMode};
 pub use persons::{Detached, LiveEnrolment, PersonChanges, PersonDraft, PersonList, PersonQuery};
-pub use reembed::{reembed, reembed_store, Reembedded};
+pub use reembed::{reembed, Reembedded};
 pub use search::{IndexStats, SearchBackend};
 // The domain types the use cases take and return, so that callers need no engine crate.
 pub use store::{
     ClientId, Collection, CollectionId, CollectionUpdate, Gender, NewCollection, Person, PersonId,
     PersonStatus,
 };
-use vision::ScoreMap;
 pub use vision::{round_score, BoundingBox, Detection, Embedding, Score};
 
 // The store and the index keep what any embedder makes: the same limits, checked where they
@@ -61,7 +61,9 @@ const _: () = assert!(index::MAX_DIMENSION == store::MAX_EMBEDDING_DIM);
 pub struct Service {
     store: Arc<dyn Store>,
     search: Arc<dyn SearchBackend>,
-    faces: faces::Faces,
+    models: Arc<models::ClientModels>,
+    /// Moves clients to the running model in the background, while previous models serve.
+    mover: reembed::BackgroundMove,
     secret: tokens::Secret,
     /// A renewal grants at most this many months.
     max_renewal_months: u32,
@@ -78,15 +80,15 @@ pub struct Session {
 }
 
 impl Service {
-    /// The id of the embedding model this service runs: stored with every face it
-    /// enrols, and the only model whose faces it compares.
+    /// The id of the embedding model this service runs: new clients' faces are embedded by
+    /// it, and every client once moved to it (see [`models`]).
     pub fn model(&self) -> &str {
-        &self.faces.pipeline.embedder().id
+        self.models.running().model()
     }
 
-    /// The running model's map from cosine to score.
-    pub(crate) fn scores(&self) -> &ScoreMap {
-        &self.faces.pipeline.embedder().score_map
+    /// The faces pipeline of the client's model, holding the client on it while in use.
+    pub(crate) async fn client_faces(&self, client: &ClientId) -> Result<models::ClientFaces<'_>> {
+        self.models.for_client(&*self.store, client).await
     }
 
     /// The client a token stands for, if it is well signed, unexpired and not revoked.
@@ -181,12 +183,12 @@ impl Service {
 
     /// Whether any image URL may be fetched (an allow-list was given).
     pub fn image_urls_enabled(&self) -> bool {
-        self.faces.urls.enabled()
+        self.models.running().urls.enabled()
     }
 
     /// Whether the liveness models are installed.
     pub fn has_liveness(&self) -> bool {
-        self.faces.pipeline.liveness().is_some()
+        self.models.running().pipeline.liveness().is_some()
     }
 
     /// Finishes background indexing now (benchmarks measure the settled index).
@@ -197,6 +199,7 @@ impl Service {
     /// After the last request: saves the search index for the next start (embedded) or
     /// closes the database pool (PostgreSQL).
     pub async fn shutdown(&self) {
+        self.mover.stop().await;
         self.search.shutdown().await;
     }
 }

@@ -8,7 +8,7 @@ use store::{ClientId, CollectionId, Person, PersonId, PersonStatus};
 use vision::{Detection, Embedding, Face, Score, ScoreMap};
 
 use crate::error::{Error, Result};
-use crate::faces::combine;
+use crate::faces::{combine, Faces};
 use crate::params::{LiveScore, SearchMode, DETECT_MAX_SEARCHED_FACES};
 use crate::search::Query;
 use crate::Service;
@@ -80,9 +80,11 @@ fn query(
     probe: &Embedding,
     scope: Option<&CollectionId>,
     params: &SearchParams<'_>,
-    scores: &ScoreMap,
+    faces: &Faces,
 ) -> Query {
+    let scores = faces.scores();
     Query {
+        model: faces.model().to_owned(),
         probe: probe.as_slice().to_vec(),
         collection: scope.cloned(),
         mode: params.mode,
@@ -130,15 +132,18 @@ impl Service {
     ) -> Result<Found> {
         // The collection first, so an unknown one costs no face work.
         let scope = self.resolve_scope(client, params.collection).await?;
+        let faces = self.client_faces(client).await?;
         let probe = if crops {
-            self.faces.crop_probe(client, images).await?
+            faces.crop_probe(client, images).await?
         } else {
-            self.faces.probe(client, images).await?
+            faces.probe(client, images).await?
         };
-        self.search_in(client, &probe, scope.as_ref(), params).await
+        self.search_in(&faces, client, &probe, scope.as_ref(), params)
+            .await
     }
 
-    /// 1:N with an embedding already made (benchmarks; the same search as every other).
+    /// 1:N with an embedding the client's model made (benchmarks; the same search as every
+    /// other).
     pub async fn search_embedding(
         &self,
         client: &ClientId,
@@ -146,7 +151,9 @@ impl Service {
         params: &SearchParams<'_>,
     ) -> Result<Found> {
         let scope = self.resolve_scope(client, params.collection).await?;
-        self.search_in(client, probe, scope.as_ref(), params).await
+        let faces = self.client_faces(client).await?;
+        self.search_in(&faces, client, probe, scope.as_ref(), params)
+            .await
     }
 
     /// Liveness on the first image, then 1:N with the faces of all of them (1-3 images of
@@ -160,21 +167,24 @@ impl Service {
         params: &SearchParams<'_>,
     ) -> Result<(Found, LiveScore)> {
         let scope = self.resolve_scope(client, params.collection).await?;
-        let (faces, live) = self.faces.largest_faces_first_live(client, images).await?;
+        let model = self.client_faces(client).await?;
+        let (faces, live) = model.largest_faces_first_live(client, images).await?;
         let live = LiveScore::new(live);
         if !live.passes(liveness_min_score) {
             return Err(Error::LivenessFailed);
         }
         let probe = combine(faces.iter().map(|f| &f.embedding))?;
         let found = self
-            .search_in(client, &probe, scope.as_ref(), params)
+            .search_in(&model, client, &probe, scope.as_ref(), params)
             .await?;
         Ok((found, live))
     }
 
-    /// The one 1:N search: over the client's active persons (in `scope`, if given).
+    /// The one 1:N search: over the client's active persons (in `scope`, if given), with a
+    /// probe that `faces`' model made.
     pub(crate) async fn search_in(
         &self,
+        faces: &Faces,
         client: &ClientId,
         probe: &Embedding,
         scope: Option<&CollectionId>,
@@ -182,9 +192,9 @@ impl Service {
     ) -> Result<Found> {
         let outcome = self
             .search
-            .search(client, query(probe, scope, params, self.scores()))
+            .search(client, query(probe, scope, params, faces))
             .await?;
-        self.found(client, outcome, params, &mut HashMap::new())
+        self.found(faces, client, outcome, params, &mut HashMap::new())
             .await
     }
 
@@ -192,6 +202,7 @@ impl Service {
     /// person found read once.
     async fn search_many_in(
         &self,
+        faces: &Faces,
         client: &ClientId,
         probes: &[Embedding],
         scope: Option<&CollectionId>,
@@ -202,13 +213,16 @@ impl Service {
         }
         let queries = probes
             .iter()
-            .map(|p| query(p, scope, params, self.scores()))
+            .map(|p| query(p, scope, params, faces))
             .collect();
         let outcomes = self.search.search_many(client, queries).await?;
         let mut persons = HashMap::new();
         let mut found = Vec::with_capacity(outcomes.len());
         for outcome in outcomes {
-            found.push(self.found(client, outcome, params, &mut persons).await?);
+            found.push(
+                self.found(faces, client, outcome, params, &mut persons)
+                    .await?,
+            );
         }
         Ok(found)
     }
@@ -217,6 +231,7 @@ impl Service {
     /// persons not read yet are read in one store call (one transaction on PostgreSQL).
     async fn found(
         &self,
+        faces: &Faces,
         client: &ClientId,
         outcome: SearchOutcome,
         params: &SearchParams<'_>,
@@ -225,7 +240,7 @@ impl Service {
         let kept: Vec<(PersonId, Score)> = outcome
             .hits
             .into_iter()
-            .map(|hit| (hit.person, self.scores().score(hit.cosine)))
+            .map(|hit| (hit.person, faces.scores().score(hit.cosine)))
             .filter(|(_, score)| *score >= params.min_score)
             .collect();
         let unread: Vec<PersonId> = kept
@@ -275,14 +290,15 @@ impl Service {
             .filter(|p| p.status == PersonStatus::Active)
             .filter(|p| scope.as_ref().is_none_or(|c| p.collections.contains(c)))
             .ok_or(Error::PersonNotFound)?;
-        let probe = self.faces.probe(client, images).await?;
+        let faces = self.client_faces(client).await?;
+        let probe = faces.probe(client, images).await?;
         let best = self
             .store
             .faces_of_person(client, id)
             .await?
             .iter()
             // Only faces this model embedded compare with its probe.
-            .filter(|f| f.model == self.model())
+            .filter(|f| f.model == faces.model())
             .filter_map(|f| Embedding::from_slice(&f.embedding))
             .map(|e| e.cosine(&probe))
             .fold(f32::NEG_INFINITY, f32::max);
@@ -290,7 +306,7 @@ impl Service {
             // Erased since it was looked up (a person always has a face while it exists).
             return Err(Error::PersonNotFound);
         }
-        let score = self.scores().score(best);
+        let score = faces.scores().score(best);
         Ok(Verification {
             person,
             score,
@@ -307,9 +323,10 @@ impl Service {
         threshold: Score,
     ) -> Result<Comparison> {
         let images: Vec<&str> = probe.iter().chain(gallery).copied().collect();
-        let faces = self.faces.largest_faces(client, &images).await?;
+        let running = self.models.running();
+        let faces = running.largest_faces(client, &images).await?;
         let (probe_faces, gallery_faces) = faces.split_at(probe.len());
-        let score = best_pair(probe_faces, gallery_faces, self.scores());
+        let score = best_pair(probe_faces, gallery_faces, running.scores());
         Ok(Comparison {
             score,
             passed: score >= threshold,
@@ -328,9 +345,10 @@ impl Service {
         let images: Vec<&str> = std::iter::once(probe)
             .chain(gallery.iter().copied())
             .collect();
-        let (faces, live) = self.faces.largest_faces_first_live(client, &images).await?;
+        let running = self.models.running();
+        let (faces, live) = running.largest_faces_first_live(client, &images).await?;
         let (probe_face, gallery_faces) = faces.split_at(1);
-        let score = best_pair(probe_face, gallery_faces, self.scores());
+        let score = best_pair(probe_face, gallery_faces, running.scores());
         let comparison = Comparison {
             score,
             passed: score >= threshold,
@@ -353,11 +371,17 @@ impl Service {
             Some(_) => params.max_results.min(DETECT_MAX_SEARCHED_FACES),
             None => 0,
         };
-        let detected = self
-            .faces
+        // Faces to search are embedded by the client's model.
+        let faces = match scope {
+            Some(_) => Some(self.client_faces(client).await?),
+            None => None,
+        };
+        let detected = faces
+            .as_deref()
+            .unwrap_or(self.models.running())
             .all_faces(client, image, params.max_results, embedded)
             .await?;
-        let Some(scope) = scope else {
+        let (Some(scope), Some(faces)) = (scope, faces) else {
             return Ok(detected
                 .into_iter()
                 .map(|(detection, _)| DetectedFace {
@@ -374,7 +398,7 @@ impl Service {
             max_results: params.max_results,
         };
         let found = self
-            .search_many_in(client, &embeddings, Some(&scope), &search)
+            .search_many_in(&faces, client, &embeddings, Some(&scope), &search)
             .await?;
         // The embedded faces are the first ones, in order, as are the searches.
         let mut matches = found.into_iter().map(|f| f.matches);
@@ -396,6 +420,8 @@ impl Service {
         collection: Option<&str>,
     ) -> Result<LiveScore> {
         self.resolve_scope(client, collection).await?;
-        Ok(LiveScore::new(self.faces.liveness(client, image).await?))
+        Ok(LiveScore::new(
+            self.models.running().liveness(client, image).await?,
+        ))
     }
 }

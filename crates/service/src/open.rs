@@ -13,6 +13,8 @@ use vision::{EmbedderDescriptor, Pipeline, PipelineConfig};
 use crate::cpu::CpuPool;
 use crate::faces::Faces;
 use crate::image_url::{ImageFetcher, ImageUrlConfig};
+use crate::models::ClientModels;
+use crate::reembed::BackgroundMove;
 use crate::search::memory::MemoryBackend;
 use crate::search::pgvector::PgvectorBackend;
 use crate::search::SearchBackend;
@@ -39,6 +41,10 @@ pub struct Config {
     pub models_dir: PathBuf,
     /// The embedder's descriptor file; SFace's built-in one when `None`.
     pub embedder: Option<PathBuf>,
+    /// Embedders of models that clients may still be on (`None`: SFace's built-in one):
+    /// they keep serving those clients while the service moves them to `embedder` (in the
+    /// background on the embedded store; with `visage reembed` beside PostgreSQL nodes).
+    pub previous_embedders: Vec<Option<PathBuf>>,
     pub pipeline: PipelineConfig,
     /// Face-pipeline jobs that run at once.
     pub cpu_workers: usize,
@@ -65,6 +71,7 @@ impl Config {
             store,
             models_dir,
             embedder: None,
+            previous_embedders: Vec::new(),
             pipeline: PipelineConfig::default(),
             cpu_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             cpu_queue: 64,
@@ -152,16 +159,29 @@ pub async fn open(config: Config) -> anyhow::Result<Service> {
     if pipeline.liveness().is_none() {
         tracing::warn!("liveness models not installed (scripts/fetch-liveness.sh): liveness use cases are unavailable");
     }
+    let previous = config
+        .previous_embedders
+        .iter()
+        .map(|d| load_pipeline(&config.models_dir, d.as_deref(), config.pipeline))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(same) = previous.iter().find(|p| p.embedder().id == model) {
+        anyhow::bail!(
+            "--reembed-from names the running model {} itself",
+            same.embedder().id
+        );
+    }
     let cpu = CpuPool::new(config.cpu_workers, config.cpu_queue);
     let opened = open_store(&config.store, Access::Exclusive).await?;
-    let dimension = pipeline.embedder().dimension;
-    opened
-        .store
-        .register_model(&model, dimension)
-        .await
-        .with_context(|| format!("recording embedding model {model}"))?;
-    let index_params = IndexParams {
-        dimension,
+    for p in std::iter::once(&pipeline).chain(&previous) {
+        let (id, dimension) = (&p.embedder().id, p.embedder().dimension);
+        opened
+            .store
+            .register_model(id, dimension)
+            .await
+            .with_context(|| format!("recording embedding model {id}"))?;
+    }
+    let index_params = |p: &Pipeline| IndexParams {
+        dimension: p.embedder().dimension,
         ..config.index
     };
     let search: Arc<dyn SearchBackend> = match &opened.postgres {
@@ -173,19 +193,24 @@ pub async fn open(config: Config) -> anyhow::Result<Service> {
                 "store and search: PostgreSQL + pgvector (FAST filters {} the HNSW index scan)",
                 if vector.iterative_scan { "inside" } else { "after" }
             );
-            Arc::new(PgvectorBackend::new(
-                pg.clone(),
-                config.vacuum_every,
-                model.clone(),
-            ))
+            if !previous.is_empty() {
+                tracing::info!(
+                    "previous models serve their clients until `visage reembed` moves them"
+                );
+            }
+            Arc::new(PgvectorBackend::new(pg.clone(), config.vacuum_every))
         }
         None => {
             let snapshot = data_dir.join(INDEX_SNAPSHOT);
             let started = std::time::Instant::now();
-            let (gallery, from) =
-                SyncedGallery::load(opened.store.clone(), index_params, Some(&snapshot), &model)
-                    .await
-                    .context("loading faces into the search index")?;
+            let (gallery, from) = SyncedGallery::load(
+                opened.store.clone(),
+                index_params(&pipeline),
+                Some(&snapshot),
+                &model,
+            )
+            .await
+            .context("loading faces into the search index")?;
             tracing::info!(
                 faces = gallery.total_faces(),
                 from = ?from,
@@ -196,17 +221,46 @@ pub async fn open(config: Config) -> anyhow::Result<Service> {
             gallery
                 .spawn_graph_builder(config.graph_threads)
                 .context("starting the graph builder")?;
-            Arc::new(MemoryBackend::new(gallery, cpu.clone(), snapshot))
+            let mut previous_galleries = Vec::new();
+            for p in &previous {
+                let id = &p.embedder().id;
+                let (gallery, _) =
+                    SyncedGallery::load(opened.store.clone(), index_params(p), None, id)
+                        .await
+                        .with_context(|| format!("loading model {id}'s faces"))?;
+                tracing::info!(model = %id, faces = gallery.total_faces(), "previous model's search index loaded");
+                gallery
+                    .spawn_graph_builder(config.graph_threads)
+                    .context("starting the graph builder")?;
+                previous_galleries.push(gallery);
+            }
+            Arc::new(MemoryBackend::new(
+                gallery,
+                previous_galleries,
+                cpu.clone(),
+                snapshot,
+            ))
         }
+    };
+    let urls = Arc::new(ImageFetcher::new(config.image_urls));
+    let faces = |pipeline: Pipeline| Faces {
+        pipeline: Arc::new(pipeline),
+        cpu: cpu.clone(),
+        urls: urls.clone(),
+    };
+    let models = Arc::new(ClientModels::new(
+        faces(pipeline),
+        previous.into_iter().map(faces).collect(),
+    ));
+    let mover = match (&opened.postgres, models.moving()) {
+        (None, true) => BackgroundMove::start(opened.store.clone(), search.clone(), models.clone()),
+        _ => BackgroundMove::none(),
     };
     Ok(Service {
         store: opened.store,
         search,
-        faces: Faces {
-            pipeline: Arc::new(pipeline),
-            cpu,
-            urls: Arc::new(ImageFetcher::new(config.image_urls)),
-        },
+        models,
+        mover,
         secret,
         max_renewal_months: config.max_renewal_months.max(1),
         _lock: opened.lock,

@@ -9,7 +9,7 @@ use store::{
 use vision::Face;
 
 use crate::error::{Error, Result};
-use crate::faces::combine;
+use crate::faces::{combine, Faces};
 use crate::matching::SearchParams;
 use crate::params::LiveScore;
 use crate::store_timing::timed_write;
@@ -98,13 +98,16 @@ impl Service {
     pub async fn enrol(&self, client: &ClientId, draft: PersonDraft<'_>) -> Result<Person> {
         // Collections first, so an unknown one costs no face work.
         let collections = self.resolve_collections(client, &draft.collections).await?;
-        let faces = self.faces.largest_faces(client, &draft.images).await?;
-        self.create_person(client, draft, collections, faces).await
+        let model = self.client_faces(client).await?;
+        let faces = model.largest_faces(client, &draft.images).await?;
+        self.create_person(&model, client, draft, collections, faces)
+            .await
     }
 
     /// The store write and the search refresh of every enrolment.
     async fn create_person(
         &self,
+        model: &Faces,
         client: &ClientId,
         draft: PersonDraft<'_>,
         collections: Vec<CollectionId>,
@@ -118,7 +121,7 @@ impl Service {
             notes: draft.notes,
             status: draft.status,
             collections,
-            faces: stored_faces(faces, self.model()),
+            faces: stored_faces(faces, model.model()),
         };
         let person = timed_write("create_person", self.store.create_person(client, new)).await?;
         self.search
@@ -143,14 +146,14 @@ impl Service {
             .resolve_scope(client, search.collection)
             .await?
             .ok_or(Error::CollectionNotFound)?;
-        let (faces, live) = self
-            .faces
+        let model = self.client_faces(client).await?;
+        let (faces, live) = model
             .largest_faces_first_live(client, &person.images)
             .await?;
         let live = LiveScore::new(live);
         let probe = combine(faces.iter().map(|f| &f.embedding))?;
         let found = self
-            .search_in(client, &probe, Some(&collection), &search)
+            .search_in(&model, client, &probe, Some(&collection), &search)
             .await?;
         if !found.matches.is_empty() {
             return Err(Error::DuplicatedFace);
@@ -159,7 +162,7 @@ impl Service {
             return Err(Error::LivenessFailed);
         }
         let created = self
-            .create_person(client, person, vec![collection], faces)
+            .create_person(&model, client, person, vec![collection], faces)
             .await?;
         Ok((created, live))
     }
@@ -229,10 +232,11 @@ impl Service {
         };
         // Existence first, so a missing person costs no face work.
         self.person(client, id).await?;
+        let model = self.client_faces(client).await?;
         let faces = match &changes.images {
             Some(images) => Some(stored_faces(
-                self.faces.largest_faces(client, images).await?,
-                self.model(),
+                model.largest_faces(client, images).await?,
+                model.model(),
             )),
             None => None,
         };

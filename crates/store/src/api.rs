@@ -8,9 +8,9 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::ids::{ClientId, CollectionId, FaceId, PersonId};
 use crate::model::{
-    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceCrop,
-    FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson, Person, PersonFilter,
-    PersonUpdate, TokenRenewal,
+    AuditEntry, AuditFilter, ClientErasure, ClientSwitch, Collection, CollectionUpdate,
+    DetachOutcome, FaceCrop, FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson,
+    Person, PersonFilter, PersonUpdate, TokenRenewal,
 };
 
 /// Persistence of everything visage keeps. Object-safe: use it as `&dyn Store` or
@@ -144,25 +144,45 @@ pub trait Store: Send + Sync {
     /// Every face of every client (to build the in-memory search index at start-up).
     async fn faces_for_index(&self) -> Result<Vec<FaceRecord>>;
 
-    /// The embeddings of those of `faces` that belong to the client's active persons (the
-    /// others are left out, in no particular order): to re-score search candidates exactly.
+    /// The embeddings `model` made of those of `faces` that belong to the client's active
+    /// persons (the others are left out, in no particular order): to re-score search
+    /// candidates exactly, never against another model's embedding.
     async fn face_embeddings(
         &self,
         client: &ClientId,
+        model: &str,
         faces: &[FaceId],
     ) -> Result<Vec<(FaceId, Vec<f32>)>>;
 
-    /// Up to `limit` kept crops of faces that `model` did not embed, in enrolment order,
-    /// after `cursor` (0 to start; continue from the last crop's `cursor`). Faces enrolled
-    /// without a crop are never listed.
-    async fn crops_to_reembed(&self, model: &str, cursor: i64, limit: u32)
-        -> Result<Vec<FaceCrop>>;
+    /// The model that embeds the client's faces: every face the client stores must be of it
+    /// ([`Error::ClientModel`] otherwise). `None` until the client's first face.
+    async fn client_model(&self, client: &ClientId) -> Result<Option<String>>;
 
-    /// Replaces the embeddings of `faces` with the ones `model` made, all in one transaction
-    /// (so every face of a client moves to the new model at once), with one
-    /// `faces.reembed` audit row per client; the old embeddings' bytes are erased. Faces
-    /// erased meanwhile are skipped. Returns how many faces were replaced.
-    async fn replace_embeddings(&self, model: &str, faces: Vec<(FaceId, Vec<f32>)>) -> Result<u64>;
+    /// The clients whose faces are embedded by another model than `model`, to move them.
+    async fn clients_off_model(&self, model: &str) -> Result<Vec<ClientId>>;
+
+    /// Up to `limit` kept crops of the client's faces that `model` did not embed, in
+    /// enrolment order, after `cursor` (0 to start; continue from the last crop's `cursor`).
+    /// Faces enrolled without a crop are never listed.
+    async fn crops_to_reembed(
+        &self,
+        client: &ClientId,
+        model: &str,
+        cursor: i64,
+        limit: u32,
+    ) -> Result<Vec<FaceCrop>>;
+
+    /// Moves the client to `model` in one transaction: replaces the embeddings of all its
+    /// faces with the ones given (which `model` made), records `model` as the client's, and
+    /// writes a `faces.reembed` audit row; the old embeddings' bytes are erased. Faces
+    /// erased meanwhile are skipped. When a face of the client that `model` did not embed is
+    /// not among those given, nothing is written ([`ClientSwitch::Missing`]).
+    async fn switch_client_model(
+        &self,
+        client: &ClientId,
+        model: &str,
+        faces: Vec<(FaceId, Vec<f32>)>,
+    ) -> Result<ClientSwitch>;
 
     /// Records that `model` makes embeddings of `dimension` values (1..=1,024), as a server
     /// does for its model at start: [`Error::ModelDimension`] when the store has the model

@@ -58,6 +58,15 @@ pub enum Error {
         wanted: usize,
     },
 
+    /// The client's faces are all embedded by another model than this face's (a search never
+    /// compares two models' embeddings); nothing was written. The client moves to another
+    /// model only through `Store::switch_client_model`.
+    #[error("the client's faces are embedded by model {client_model}, not {wanted}")]
+    ClientModel {
+        client_model: String,
+        wanted: String,
+    },
+
     /// The data directory holds a schema newer than this build understands.
     #[error("database schema version {found} is newer than the newest this build supports ({supported}); upgrade visage")]
     SchemaTooNew { found: i64, supported: i64 },

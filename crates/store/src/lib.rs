@@ -31,11 +31,11 @@ pub use api::{OperatorReads, Store};
 pub use error::{Error, Result};
 pub use ids::{ClientId, CollectionCode, CollectionId, FaceId, IdError, PersonId};
 pub use model::{
-    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceCrop,
-    FaceRecord, Gender, IssuedToken, ListedToken, NewCollection, NewFace, NewPerson, Person,
-    PersonFilter, PersonStatus, PersonUpdate, Thumbnail, TokenRenewal, DEFAULT_MODEL,
-    EMBEDDING_BYTES, EMBEDDING_DIM, MAX_CROP_BYTES, MAX_EMBEDDING_DIM, MAX_FACES_PER_PERSON,
-    MAX_MODEL_LEN,
+    AuditEntry, AuditFilter, ClientErasure, ClientSwitch, Collection, CollectionUpdate,
+    DetachOutcome, FaceCrop, FaceRecord, Gender, IssuedToken, ListedToken, NewCollection, NewFace,
+    NewPerson, Person, PersonFilter, PersonStatus, PersonUpdate, Thumbnail, TokenRenewal,
+    DEFAULT_MODEL, EMBEDDING_BYTES, EMBEDDING_DIM, MAX_CROP_BYTES, MAX_EMBEDDING_DIM,
+    MAX_FACES_PER_PERSON, MAX_MODEL_LEN,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::{PoolOptions, PoolUsage, PostgresStore, VectorExtension};

@@ -264,6 +264,17 @@ impl fmt::Debug for FaceRecord {
     }
 }
 
+/// What [`crate::Store::switch_client_model`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientSwitch {
+    /// All the client's faces are embedded by the model now: `faces` were replaced, and
+    /// these persons' faces changed.
+    Switched { faces: u64, persons: Vec<PersonId> },
+    /// Nothing was written: `faces` faces of the client not embedded by the model were not
+    /// given (enrolled meanwhile), `without_crop` of them with no kept crop to embed again.
+    Missing { faces: u64, without_crop: u64 },
+}
+
 /// The kept aligned crop of one face, to re-embed it. Biometric data: keep it out of logs.
 #[derive(Clone, PartialEq)]
 pub struct FaceCrop {

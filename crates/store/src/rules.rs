@@ -82,7 +82,7 @@ pub(crate) fn check_issued_token(t: &IssuedToken) -> Result<(), Error> {
     Ok(())
 }
 
-/// The checks of `Store::replace_embeddings`.
+/// The checks of `Store::switch_client_model`.
 pub(crate) fn check_replaced_embeddings(
     model: &str,
     faces: &[(crate::ids::FaceId, Vec<f32>)],

@@ -208,6 +208,7 @@ mod postgres {
         persons_crud,
         faces_for_index,
         faces_carry_their_model,
+        faces_without_crops_keep_their_client_on_its_model,
         embeddings_of_any_dimension,
         face_embeddings_and_generation,
         tenancy,
@@ -801,14 +802,29 @@ async fn search_never_compares_faces_of_another_model() -> TestResult {
         ..suite::person(name, &[], 0)
     };
     let a = s.create_person(&me, enrol("By A", DEFAULT_MODEL)).await?;
-    let b = s.create_person(&me, enrol("By B", "other-model")).await?;
-    for (model, want) in [(DEFAULT_MODEL, &a.id), ("other-model", &b.id)] {
-        for exact in [true, false] {
-            let (found, searched) = s.search(&me, model, None, &probe, 10, exact).await?;
-            let ids: Vec<&PersonId> = found.iter().map(|(id, _)| id).collect();
-            assert_eq!(ids, vec![want], "{model}, exact {exact}");
-            assert_eq!(searched, 1, "{model}");
+    assert!(s
+        .create_person(&me, enrol("By B", "other-model"))
+        .await
+        .is_err());
+    let search = |model: &'static str, exact: bool| {
+        let (s, me, probe) = (&s, &me, &probe);
+        async move {
+            let (found, searched) = s.search(me, model, None, probe, 10, exact).await?;
+            let ids: Vec<PersonId> = found.into_iter().map(|(id, _)| id).collect();
+            Ok::<_, store::Error>((ids, searched))
         }
+    };
+    for exact in [true, false] {
+        assert_eq!(search(DEFAULT_MODEL, exact).await?, (vec![a.id.clone()], 1));
+        assert_eq!(search("other-model", exact).await?, (vec![], 0));
+    }
+    // The client moves to the other model (the same vector): now only it finds the face.
+    let face = s.faces_of_person(&me, &a.id).await?[0].face_id.clone();
+    s.switch_client_model(&me, "other-model", vec![(face, probe.clone())])
+        .await?;
+    for exact in [true, false] {
+        assert_eq!(search(DEFAULT_MODEL, exact).await?, (vec![], 0));
+        assert_eq!(search("other-model", exact).await?, (vec![a.id.clone()], 1));
     }
     let (found, searched) = s
         .search(&me, "unused-model", None, &probe, 10, true)
@@ -819,7 +835,7 @@ async fn search_never_compares_faces_of_another_model() -> TestResult {
 }
 
 /// A 512-value model searches its own faces through its own partial HNSW index, created
-/// when the model is registered, beside SFace's 128-value faces.
+/// when the model is registered, beside another client's SFace faces.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_of_512_values_searches_on_its_own_index() -> TestResult {
     let db = TestDb::create().await?;
@@ -866,7 +882,8 @@ async fn a_model_of_512_values_searches_on_its_own_index() -> TestResult {
         };
         ids.push(s.create_person(&me, new).await?.id);
     }
-    s.create_person(&me, suite::person("Narrow", &[], 2))
+    let narrow = suite::client("narrow");
+    s.create_person(&narrow, suite::person("Narrow", &[], 2))
         .await?;
     for (p, seed) in seeds.iter().enumerate().step_by(7) {
         for exact in [true, false] {
@@ -883,7 +900,7 @@ async fn a_model_of_512_values_searches_on_its_own_index() -> TestResult {
     // SFace's faces search as before, on theirs.
     let (found, searched) = s
         .search(
-            &me,
+            &narrow,
             DEFAULT_MODEL,
             None,
             &suite::face(0).embedding,

@@ -89,6 +89,7 @@ mod sqlite {
         persons_crud,
         faces_for_index,
         faces_carry_their_model,
+        faces_without_crops_keep_their_client_on_its_model,
         embeddings_of_any_dimension,
         face_embeddings_and_generation,
         tenancy,

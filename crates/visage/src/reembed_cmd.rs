@@ -1,5 +1,7 @@
-//! `visage reembed --to DESCRIPTOR`: moves a gallery to another embedding model from the
-//! face crops kept at enrolment, then prints what it did (faces, faces/s, crop bytes).
+//! `visage reembed --to DESCRIPTOR`: moves every client to another embedding model from the
+//! face crops kept at enrolment, one client at a time, then prints what it did (faces,
+//! clients, faces/s, crop bytes). With the server stopped, or beside PostgreSQL nodes started
+//! with `--reembed-from` the old model.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,14 +56,22 @@ pub fn run(args: &ReembedArgs) -> anyhow::Result<()> {
         .context("re-embedding")?;
     let seconds = done.embedding.as_secs_f64();
     println!(
-        "reembed to {model}: faces {} embedding_s {seconds:.2} faces_per_s {:.1} commit_s {:.2} \
-         workers {workers} crop_bytes {} crop_bytes_per_face {:.0}",
+        "reembed to {model}: faces {} clients {} clients_without_crops {} embedding_s {seconds:.2} \
+         faces_per_s {:.1} commit_s {:.2} workers {workers} crop_bytes {} crop_bytes_per_face {:.0}",
         done.faces,
+        done.clients,
+        done.clients_without_crops,
         done.faces as f64 / seconds.max(1e-9),
         done.committing.as_secs_f64(),
         done.crop_bytes,
         done.crop_bytes as f64 / done.faces.max(1) as f64,
     );
+    if done.clients_without_crops > 0 {
+        println!(
+            "{} clients stay on their model: faces enrolled without a kept crop cannot be re-embedded",
+            done.clients_without_crops
+        );
+    }
     println!("restart the server with --embedder {}", args.to.display());
     Ok(())
 }

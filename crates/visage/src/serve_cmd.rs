@@ -26,6 +26,12 @@ pub struct ServeArgs {
     pub engine: crate::EngineArgs,
     #[command(flatten)]
     pub embedder: crate::EmbedderArgs,
+    /// A model clients may still be on (its descriptor, or `sface` for the built-in SFace):
+    /// it keeps serving them while they are moved to `--embedder` from their kept crops (in
+    /// the background on the embedded store; with `visage reembed` beside PostgreSQL
+    /// nodes). Repeatable.
+    #[arg(long, value_name = "DESCRIPTOR|sface")]
+    pub reembed_from: Vec<PathBuf>,
     /// Largest request body, in MiB.
     #[arg(long, env = "VISAGE_BODY_LIMIT_MB", default_value_t = 32)]
     pub body_limit_mb: usize,
@@ -170,6 +176,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             },
             max_renewal_months: args.token_max_months,
             embedder: args.embedder.embedder,
+            previous_embedders: args
+                .reembed_from
+                .into_iter()
+                .map(|d| (d.as_os_str() != "sface").then_some(d))
+                .collect(),
             pipeline: vision::PipelineConfig {
                 engine: args.engine.engine,
                 ..service_defaults.pipeline

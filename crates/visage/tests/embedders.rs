@@ -335,3 +335,109 @@ fn a_gallery_of_a_512_value_model_enrols_searches_verifies_survives_restart_and_
     let t = a.token("acme");
     assert_eq!(search(&a, &t, "biden.jpg"), (vec![], 0));
 }
+
+/// Every client's persons, enrolled by SFace: `(client, [(name, image)])`.
+const TENANTS: [(&str, &[(&str, &str)]); 3] = [
+    (
+        "acme",
+        &[("Barack Obama", "obama.jpg"), ("Joe Biden", "biden.jpg")],
+    ),
+    ("beta", &[("Barack Obama", "obama.jpg")]),
+    ("gamma", &[("Joe Biden", "biden.jpg")]),
+];
+
+/// `(person ids found, faces searched)` for every probe, per tenant.
+fn tenant_searches(s: &TestServer, tokens: &[String]) -> Vec<Vec<(Vec<String>, u64)>> {
+    tokens
+        .iter()
+        .map(|t| {
+            PROBES
+                .iter()
+                .map(|p| {
+                    let (found, searched) = search(s, t, p);
+                    (found.into_iter().map(|m| m.0).collect(), searched)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A server started with a new model and `--reembed-from` the old one moves its clients
+/// to the new model (512 values, four times SFace's) while the old one keeps serving those
+/// not moved yet: searches give the same persons before, during and after the move, and an
+/// enrolment during the move lands on whichever model its client is on. Afterwards the new
+/// model alone serves every client, and the old one none. On PostgreSQL `visage reembed`
+/// moves the clients beside the running node.
+#[test]
+fn clients_move_to_a_new_model_in_the_background_while_the_old_one_serves_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let wide = descriptor_wide(tmp.path());
+    let wide_arg = path_str(&wide);
+
+    let a = TestServer::start_in(&dir, &[]);
+    let tokens: Vec<String> = TENANTS.iter().map(|(c, _)| a.token(c)).collect();
+    for ((_, persons), t) in TENANTS.iter().zip(&tokens) {
+        for (name, image) in *persons {
+            create_person(&a, t, person_body(name, image));
+        }
+    }
+    let before = tenant_searches(&a, &tokens);
+    assert_eq!(before[0][2].1, 2, "{before:?}");
+    let store_args = a.store_args();
+    a.stop();
+
+    let s = TestServer::start_in(&dir, &["--embedder", &wide_arg, "--reembed-from", "sface"]);
+    // Searches while clients move (or before, or after: the answers must not differ).
+    let during = tenant_searches(&s, &tokens);
+    assert_eq!(during, before);
+    let late = create_person(&s, &tokens[1], person_body("Joe Biden", "biden.jpg"));
+    if common::on_postgres() {
+        let report = reembed(&store_args, &wide);
+        assert!(report.contains("clients 3 "), "{report}");
+    } else {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !s
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("background re-embedding finished"))
+        {
+            assert!(std::time::Instant::now() < deadline, "{:?}", s.log_lines());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let finished: Vec<String> = s
+            .log_lines()
+            .into_iter()
+            .filter(|l| l.contains("client moved to the running model"))
+            .collect();
+        assert_eq!(finished.len(), 3, "{finished:?}");
+    }
+    let mut after = tenant_searches(&s, &tokens);
+    // beta now also holds the Biden enrolled during the move, found first by his photo.
+    let (found, searched) = search(&s, &tokens[1], "biden.jpg");
+    assert_eq!((found[0].0.clone(), searched), (common::id(&late), 2));
+    after[1] = before[1].clone();
+    assert_eq!(after, before);
+    s.stop();
+
+    // The new model alone serves every client now; the old one serves none.
+    let s = TestServer::start_in(&dir, &["--embedder", &wide_arg]);
+    let mut alone = tenant_searches(&s, &tokens);
+    alone[1] = before[1].clone();
+    assert_eq!(alone, before);
+    s.stop();
+    let a = TestServer::start_in(&dir, &[]);
+    for t in &tokens {
+        assert_eq!(search(&a, t, "obama2.jpg"), (vec![], 0));
+    }
+    // And it refuses to enrol into a client whose faces it does not embed.
+    let (status, body) = a.post(
+        &format!("{}/persons", common::BASE),
+        &tokens[0],
+        person_body("Barack Obama", "obama.jpg"),
+    );
+    assert_eq!(
+        (status, body),
+        (503, common::error_body("embedding_model_not_served"))
+    );
+}

@@ -1,5 +1,7 @@
 //! The embedded backend: the in-memory gallery of `crates/index`, kept in step with the
-//! SQLite store, saved as a snapshot at a clean shutdown.
+//! SQLite store, saved as a snapshot at a clean shutdown. One gallery per model served: the
+//! running model's, and while clients move to it, one per previous model (each holds only
+//! its model's faces, so a client's persons leave one and join the other as it moves).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,22 +12,43 @@ use store::{ClientId, CollectionId, PersonId};
 
 use super::{IndexStats, Query, SearchBackend};
 use crate::cpu::CpuPool;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub(crate) struct MemoryBackend {
+    /// The running model's.
     gallery: Arc<SyncedGallery>,
+    previous: Vec<Arc<SyncedGallery>>,
     cpu: CpuPool,
     /// Where the gallery is saved at shutdown and read at the next start.
     snapshot: PathBuf,
 }
 
 impl MemoryBackend {
-    pub fn new(gallery: SyncedGallery, cpu: CpuPool, snapshot: PathBuf) -> Self {
+    pub fn new(
+        gallery: SyncedGallery,
+        previous: Vec<SyncedGallery>,
+        cpu: CpuPool,
+        snapshot: PathBuf,
+    ) -> Self {
         MemoryBackend {
             gallery: Arc::new(gallery),
+            previous: previous.into_iter().map(Arc::new).collect(),
             cpu,
             snapshot,
         }
+    }
+
+    /// The gallery of `model`'s faces.
+    fn gallery(&self, model: &str) -> Result<&Arc<SyncedGallery>> {
+        self.all()
+            .find(|g| g.model() == model)
+            .ok_or_else(|| Error::ModelNotServed {
+                model: model.to_owned(),
+            })
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Arc<SyncedGallery>> {
+        std::iter::once(&self.gallery).chain(&self.previous)
     }
 
     fn log_refresh_failure(result: store::Result<()>) {
@@ -40,14 +63,14 @@ impl SearchBackend for MemoryBackend {
     async fn search(&self, client: &ClientId, query: Query) -> Result<SearchOutcome> {
         let started = std::time::Instant::now();
         let query = Arc::new(query);
-        let (gallery, c, job) = (self.gallery.clone(), client.clone(), query.clone());
+        let gallery = self.gallery(&query.model)?;
+        let (g, c, job) = (gallery.clone(), client.clone(), query.clone());
         let found = self
             .cpu
-            .run(client, move || Ok(gallery.candidates(&c, &job.request())))
+            .run(client, move || Ok(g.candidates(&c, &job.request())))
             .await?;
         let scanned = started.elapsed();
-        let outcome = self
-            .gallery
+        let outcome = gallery
             .rescore(
                 client,
                 &found,
@@ -75,22 +98,27 @@ impl SearchBackend for MemoryBackend {
         queries: Vec<Query>,
     ) -> Result<Vec<SearchOutcome>> {
         let started = std::time::Instant::now();
+        let galleries = queries
+            .iter()
+            .map(|q| self.gallery(&q.model).cloned())
+            .collect::<Result<Vec<_>>>()?;
         let queries = Arc::new(queries);
-        let (gallery, c, jobs) = (self.gallery.clone(), client.clone(), queries.clone());
+        let (gs, c, jobs) = (galleries.clone(), client.clone(), queries.clone());
         let found = self
             .cpu
             .run(client, move || {
                 Ok(jobs
                     .iter()
-                    .map(|q| gallery.candidates(&c, &q.request()))
+                    .zip(&gs)
+                    .map(|(q, g)| g.candidates(&c, &q.request()))
                     .collect::<Vec<_>>())
             })
             .await?;
         let scanned = started.elapsed();
         let mut outcomes = Vec::with_capacity(found.len());
-        for (query, found) in queries.iter().zip(&found) {
+        for ((query, found), gallery) in queries.iter().zip(&found).zip(&galleries) {
             outcomes.push(
-                self.gallery
+                gallery
                     .rescore(
                         client,
                         found,
@@ -111,7 +139,9 @@ impl SearchBackend for MemoryBackend {
     }
 
     async fn persons_changed(&self, client: &ClientId, ids: &[PersonId]) {
-        Self::log_refresh_failure(self.gallery.refresh_persons(client, ids).await);
+        for gallery in self.all() {
+            Self::log_refresh_failure(gallery.refresh_persons(client, ids).await);
+        }
     }
 
     async fn collection_changed(
@@ -120,31 +150,37 @@ impl SearchBackend for MemoryBackend {
         collection: &CollectionId,
         now_listed: &[PersonId],
     ) {
-        Self::log_refresh_failure(
-            self.gallery
-                .refresh_collection(client, collection, now_listed)
-                .await,
-        );
+        for gallery in self.all() {
+            Self::log_refresh_failure(
+                gallery
+                    .refresh_collection(client, collection, now_listed)
+                    .await,
+            );
+        }
     }
 
     async fn person_erased(&self, client: &ClientId, id: &PersonId) {
-        self.gallery.forget_person(client, id).await;
+        for gallery in self.all() {
+            gallery.forget_person(client, id).await;
+        }
     }
 
     async fn stats(&self) -> IndexStats {
-        let gallery = self.gallery.gallery();
         IndexStats {
-            faces: gallery.total_faces() as u64,
-            graph_pending: gallery.graph_backlog() as u64,
+            faces: self.all().map(|g| g.total_faces() as u64).sum(),
+            graph_pending: self.all().map(|g| g.gallery().graph_backlog() as u64).sum(),
             pool: None,
         }
     }
 
     async fn settle(&self) {
-        let gallery = self.gallery.clone();
-        let built =
-            tokio::task::spawn_blocking(move || while gallery.gallery().build_graphs(10_000) {})
-                .await;
+        let galleries: Vec<_> = self.all().cloned().collect();
+        let built = tokio::task::spawn_blocking(move || {
+            for gallery in galleries {
+                while gallery.gallery().build_graphs(10_000) {}
+            }
+        })
+        .await;
         if let Err(e) = built {
             tracing::warn!(error = %e, "building the search graph failed");
         }

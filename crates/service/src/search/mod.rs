@@ -18,6 +18,8 @@ use crate::params::SearchMode;
 
 /// One search, owned (it crosses to the CPU pool).
 pub struct Query {
+    /// The model that made `probe`: only its faces are compared.
+    pub model: String,
     pub probe: Vec<f32>,
     pub collection: Option<CollectionId>,
     pub mode: SearchMode,

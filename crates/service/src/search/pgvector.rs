@@ -16,8 +16,6 @@ use crate::params::SearchMode;
 
 pub(crate) struct PgvectorBackend {
     store: Arc<PostgresStore>,
-    /// The model whose faces searches compare.
-    model: String,
     /// Whether persons were erased since the last `VACUUM`.
     erased: Arc<AtomicBool>,
 }
@@ -25,7 +23,7 @@ pub(crate) struct PgvectorBackend {
 impl PgvectorBackend {
     /// Starts the VACUUM policy on the current runtime: at most once per `vacuum_every`,
     /// and only after erasures (cheap then, and never on an idle database).
-    pub fn new(store: Arc<PostgresStore>, vacuum_every: Duration, model: String) -> Self {
+    pub fn new(store: Arc<PostgresStore>, vacuum_every: Duration) -> Self {
         let erased = Arc::new(AtomicBool::new(false));
         let (db, flag) = (Arc::downgrade(&store), Arc::downgrade(&erased));
         tokio::spawn(async move {
@@ -42,11 +40,7 @@ impl PgvectorBackend {
                 }
             }
         });
-        PgvectorBackend {
-            store,
-            model,
-            erased,
-        }
+        PgvectorBackend { store, erased }
     }
 }
 
@@ -59,7 +53,7 @@ impl SearchBackend for PgvectorBackend {
             .store
             .search(
                 client,
-                &self.model,
+                &query.model,
                 collections,
                 &query.probe,
                 query.max_results,

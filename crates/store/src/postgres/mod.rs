@@ -37,9 +37,9 @@ use crate::api::{OperatorReads, Store};
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceCrop,
-    FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson, Person, PersonFilter,
-    PersonUpdate, TokenRenewal, MAX_EMBEDDING_DIM, MAX_FACES_PER_PERSON,
+    AuditEntry, AuditFilter, ClientErasure, ClientSwitch, Collection, CollectionUpdate,
+    DetachOutcome, FaceCrop, FaceRecord, IssuedToken, ListedToken, NewCollection, NewPerson,
+    Person, PersonFilter, PersonUpdate, TokenRenewal, MAX_EMBEDDING_DIM, MAX_FACES_PER_PERSON,
 };
 use crate::rules::{
     check_collection_update, check_issued_token, check_jti, check_new_collection, check_new_person,
@@ -802,20 +802,45 @@ impl Store for PostgresStore {
     async fn face_embeddings(
         &self,
         client: &ClientId,
+        model: &str,
         faces: &[FaceId],
     ) -> Result<Vec<(FaceId, Vec<f32>)>> {
-        read_tx!(self, |tx| queries::face_embeddings(&tx, client, faces)
-            .await)
+        read_tx!(self, |tx| queries::face_embeddings(
+            &tx, client, model, faces
+        )
+        .await)
+    }
+
+    async fn client_model(&self, client: &ClientId) -> Result<Option<String>> {
+        read_tx!(self, |tx| queries::client_model(&tx, client).await)
+    }
+
+    async fn clients_off_model(&self, model: &str) -> Result<Vec<ClientId>> {
+        read_tx!(self, |tx| queries::clients_off_model(&tx, model).await)
     }
 
     async fn crops_to_reembed(
         &self,
+        client: &ClientId,
         model: &str,
         cursor: i64,
         limit: u32,
     ) -> Result<Vec<FaceCrop>> {
         read_tx!(self, |tx| queries::crops_to_reembed(
-            &tx, model, cursor, limit
+            &tx, client, model, cursor, limit
+        )
+        .await)
+    }
+
+    async fn switch_client_model(
+        &self,
+        client: &ClientId,
+        model: &str,
+        faces: Vec<(FaceId, Vec<f32>)>,
+    ) -> Result<ClientSwitch> {
+        crate::rules::check_replaced_embeddings(model, &faces)?;
+        write_tx!(self, |tx| queries::switch_client_model(
+            &tx, client, model, &faces
         )
         .await)
     }
@@ -823,12 +848,6 @@ impl Store for PostgresStore {
     async fn register_model(&self, model: &str, dimension: usize) -> Result<()> {
         crate::rules::check_model(model, dimension)?;
         write_tx!(self, |tx| queries::register_model(&tx, model, dimension)
-            .await)
-    }
-
-    async fn replace_embeddings(&self, model: &str, faces: Vec<(FaceId, Vec<f32>)>) -> Result<u64> {
-        crate::rules::check_replaced_embeddings(model, &faces)?;
-        write_tx!(self, |tx| queries::replace_embeddings(&tx, model, &faces)
             .await)
     }
 

@@ -11,7 +11,7 @@
 //!
 //! Every query that takes a client filters by it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::types::ToSql;
@@ -22,7 +22,7 @@ use crate::audit;
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    now_millis, AuditEntry, AuditFilter, ClientErasure, Collection, CollectionUpdate,
+    now_millis, AuditEntry, AuditFilter, ClientErasure, ClientSwitch, Collection, CollectionUpdate,
     DetachOutcome, FaceCrop, FaceRecord, IssuedToken, ListedToken, NewCollection, NewFace,
     NewPerson, Person, PersonFilter, PersonUpdate, Thumbnail, TokenRenewal,
 };
@@ -448,14 +448,15 @@ pub(crate) async fn register_model(tx: &Tx<'_>, model: &str, dimension: usize) -
 pub(crate) async fn face_embeddings(
     tx: &Tx<'_>,
     client: &ClientId,
+    model: &str,
     faces: &[FaceId],
 ) -> Result<Vec<(FaceId, Vec<f32>)>> {
     let ids: Vec<&str> = faces.iter().map(FaceId::as_str).collect();
     rows(
         tx,
         "SELECT f.id, f.embedding::real[] FROM faces f JOIN persons p ON p.pk = f.person_pk \
-         WHERE p.client = $1 AND p.status = 'active' AND f.id = ANY($2)",
-        &[&client.as_str(), &ids],
+         WHERE p.client = $1 AND p.status = 'active' AND f.model = $2 AND f.id = ANY($3)",
+        &[&client.as_str(), &model, &ids],
     )
     .await?
     .iter()
@@ -463,17 +464,72 @@ pub(crate) async fn face_embeddings(
     .collect()
 }
 
+pub(crate) async fn client_model(tx: &Tx<'_>, client: &ClientId) -> Result<Option<String>> {
+    row_opt(
+        tx,
+        "SELECT model FROM client_models WHERE client = $1",
+        &[&client.as_str()],
+    )
+    .await?
+    .map(|r| get(&r, 0))
+    .transpose()
+}
+
+pub(crate) async fn clients_off_model(tx: &Tx<'_>, model: &str) -> Result<Vec<ClientId>> {
+    rows(
+        tx,
+        "SELECT client FROM client_models WHERE model <> $1 ORDER BY client",
+        &[&model],
+    )
+    .await?
+    .iter()
+    .map(|r| parsed(r, 0))
+    .collect()
+}
+
+/// Makes `model` the client's if it has none yet; refuses a face of another model than the
+/// client's. The row stays locked (FOR SHARE) until the transaction ends, so a concurrent
+/// [`switch_client_model`] either waits for this write (and then finds its faces) or
+/// commits first (and then this write is refused).
+async fn claim_client_model(tx: &Tx<'_>, client: &ClientId, model: &str) -> Result<()> {
+    const CURRENT: &str = "SELECT model FROM client_models WHERE client = $1 FOR SHARE";
+    let mut current = row_opt(tx, CURRENT, &[&client.as_str()]).await?;
+    if current.is_none() {
+        exec(
+            tx,
+            "INSERT INTO client_models (client, model) VALUES ($1, $2) \
+             ON CONFLICT (client) DO NOTHING",
+            &[&client.as_str(), &model],
+        )
+        .await?;
+        current = row_opt(tx, CURRENT, &[&client.as_str()]).await?;
+    }
+    let current: String = match current {
+        Some(r) => get(&r, 0)?,
+        None => return Err(Error::Unavailable("client model row vanished".into())),
+    };
+    match current == model {
+        true => Ok(()),
+        false => Err(Error::ClientModel {
+            client_model: current,
+            wanted: model.to_owned(),
+        }),
+    }
+}
+
 pub(crate) async fn crops_to_reembed(
     tx: &Tx<'_>,
+    client: &ClientId,
     model: &str,
     cursor: i64,
     limit: u32,
 ) -> Result<Vec<FaceCrop>> {
     rows(
         tx,
-        "SELECT f.pk, f.id, c.png FROM faces f JOIN crops c ON c.face_pk = f.pk \
-         WHERE f.model <> $1 AND f.pk > $2 ORDER BY f.pk LIMIT $3",
-        &[&model, &cursor, &i64::from(limit)],
+        "SELECT f.pk, f.id, c.png FROM persons p \
+         JOIN faces f ON f.person_pk = p.pk JOIN crops c ON c.face_pk = f.pk \
+         WHERE p.client = $1 AND f.model <> $2 AND f.pk > $3 ORDER BY f.pk LIMIT $4",
+        &[&client.as_str(), &model, &cursor, &i64::from(limit)],
     )
     .await?
     .iter()
@@ -487,31 +543,94 @@ pub(crate) async fn crops_to_reembed(
     .collect()
 }
 
-pub(crate) async fn replace_embeddings(
+pub(crate) async fn switch_client_model(
     tx: &Tx<'_>,
+    client: &ClientId,
     model: &str,
     faces: &[(FaceId, Vec<f32>)],
-) -> Result<u64> {
-    let mut clients = std::collections::BTreeSet::new();
-    let mut replaced = 0;
-    for (id, embedding) in faces {
-        let updated = row_opt(
-            tx,
-            "UPDATE faces f SET embedding = $1::real[]::vector, model = $2 FROM persons p \
-             WHERE f.id = $3 AND p.pk = f.person_pk RETURNING p.client",
-            &[embedding, &model, &id.as_str()],
-        )
-        .await?;
-        if let Some(r) = updated {
-            clients.insert(get::<String>(&r, 0)?);
-            replaced += 1;
+) -> Result<ClientSwitch> {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::Type;
+
+    // The client's row, locked: writers of its faces wait for this transaction, or have
+    // committed before it (and their faces are found below).
+    exec(
+        tx,
+        "INSERT INTO client_models (client, model) VALUES ($1, $2) ON CONFLICT (client) DO NOTHING",
+        &[&client.as_str(), &model],
+    )
+    .await?;
+    exec(
+        tx,
+        "SELECT 1 FROM client_models WHERE client = $1 FOR UPDATE",
+        &[&client.as_str()],
+    )
+    .await?;
+    let old = rows(
+        tx,
+        "SELECT f.id, p.id, c.face_pk IS NOT NULL FROM persons p \
+         JOIN faces f ON f.person_pk = p.pk LEFT JOIN crops c ON c.face_pk = f.pk \
+         WHERE p.client = $1 AND f.model <> $2",
+        &[&client.as_str(), &model],
+    )
+    .await?;
+    let given: HashSet<&str> = faces.iter().map(|(id, _)| id.as_str()).collect();
+    let (mut missing, mut without_crop) = (0u64, 0u64);
+    let mut persons = Vec::new();
+    for r in &old {
+        let face: &str = get(r, 0)?;
+        if !given.contains(face) {
+            missing += 1;
+            without_crop += u64::from(!get::<bool>(r, 2)?);
         }
+        persons.push(parsed::<PersonId>(r, 1)?);
     }
-    let now = now_millis();
-    for client in clients {
-        write_audit(tx, now, client, audit::FACES_REEMBED, model).await?;
+    if missing > 0 {
+        return Ok(ClientSwitch::Missing {
+            faces: missing,
+            without_crop,
+        });
     }
-    Ok(replaced)
+    persons.sort();
+    persons.dedup();
+    tx.batch_execute("CREATE TEMP TABLE switch_in (id text, embedding real[]) ON COMMIT DROP")
+        .await
+        .map_err(pg)?;
+    let sink = tx
+        .copy_in("COPY switch_in FROM STDIN (FORMAT binary)")
+        .await
+        .map_err(pg)?;
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(
+        sink,
+        &[Type::TEXT, Type::FLOAT4_ARRAY]
+    ));
+    for (id, embedding) in faces {
+        writer
+            .as_mut()
+            .write(&[&id.as_str(), embedding])
+            .await
+            .map_err(pg)?;
+    }
+    writer.finish().await.map_err(pg)?;
+    let replaced = exec(
+        tx,
+        "UPDATE faces f SET embedding = s.embedding::vector, model = $3 \
+         FROM switch_in s, persons p \
+         WHERE f.id = s.id AND p.pk = f.person_pk AND p.client = $1 AND f.model <> $2",
+        &[&client.as_str(), &model, &model],
+    )
+    .await?;
+    exec(
+        tx,
+        "UPDATE client_models SET model = $2 WHERE client = $1",
+        &[&client.as_str(), &model],
+    )
+    .await?;
+    write_audit(tx, now_millis(), client, audit::FACES_REEMBED, model).await?;
+    Ok(ClientSwitch::Switched {
+        faces: replaced,
+        persons,
+    })
 }
 
 /// Every write appends an audit row in its own transaction and audit rows are never
@@ -782,7 +901,12 @@ async fn collection_pks(tx: &Tx<'_>, client: &ClientId, ids: &[CollectionId]) ->
     Ok(out)
 }
 
-async fn insert_faces(tx: &Tx<'_>, person_pk: i64, faces: &[NewFace]) -> Result<()> {
+async fn insert_faces(
+    tx: &Tx<'_>,
+    client: &ClientId,
+    person_pk: i64,
+    faces: &[NewFace],
+) -> Result<()> {
     for f in faces {
         let face_id = FaceId::new_random();
         // One round trip per face: the face row, then its thumbnail and crop keyed by it.
@@ -803,6 +927,10 @@ async fn insert_faces(tx: &Tx<'_>, person_pk: i64, faces: &[NewFace]) -> Result<
             ],
         )
         .await?;
+    }
+    // After the faces: their insert records a new model (which client_models refers to).
+    for model in dedup(faces.iter().map(|f| &f.model)) {
+        claim_client_model(tx, client, &model).await?;
     }
     Ok(())
 }
@@ -848,7 +976,7 @@ async fn insert_person(
     )
     .await?;
     let pk: i64 = get(&r, 0)?;
-    insert_faces(tx, pk, &new.faces).await?;
+    insert_faces(tx, client, pk, &new.faces).await?;
     insert_memberships(tx, pk, collection_pks).await?;
     write_audit(tx, now, client, audit::PERSON_CREATE, &id).await?;
     Ok((pk, id))
@@ -1055,6 +1183,10 @@ pub(crate) async fn seed_persons(
         &[],
     )
     .await?;
+    // After the faces: their insert records a new model (which client_models refers to).
+    for model in dedup(persons.iter().flat_map(|p| &p.faces).map(|f| &f.model)) {
+        claim_client_model(tx, client, &model).await?;
+    }
     exec(
         tx,
         "INSERT INTO thumbnails (face_pk, jpeg) \
@@ -1137,7 +1269,7 @@ pub(crate) async fn update_person(
     if let Some(faces) = &u.faces {
         // Thumbnails go with their faces (ON DELETE CASCADE).
         exec(tx, "DELETE FROM faces WHERE person_pk = $1", &[&pk]).await?;
-        insert_faces(tx, pk, faces).await?;
+        insert_faces(tx, client, pk, faces).await?;
         write_audit(tx, now, client, audit::PERSON_FACES_REPLACE, id).await?;
     }
     if let Some(pks) = &collection_pks {
@@ -1304,6 +1436,12 @@ pub(crate) async fn erase_client(tx: &Tx<'_>, client: &ClientId) -> Result<Clien
     let collections = rows(
         tx,
         "DELETE FROM collections WHERE client = $1 RETURNING id",
+        &[&client.as_str()],
+    )
+    .await?;
+    exec(
+        tx,
+        "DELETE FROM client_models WHERE client = $1",
         &[&client.as_str()],
     )
     .await?;

@@ -29,10 +29,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/postgresql/0006_embedding_dimensions.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/postgresql/0007_client_models.sql"),
+    ),
 ];
 
 /// Newest schema this build understands.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Key of the transaction-scoped advisory lock that serialises migrations between nodes
 /// starting at the same time ("visage" in ASCII, then 1).

@@ -22,8 +22,9 @@ use crate::api::Store;
 use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
-    AuditEntry, ClientErasure, Collection, CollectionUpdate, DetachOutcome, FaceCrop, FaceRecord,
-    IssuedToken, NewCollection, NewPerson, Person, PersonFilter, PersonUpdate, TokenRenewal,
+    AuditEntry, ClientErasure, ClientSwitch, Collection, CollectionUpdate, DetachOutcome, FaceCrop,
+    FaceRecord, IssuedToken, NewCollection, NewPerson, Person, PersonFilter, PersonUpdate,
+    TokenRenewal,
 };
 use crate::rules::{
     self, check_collection_update, check_issued_token, check_jti, check_new_collection,
@@ -349,32 +350,53 @@ impl Store for SqliteStore {
     async fn face_embeddings(
         &self,
         client: &ClientId,
+        model: &str,
         faces: &[FaceId],
     ) -> Result<Vec<(FaceId, Vec<f32>)>> {
-        let (client, faces) = (client.clone(), faces.to_vec());
+        let (client, model, faces) = (client.clone(), model.to_owned(), faces.to_vec());
         self.readers
-            .run(move |c| queries::face_embeddings(c, &client, &faces))
+            .run(move |c| queries::face_embeddings(c, &client, &model, &faces))
+            .await
+    }
+
+    async fn client_model(&self, client: &ClientId) -> Result<Option<String>> {
+        let client = client.clone();
+        self.readers
+            .run(move |c| queries::client_model(c, &client))
+            .await
+    }
+
+    async fn clients_off_model(&self, model: &str) -> Result<Vec<ClientId>> {
+        let model = model.to_owned();
+        self.readers
+            .run(move |c| queries::clients_off_model(c, &model))
             .await
     }
 
     async fn crops_to_reembed(
         &self,
+        client: &ClientId,
         model: &str,
         cursor: i64,
         limit: u32,
     ) -> Result<Vec<FaceCrop>> {
-        let model = model.to_owned();
+        let (client, model) = (client.clone(), model.to_owned());
         self.readers
-            .run(move |c| queries::crops_to_reembed(c, &model, cursor, limit))
+            .run(move |c| queries::crops_to_reembed(c, &client, &model, cursor, limit))
             .await
     }
 
-    async fn replace_embeddings(&self, model: &str, faces: Vec<(FaceId, Vec<f32>)>) -> Result<u64> {
+    async fn switch_client_model(
+        &self,
+        client: &ClientId,
+        model: &str,
+        faces: Vec<(FaceId, Vec<f32>)>,
+    ) -> Result<ClientSwitch> {
         rules::check_replaced_embeddings(model, &faces)?;
-        let model = model.to_owned();
+        let (client, model) = (client.clone(), model.to_owned());
         self.writer
             .run(true, move |c| {
-                queries::replace_embeddings(c, &model, &faces)
+                queries::switch_client_model(c, &client, &model, &faces)
             })
             .await
     }

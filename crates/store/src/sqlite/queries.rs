@@ -14,9 +14,9 @@ use crate::error::{Error, Result};
 use crate::ids::{ClientId, CollectionCode, CollectionId, FaceId, PersonId};
 use crate::model::{
     embedding_from_bytes, embedding_to_bytes, now_millis, AuditEntry, AuditFilter, ClientErasure,
-    Collection, CollectionUpdate, DetachOutcome, FaceCrop, FaceRecord, IssuedToken, ListedToken,
-    NewCollection, NewFace, NewPerson, Person, PersonFilter, PersonStatus, PersonUpdate, Thumbnail,
-    TokenRenewal, MAX_EMBEDDING_DIM,
+    ClientSwitch, Collection, CollectionUpdate, DetachOutcome, FaceCrop, FaceRecord, IssuedToken,
+    ListedToken, NewCollection, NewFace, NewPerson, Person, PersonFilter, PersonStatus,
+    PersonUpdate, Thumbnail, TokenRenewal, MAX_EMBEDDING_DIM,
 };
 use crate::rules::{self, dedup, name_key, page_bounds, MemberChange};
 
@@ -335,17 +335,50 @@ pub(crate) fn faces_for_index(conn: &Connection) -> Result<Vec<FaceRecord>> {
     })
 }
 
+pub(crate) fn client_model(conn: &Connection, client: &ClientId) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT model FROM client_models WHERE client = ?1")?
+        .query_row([client], |r| r.get(0))
+        .optional()?)
+}
+
+pub(crate) fn clients_off_model(conn: &Connection, model: &str) -> Result<Vec<ClientId>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT client FROM client_models WHERE model <> ?1 ORDER BY client")?;
+    let rows = stmt.query_map([model], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Makes `model` the client's if it has none yet; refuses a face of another model than the
+/// client's.
+fn claim_client_model(conn: &Connection, client: &ClientId, model: &str) -> Result<()> {
+    match client_model(conn, client)? {
+        Some(current) if current == model => Ok(()),
+        Some(current) => Err(Error::ClientModel {
+            client_model: current,
+            wanted: model.to_owned(),
+        }),
+        None => {
+            conn.prepare_cached("INSERT INTO client_models (client, model) VALUES (?1, ?2)")?
+                .execute(params![client, model])?;
+            Ok(())
+        }
+    }
+}
+
 pub(crate) fn crops_to_reembed(
     conn: &Connection,
+    client: &ClientId,
     model: &str,
     cursor: i64,
     limit: u32,
 ) -> Result<Vec<FaceCrop>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT f.pk, f.id, c.png FROM faces f JOIN crops c ON c.face_pk = f.pk \
-         WHERE f.model <> ?1 AND f.pk > ?2 ORDER BY f.pk LIMIT ?3",
+        "SELECT f.pk, f.id, c.png FROM persons p \
+         JOIN faces f ON f.person_pk = p.pk JOIN crops c ON c.face_pk = f.pk \
+         WHERE p.client = ?1 AND f.model <> ?2 AND f.pk > ?3 ORDER BY f.pk LIMIT ?4",
     )?;
-    let rows = stmt.query_map(params![model, cursor, limit], |r| {
+    let rows = stmt.query_map(params![client, model, cursor, limit], |r| {
         Ok(FaceCrop {
             cursor: r.get(0)?,
             face_id: r.get(1)?,
@@ -355,31 +388,62 @@ pub(crate) fn crops_to_reembed(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub(crate) fn replace_embeddings(
+pub(crate) fn switch_client_model(
     conn: &Connection,
+    client: &ClientId,
     model: &str,
     faces: &[(FaceId, Vec<f32>)],
-) -> Result<Done<u64>> {
-    let mut clients = std::collections::BTreeSet::new();
-    let mut replaced = 0;
-    for (id, embedding) in faces {
-        let client: Option<String> = conn
-            .prepare_cached(
-                "SELECT p.client FROM faces f JOIN persons p ON p.pk = f.person_pk WHERE f.id = ?1",
-            )?
-            .query_row(params![id], |r| r.get(0))
-            .optional()?;
-        let Some(client) = client else { continue };
+) -> Result<Done<ClientSwitch>> {
+    let given: HashMap<&FaceId, &Vec<f32>> = faces.iter().map(|(id, e)| (id, e)).collect();
+    // (face, person, whether it has a crop) of every face of the client another model made.
+    let mut stmt = conn.prepare_cached(
+        "SELECT f.id, p.id, c.face_pk IS NOT NULL FROM persons p \
+         JOIN faces f ON f.person_pk = p.pk LEFT JOIN crops c ON c.face_pk = f.pk \
+         WHERE p.client = ?1 AND f.model <> ?2",
+    )?;
+    let old: Vec<(FaceId, PersonId, bool)> = stmt
+        .query_map(params![client, model], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let missing: Vec<&(FaceId, PersonId, bool)> = old
+        .iter()
+        .filter(|(f, _, _)| !given.contains_key(f))
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Done::kept(ClientSwitch::Missing {
+            faces: missing.len() as u64,
+            without_crop: missing.iter().filter(|(_, _, crop)| !crop).count() as u64,
+        }));
+    }
+    let mut persons = Vec::new();
+    for (face, person, _) in &old {
+        // Every face is given: `missing` is empty.
+        let Some(embedding) = given.get(face) else {
+            continue;
+        };
         conn.prepare_cached("UPDATE faces SET embedding = ?1, model = ?2 WHERE id = ?3")?
-            .execute(params![embedding_to_bytes(embedding), model, id])?;
-        clients.insert(client);
-        replaced += 1;
+            .execute(params![embedding_to_bytes(embedding), model, face])?;
+        if persons.last() != Some(person) {
+            persons.push(person.clone());
+        }
     }
-    let now = now_millis();
-    for client in clients {
-        write_audit(conn, now, client, audit::FACES_REEMBED, model)?;
-    }
-    Ok(Done::erased(replaced, replaced > 0))
+    persons.sort();
+    persons.dedup();
+    conn.prepare_cached(
+        "INSERT INTO client_models (client, model) VALUES (?1, ?2) \
+         ON CONFLICT (client) DO UPDATE SET model = excluded.model",
+    )?
+    .execute(params![client, model])?;
+    write_audit(conn, now_millis(), client, audit::FACES_REEMBED, model)?;
+    let replaced = old.len() as u64;
+    Ok(Done::erased(
+        ClientSwitch::Switched {
+            faces: replaced,
+            persons,
+        },
+        replaced > 0,
+    ))
 }
 
 pub(crate) fn register_model(conn: &Connection, model: &str, dimension: usize) -> Result<Done<()>> {
@@ -404,6 +468,7 @@ pub(crate) fn register_model(conn: &Connection, model: &str, dimension: usize) -
 pub(crate) fn face_embeddings(
     conn: &Connection,
     client: &ClientId,
+    model: &str,
     faces: &[FaceId],
 ) -> Result<Vec<(FaceId, Vec<f32>)>> {
     let mut out = Vec::with_capacity(faces.len());
@@ -414,10 +479,12 @@ pub(crate) fn face_embeddings(
         // the planner would otherwise walk every person of the client (0.7 s at 10^6).
         let sql = format!(
             "SELECT f.id, f.embedding FROM faces f CROSS JOIN persons p ON p.pk = f.person_pk \
-             WHERE p.client = ? AND p.status = 'active' AND f.id IN ({marks})"
+             WHERE p.client = ? AND p.status = 'active' AND f.model = ? AND f.id IN ({marks})"
         );
         let mut stmt = conn.prepare(&sql)?;
-        let params = std::iter::once(client.as_str()).chain(chunk.iter().map(FaceId::as_str));
+        let params = [client.as_str(), model]
+            .into_iter()
+            .chain(chunk.iter().map(FaceId::as_str));
         let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
             Ok((r.get::<_, FaceId>(0)?, r.get::<_, Vec<u8>>(1)?))
         })?;
@@ -680,7 +747,12 @@ fn collection_pks(conn: &Connection, client: &ClientId, ids: &[CollectionId]) ->
     Ok(out)
 }
 
-fn insert_faces(conn: &Connection, person_pk: i64, faces: &[NewFace]) -> Result<()> {
+fn insert_faces(
+    conn: &Connection,
+    client: &ClientId,
+    person_pk: i64,
+    faces: &[NewFace],
+) -> Result<()> {
     for f in faces {
         let face_id = FaceId::new_random();
         conn.prepare_cached(
@@ -693,6 +765,8 @@ fn insert_faces(conn: &Connection, person_pk: i64, faces: &[NewFace]) -> Result<
             f.model
         ])?;
         let face_pk = conn.last_insert_rowid();
+        // After the face: its insert records a new model (which client_models refers to).
+        claim_client_model(conn, client, &f.model)?;
         conn.prepare_cached("INSERT INTO thumbnails (face_pk, jpeg) VALUES (?1, ?2)")?
             .execute(params![face_pk, f.thumbnail_jpeg])?;
         if !f.crop_png.is_empty() {
@@ -738,7 +812,7 @@ fn insert_person(
         ms(now)
     ])?;
     let pk = conn.last_insert_rowid();
-    insert_faces(conn, pk, &new.faces)?;
+    insert_faces(conn, client, pk, &new.faces)?;
     insert_memberships(conn, pk, collection_pks)?;
     write_audit(conn, now, client, audit::PERSON_CREATE, &id)?;
     Ok((pk, id))
@@ -853,7 +927,7 @@ pub(crate) fn update_person(
             .prepare_cached("DELETE FROM faces WHERE person_pk = ?1")?
             .execute([pk])?;
         erased = removed > 0;
-        insert_faces(conn, pk, faces)?;
+        insert_faces(conn, client, pk, faces)?;
         write_audit(conn, now, client, audit::PERSON_FACES_REPLACE, id)?;
     }
     if let Some(pks) = &wanted {
@@ -1014,6 +1088,8 @@ pub(crate) fn erase_client(conn: &Connection, client: &ClientId) -> Result<Done<
         .query_map([client], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     conn.prepare_cached("DELETE FROM collections WHERE client = ?1")?
+        .execute([client])?;
+    conn.prepare_cached("DELETE FROM client_models WHERE client = ?1")?
         .execute([client])?;
     let now = now_millis();
     for id in &collections {

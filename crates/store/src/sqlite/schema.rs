@@ -30,10 +30,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/sqlite/0006_embedding_dimensions.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_client_models.sql"),
+    ),
 ];
 
 /// Newest schema this build understands.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// How long a connection waits on a lock held by another connection before giving up.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate, Utc};
 use store::{
-    ClientId, CollectionId, CollectionUpdate, DetachOutcome, Error, FaceId, Gender, NewCollection,
-    NewFace, NewPerson, PersonFilter, PersonId, PersonStatus, PersonUpdate, Store, TokenRenewal,
-    DEFAULT_MODEL, EMBEDDING_DIM,
+    ClientId, ClientSwitch, CollectionId, CollectionUpdate, DetachOutcome, Error, FaceId, Gender,
+    NewCollection, NewFace, NewPerson, PersonFilter, PersonId, PersonStatus, PersonUpdate, Store,
+    TokenRenewal, DEFAULT_MODEL, EMBEDDING_DIM,
 };
 
 pub type Present<'a> = &'a (dyn Fn(&[u8]) -> bool + Sync);
@@ -455,11 +455,13 @@ pub async fn faces_for_index(s: &dyn Store) -> TestResult {
     Ok(())
 }
 
-/// Faces carry the model that embedded them; the crops of faces another model embedded are
-/// listed for re-embedding, page by page, and replacing their embeddings moves them to the
-/// new model in one audited transaction.
+/// Faces carry the model that embedded them, and all of a client's faces are of one model: a
+/// face of another is refused. The crops of a client's faces another model embedded are
+/// listed for re-embedding, page by page, and switching the client replaces all their
+/// embeddings in one audited transaction, or nothing when one of them was not given.
 pub async fn faces_carry_their_model(s: &dyn Store) -> TestResult {
     let c = client("models");
+    let elsewhere = client("models-other");
     let old = person("Old Model", &[], 3);
     let other = NewPerson {
         faces: vec![NewFace {
@@ -468,13 +470,19 @@ pub async fn faces_carry_their_model(s: &dyn Store) -> TestResult {
         }],
         ..person("Other Model", &[], 0)
     };
+    assert_eq!(s.client_model(&c).await?, None);
     let p_old = s.create_person(&c, old.clone()).await?;
-    let p_other = s.create_person(&c, other.clone()).await?;
+    let p_other = s.create_person(&elsewhere, other.clone()).await?;
+    assert_eq!(s.client_model(&c).await?.as_deref(), Some(DEFAULT_MODEL));
+    assert_eq!(
+        s.client_model(&elsewhere).await?.as_deref(),
+        Some("other-1")
+    );
     let models: Vec<(PersonId, String)> = s
         .faces_for_index()
         .await?
         .into_iter()
-        .filter(|f| f.client == c)
+        .filter(|f| f.client == c || f.client == elsewhere)
         .map(|f| (f.person_id, f.model))
         .collect();
     assert_eq!(models.iter().filter(|(_, m)| m == DEFAULT_MODEL).count(), 3);
@@ -482,40 +490,125 @@ pub async fn faces_carry_their_model(s: &dyn Store) -> TestResult {
     assert!(models
         .iter()
         .all(|(p, m)| (p == &p_old.id) == (m == DEFAULT_MODEL)));
+    // A face of another model than the client's is refused, and nothing is written.
+    match s.create_person(&c, other.clone()).await {
+        Err(Error::ClientModel {
+            client_model,
+            wanted,
+        }) if client_model == DEFAULT_MODEL && wanted == "other-1" => {}
+        got => panic!("a face of another model joined the client: {got:?}"),
+    }
+    assert_eq!(
+        ids_of(s, &c, PersonFilter::default()).await,
+        vec![p_old.id.clone()]
+    );
+    let off = s.clients_off_model("other-1").await?;
+    assert!(off.contains(&c) && !off.contains(&elsewhere));
 
-    // Two pages of two: the old model's three crops, never the other model's.
-    let first = s.crops_to_reembed("other-1", 0, 2).await?;
+    // Two pages of two: the old model's three crops, never another client's.
+    let first = s.crops_to_reembed(&c, "other-1", 0, 2).await?;
     let last = first.last().ok_or("a first page")?.cursor;
-    let second = s.crops_to_reembed("other-1", last, 2).await?;
+    let second = s.crops_to_reembed(&c, "other-1", last, 2).await?;
     let crops: Vec<&Vec<u8>> = first.iter().chain(&second).map(|c| &c.png).collect();
     let want: Vec<&Vec<u8>> = old.faces.iter().map(|f| &f.crop_png).collect();
     assert_eq!(crops, want);
-    let other_crops = s.crops_to_reembed(DEFAULT_MODEL, 0, 10).await?;
+    let other_crops = s.crops_to_reembed(&elsewhere, DEFAULT_MODEL, 0, 10).await?;
     assert_eq!(other_crops.len(), 1);
     assert_eq!(other_crops[0].png, other.faces[0].crop_png);
+    assert!(s
+        .crops_to_reembed(&c, DEFAULT_MODEL, 0, 10)
+        .await?
+        .is_empty());
 
-    let generation = s.generation().await?;
     let new: Vec<(FaceId, Vec<f32>)> = first
         .iter()
         .chain(&second)
         .map(|c| (c.face_id.clone(), face(0).embedding))
         .collect();
-    assert_eq!(s.replace_embeddings("other-1", new.clone()).await?, 3);
+    // One face short: nothing moves.
+    assert_eq!(
+        s.switch_client_model(&c, "other-1", new[..2].to_vec())
+            .await?,
+        ClientSwitch::Missing {
+            faces: 1,
+            without_crop: 0
+        }
+    );
+    assert_eq!(s.client_model(&c).await?.as_deref(), Some(DEFAULT_MODEL));
+    let unmoved = s.faces_of_person(&c, &p_old.id).await?;
+    assert!(unmoved.iter().all(|f| f.model == DEFAULT_MODEL));
+    let generation = s.generation().await?;
+    assert_eq!(
+        s.switch_client_model(&c, "other-1", new.clone()).await?,
+        ClientSwitch::Switched {
+            faces: 3,
+            persons: vec![p_old.id.clone()]
+        }
+    );
     assert_ne!(s.generation().await?, generation);
-    assert!(s.crops_to_reembed("other-1", 0, 10).await?.is_empty());
+    assert_eq!(s.client_model(&c).await?.as_deref(), Some("other-1"));
+    assert!(!s.clients_off_model("other-1").await?.contains(&c));
+    assert!(s.crops_to_reembed(&c, "other-1", 0, 10).await?.is_empty());
     let faces = s.faces_of_person(&c, &p_old.id).await?;
     assert!(faces.iter().all(|f| f.model == "other-1"));
     let got: Vec<&Vec<f32>> = faces.iter().map(|f| &f.embedding).collect();
     let want: Vec<&Vec<f32>> = new.iter().map(|(_, e)| e).collect();
     assert_eq!(got, want);
     assert_eq!(s.audit_log(&c, 1).await?[0].action, "faces.reembed");
+    // Only the model's embeddings are read back for re-scoring.
+    let ids: Vec<FaceId> = faces.iter().map(|f| f.face_id.clone()).collect();
+    assert_eq!(s.face_embeddings(&c, "other-1", &ids).await?.len(), 3);
+    assert!(s.face_embeddings(&c, DEFAULT_MODEL, &ids).await?.is_empty());
+    // The client is on the new model now: its faces are refused.
+    assert!(matches!(
+        s.create_person(&c, person("Old Again", &[], 1)).await,
+        Err(Error::ClientModel { .. })
+    ));
+    s.create_person(&c, other.clone()).await?;
     // Bad model ids and wrong sizes are refused; erased faces are skipped.
-    assert!(s.replace_embeddings("Bad Model", vec![]).await.is_err());
-    let short = vec![(faces[0].face_id.clone(), vec![0.5; 3])];
-    assert!(s.replace_embeddings("other-1", short).await.is_err());
-    s.erase_person(&c, &p_other.id).await?;
-    let gone = vec![(other_crops[0].face_id.clone(), face(0).embedding)];
-    assert_eq!(s.replace_embeddings("other-1", gone).await?, 0);
+    assert!(s
+        .switch_client_model(&c, "Bad Model", vec![])
+        .await
+        .is_err());
+    let short = vec![(other_crops[0].face_id.clone(), vec![0.5; 3])];
+    assert!(s
+        .switch_client_model(&elsewhere, DEFAULT_MODEL, short)
+        .await
+        .is_err());
+    s.erase_person(&elsewhere, &p_other.id).await?;
+    assert_eq!(
+        s.switch_client_model(&elsewhere, DEFAULT_MODEL, vec![])
+            .await?,
+        ClientSwitch::Switched {
+            faces: 0,
+            persons: vec![]
+        }
+    );
+    assert_eq!(
+        s.client_model(&elsewhere).await?.as_deref(),
+        Some(DEFAULT_MODEL)
+    );
+    Ok(())
+}
+
+/// A face without a kept crop cannot be embedded again: the client cannot be switched.
+pub async fn faces_without_crops_keep_their_client_on_its_model(s: &dyn Store) -> TestResult {
+    let c = client("models-no-crop");
+    let mut bare = person("No Crop", &[], 2);
+    bare.faces[1].crop_png = Vec::new();
+    let p = s.create_person(&c, bare).await?;
+    let crops = s.crops_to_reembed(&c, "other-2", 0, 10).await?;
+    assert_eq!(crops.len(), 1);
+    let given = vec![(crops[0].face_id.clone(), face(0).embedding)];
+    assert_eq!(
+        s.switch_client_model(&c, "other-2", given).await?,
+        ClientSwitch::Missing {
+            faces: 1,
+            without_crop: 1
+        }
+    );
+    let faces = s.faces_of_person(&c, &p.id).await?;
+    assert!(faces.iter().all(|f| f.model == DEFAULT_MODEL));
     Ok(())
 }
 
@@ -556,12 +649,13 @@ pub async fn embeddings_of_any_dimension(s: &dyn Store) -> TestResult {
         faces: vec![wide_face("widest-1024", 1024, 100)],
         ..person("Widest Face", &[], 0)
     };
-    let q = s.create_person(&c, widest.clone()).await?;
+    let c_widest = client("dims-widest");
+    let q = s.create_person(&c_widest, widest.clone()).await?;
     let one = NewPerson {
         faces: vec![wide_face("narrow-1", 1, 100)],
         ..person("Narrowest Face", &[], 0)
     };
-    s.create_person(&c, one).await?;
+    s.create_person(&client("dims-narrow"), one).await?;
     assert!(matches!(
         s.register_model("widest-1024", 512).await,
         Err(Error::ModelDimension { recorded: 1024, .. })
@@ -577,7 +671,9 @@ pub async fn embeddings_of_any_dimension(s: &dyn Store) -> TestResult {
             ..person(&format!("Bad {model}"), &[], 0)
         };
         assert!(
-            s.create_person(&c, bad).await.is_err(),
+            s.create_person(&client(&format!("dims-bad-{len}")), bad)
+                .await
+                .is_err(),
             "{len} values stored for {model}"
         );
     }
@@ -589,7 +685,7 @@ pub async fn embeddings_of_any_dimension(s: &dyn Store) -> TestResult {
         .faces_for_index()
         .await?
         .into_iter()
-        .filter(|f| f.client == c)
+        .filter(|f| f.client == c || f.client == c_widest)
         .map(|f| (f.person_id, f.embedding.len()))
         .collect();
     assert_eq!(
@@ -607,7 +703,7 @@ pub async fn embeddings_of_any_dimension(s: &dyn Store) -> TestResult {
         1
     );
     let ids: Vec<FaceId> = stored.iter().map(|f| f.face_id.clone()).collect();
-    let embeddings = s.face_embeddings(&c, &ids).await?;
+    let embeddings = s.face_embeddings(&c, "wide-512", &ids).await?;
     assert_eq!(embeddings.len(), 3);
     assert!(embeddings.iter().all(|(_, e)| e.len() == 512));
     // Re-embedding into a model of another length moves the faces with their new length.
@@ -615,13 +711,21 @@ pub async fn embeddings_of_any_dimension(s: &dyn Store) -> TestResult {
         .iter()
         .map(|id| (id.clone(), wide_face("wide-300", 300, 0).embedding))
         .collect();
-    assert_eq!(s.replace_embeddings("wide-300", moved).await?, 3);
+    assert!(matches!(
+        s.switch_client_model(&c, "wide-300", moved).await?,
+        ClientSwitch::Switched { faces: 3, .. }
+    ));
     let again = s.faces_of_person(&c, &p.id).await?;
     assert!(again
         .iter()
         .all(|f| f.model == "wide-300" && f.embedding.len() == 300));
-    let wrong = vec![(ids[0].clone(), vec![0.5; 512])];
-    assert!(s.replace_embeddings("wide-300", wrong).await.is_err());
+    let wrong: Vec<(FaceId, Vec<f32>)> =
+        ids.iter().map(|id| (id.clone(), vec![0.5; 300])).collect();
+    assert!(
+        s.switch_client_model(&c, "wide-512", wrong).await.is_err(),
+        "300 values stored for a 512-value model"
+    );
+    assert_eq!(s.client_model(&c).await?.as_deref(), Some("wide-300"));
     Ok(())
 }
 
@@ -671,7 +775,7 @@ pub async fn reembedded_faces_erase_leaves_no_bytes(
     let (old_embeddings, windows) = face_needles(&new.faces);
     let p = s.create_person(&c, new).await?;
     s.create_person(&c, person("Neighbour", &[], 2)).await?;
-    let crops = s.crops_to_reembed("model-b", 0, 100).await?;
+    let crops = s.crops_to_reembed(&c, "model-b", 0, 100).await?;
     let replaced: Vec<(FaceId, Vec<f32>)> = crops
         .iter()
         .map(|c| (c.face_id.clone(), face(0).embedding))
@@ -689,7 +793,11 @@ pub async fn reembedded_faces_erase_leaves_no_bytes(
         .collect();
     assert_eq!(new_embeddings.len(), 3);
     assert_gone_after(present, &old_embeddings, &[], async {
-        Ok(s.replace_embeddings("model-b", replaced.clone()).await?)
+        let switched = s
+            .switch_client_model(&c, "model-b", replaced.clone())
+            .await?;
+        assert!(matches!(switched, ClientSwitch::Switched { faces: 5, .. }));
+        Ok(())
     })
     .await?;
     assert_gone_after(present, &new_embeddings, &windows, async {
@@ -716,7 +824,7 @@ pub async fn face_embeddings_and_generation(s: &dyn Store) -> TestResult {
     let mut asked: Vec<_> = f1.iter().map(|f| f.face_id.clone()).collect();
     asked.push(f2[0].face_id.clone());
     asked.push(store::FaceId::new_random());
-    let mut got = s.face_embeddings(&c1, &asked).await?;
+    let mut got = s.face_embeddings(&c1, DEFAULT_MODEL, &asked).await?;
     got.sort_by(|a, b| a.0.cmp(&b.0));
     let mut want: Vec<_> = f1
         .iter()
@@ -738,9 +846,15 @@ pub async fn face_embeddings_and_generation(s: &dyn Store) -> TestResult {
         },
     )
     .await?;
-    assert!(s.face_embeddings(&c1, &asked).await?.is_empty());
+    assert!(s
+        .face_embeddings(&c1, DEFAULT_MODEL, &asked)
+        .await?
+        .is_empty());
     s.erase_person(&c2, &p2.id).await?;
-    assert!(s.face_embeddings(&c2, &asked).await?.is_empty());
+    assert!(s
+        .face_embeddings(&c2, DEFAULT_MODEL, &asked)
+        .await?
+        .is_empty());
     assert!(s.generation().await? > g1);
     Ok(())
 }
@@ -1143,7 +1257,7 @@ pub async fn seed_persons(s: &dyn Store) -> TestResult {
         .collect();
     assert_eq!(models.len(), 50);
     assert!(models.iter().all(|m| m == DEFAULT_MODEL));
-    let kept = s.crops_to_reembed("another-model", 0, 100_000).await?;
+    let kept = s.crops_to_reembed(&c, "another-model", 0, 100_000).await?;
     let found = seeded_crops
         .iter()
         .filter(|want| kept.iter().any(|k| &k.png == *want))
