@@ -57,6 +57,8 @@ async fn a_gallery_never_holds_faces_of_another_model() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).expect("open"));
     let client = ClientId::parse("acme").expect("client");
+    // A client's faces are all of one model: model B's face belongs to another client.
+    let other = ClientId::parse("globex").expect("client");
     let by_a = store
         .create_person(&client, person("By A", vec![face(1)]))
         .await
@@ -66,7 +68,7 @@ async fn a_gallery_never_holds_faces_of_another_model() {
         ..face(1)
     };
     let by_b = store
-        .create_person(&client, person("By B", vec![other_face]))
+        .create_person(&other, person("By B", vec![other_face]))
         .await
         .expect("b");
     let path = dir.path().join("index.snapshot");
@@ -76,11 +78,12 @@ async fn a_gallery_never_holds_faces_of_another_model() {
         .expect("load a");
     assert_eq!(found(&a, &client, 1).await, vec![by_a.id.clone()]);
     assert_eq!(a.face_count(&client), 1);
+    assert_eq!(a.face_count(&other), 0);
     // A refresh reads the person again: still only its own model's faces.
-    a.refresh_persons(&client, std::slice::from_ref(&by_b.id))
+    a.refresh_persons(&other, std::slice::from_ref(&by_b.id))
         .await
         .expect("refresh");
-    assert_eq!(found(&a, &client, 1).await, vec![by_a.id.clone()]);
+    assert_eq!(found(&a, &other, 1).await, vec![]);
     assert!(a.save_snapshot(&path).await.expect("save"));
     drop(a);
 
@@ -93,7 +96,8 @@ async fn a_gallery_never_holds_faces_of_another_model() {
         "model A's snapshot is not model B's"
     );
     assert!(!path.exists(), "and it is erased all the same");
-    assert_eq!(found(&b, &client, 1).await, vec![by_b.id]);
+    assert_eq!(found(&b, &other, 1).await, vec![by_b.id]);
+    assert_eq!(found(&b, &client, 1).await, vec![]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

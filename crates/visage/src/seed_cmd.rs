@@ -1,5 +1,7 @@
 //! `visage seed`: fill a store with synthetic persons through the store layer, for load
-//! benchmarks (enrolment speed is not what they measure).
+//! benchmarks (enrolment speed is not what they measure). With `--faces-from`, the persons
+//! carry real faces (embedding, thumbnail and kept crop of photos in a folder of person
+//! folders, such as LFW's, used in turn), so that `visage reembed` has real crops to embed.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,6 +25,64 @@ pub struct SeedArgs {
     pub ids_out: Option<PathBuf>,
     #[command(flatten)]
     pub database: crate::serve_cmd::DatabaseArgs,
+    /// Real faces instead of random vectors: the largest face of each `*.jpg` in this
+    /// folder's sub-folders (LFW's layout), by SFace, each used for many persons in turn.
+    #[arg(long)]
+    pub faces_from: Option<PathBuf>,
+    /// At most this many photos are read from `--faces-from`.
+    #[arg(long, default_value_t = 1_000)]
+    pub faces_limit: usize,
+    #[command(flatten)]
+    pub models: crate::ModelsArgs,
+}
+
+/// The faces persons are given, one after the other.
+enum FaceSource {
+    Random(Noise),
+    Real(Vec<NewFace>),
+}
+
+impl FaceSource {
+    fn open(args: &SeedArgs) -> anyhow::Result<FaceSource> {
+        let Some(root) = &args.faces_from else {
+            return Ok(FaceSource::Random(Noise(
+                0x9E37_79B9_7F4A_7C15 ^ args.count as u64,
+            )));
+        };
+        let pipeline = vision::Pipeline::load(&args.models.models_dir, Default::default())?;
+        let mut faces = Vec::new();
+        'folders: for folder in crate::eval_lfw::person_folders(root)? {
+            for image in crate::eval_lfw::folder_images(&folder)? {
+                if faces.len() >= args.faces_limit {
+                    break 'folders;
+                }
+                let img = pipeline.decode(&std::fs::read(&image)?)?;
+                if let Some(face) = pipeline.largest_face(&img)? {
+                    faces.push(NewFace {
+                        model: store::DEFAULT_MODEL.into(),
+                        embedding: face.embedding.as_slice().to_vec(),
+                        thumbnail_jpeg: face.thumbnail_jpeg,
+                        crop_png: face.crop_png,
+                    });
+                }
+            }
+        }
+        anyhow::ensure!(!faces.is_empty(), "no face found under {}", root.display());
+        eprintln!("seeding with {} real faces, in turn", faces.len());
+        Ok(FaceSource::Real(faces))
+    }
+
+    fn face(&mut self, i: usize) -> anyhow::Result<NewFace> {
+        Ok(match self {
+            FaceSource::Random(noise) => NewFace {
+                model: store::DEFAULT_MODEL.into(),
+                embedding: (0..store::EMBEDDING_DIM).map(|_| noise.unit()).collect(),
+                thumbnail_jpeg: thumbnail(noise)?,
+                crop_png: Vec::new(),
+            },
+            FaceSource::Real(faces) => faces[i % faces.len()].clone(),
+        })
+    }
 }
 
 /// A small xorshift generator: synthetic data needs no cryptographic randomness.
@@ -56,26 +116,19 @@ const SEED_BATCH: usize = 10_000;
 
 pub fn run(args: &SeedArgs) -> anyhow::Result<()> {
     let client = ClientId::parse(&args.client).map_err(|e| anyhow::anyhow!("bad --client: {e}"))?;
-    let mut noise = Noise(0x9E37_79B9_7F4A_7C15 ^ args.count as u64);
-    let persons = (0..args.count)
-        .map(|i| {
-            Ok(NewPerson {
-                name: format!("Seeded Person {}", i + 1).replace(char::is_numeric, ""),
-                gender: None,
-                date_of_birth: None,
-                nationality: None,
-                notes: Some(format!("seed {i}")),
-                status: PersonStatus::Active,
-                collections: Vec::new(),
-                faces: vec![NewFace {
-                    model: store::DEFAULT_MODEL.into(),
-                    embedding: (0..store::EMBEDDING_DIM).map(|_| noise.unit()).collect(),
-                    thumbnail_jpeg: thumbnail(&mut noise)?,
-                    crop_png: Vec::new(),
-                }],
-            })
+    let mut faces = FaceSource::open(args)?;
+    let mut person = |i: usize| -> anyhow::Result<NewPerson> {
+        Ok(NewPerson {
+            name: format!("Seeded Person {}", i + 1).replace(char::is_numeric, ""),
+            gender: None,
+            date_of_birth: None,
+            nationality: None,
+            notes: Some(format!("seed {i}")),
+            status: PersonStatus::Active,
+            collections: Vec::new(),
+            faces: vec![faces.face(i)?],
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    };
     let runtime = crate::serve_cmd::runtime()?;
     let open = runtime.block_on(
         args.database
@@ -83,11 +136,13 @@ pub fn run(args: &SeedArgs) -> anyhow::Result<()> {
     )?;
     let store = &open.store;
     let started = std::time::Instant::now();
-    let progress = Progress::new("seeding persons", persons.len() as u64);
-    let mut ids = Vec::with_capacity(persons.len());
-    let mut persons = persons.into_iter().peekable();
-    while persons.peek().is_some() {
-        let batch: Vec<NewPerson> = persons.by_ref().take(SEED_BATCH).collect();
+    let progress = Progress::new("seeding persons", args.count as u64);
+    let mut ids = Vec::with_capacity(args.count);
+    // Made a batch at a time: real faces keep a crop of ~20 KB each.
+    for first in (0..args.count).step_by(SEED_BATCH) {
+        let batch = (first..args.count.min(first + SEED_BATCH))
+            .map(&mut person)
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let n = batch.len() as u64;
         ids.extend(runtime.block_on(store.seed_persons(&client, batch))?);
         progress.advance(n);
