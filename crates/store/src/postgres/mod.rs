@@ -24,6 +24,7 @@ mod queries;
 mod schema;
 mod tls;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -129,6 +130,9 @@ impl VectorExtension {
 pub struct PostgresStore {
     pool: Pool,
     vector: VectorExtension,
+    /// Embedding lengths of the models searched so far: a recorded model's length never
+    /// changes, so a search reads it from the database once per model, not per search.
+    dimensions: std::sync::RwLock<HashMap<String, usize>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -269,6 +273,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             vector: VectorExtension::new(version),
+            dimensions: std::sync::RwLock::default(),
         })
     }
 
@@ -447,6 +452,37 @@ impl PostgresStore {
             .map(|(_, plan)| plan)
     }
 
+    /// The recorded length of `model`'s embeddings (`None`: not recorded yet).
+    async fn model_dimension(&self, model: &str) -> Result<Option<usize>> {
+        let cached = self
+            .dimensions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(model)
+            .copied();
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let recorded = read_tx!(self, |tx| {
+            let row = tx
+                .query_opt(
+                    "SELECT dimension FROM embedding_models WHERE model = $1",
+                    &[&model],
+                )
+                .await
+                .map_err(pg)?;
+            row.map(|r| conv::get::<i32>(&r, 0)).transpose()
+        });
+        let Some(dimension) = recorded?.and_then(|d| usize::try_from(d).ok()) else {
+            return Ok(None);
+        };
+        self.dimensions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(model.to_owned(), dimension);
+        Ok(Some(dimension))
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn nearest_persons_inner(
         &self,
@@ -493,21 +529,13 @@ impl PostgresStore {
             (fetch, fetch)
         };
         let approx = !exact && ef <= MAX_EF_SEARCH;
+        // A model with no faces yet finds nobody; a probe of another length than the
+        // model's faces cannot be compared with them.
+        let Some(dimension) = self.model_dimension(model).await? else {
+            return Ok((Vec::new(), String::new()));
+        };
         read_tx!(self, |tx| {
-            // A model with no faces yet finds nobody; a probe of another length than the
-            // model's faces cannot be compared with them.
-            let recorded = tx
-                .query_opt(
-                    "SELECT dimension FROM embedding_models WHERE model = $1",
-                    &[&model],
-                )
-                .await
-                .map_err(pg)?;
-            let Some(recorded) = recorded else {
-                return Ok((Vec::new(), String::new()));
-            };
-            let dimension: i32 = conv::get(&recorded, 0)?;
-            if usize::try_from(dimension).ok() != Some(probe.len()) {
+            if dimension != probe.len() {
                 return Err(Error::invalid(
                     "probe",
                     "must have as many values as the model's embeddings",
