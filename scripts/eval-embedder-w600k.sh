@@ -67,11 +67,29 @@ fi
 summary() {
     grep -E '^(lfw|accuracy|tar_at_far_1e-3 |all_pairs|no_face |images_per_s)' "$1"
 }
-for which in sface w600k; do
+# SFace (skipped with VISAGE_EVAL_SKIP_SFACE=1), then w600k_mbf on an identity score map,
+# which proposes its knots (each score at SFace's false-match rate there), then w600k_mbf
+# again on those knots: its score table, to compare with SFace's in docs/scores.md.
+runs=(w600k w600k-calibrated)
+[[ "${VISAGE_EVAL_SKIP_SFACE:-0}" == 1 ]] || runs=(sface "${runs[@]}")
+for which in "${runs[@]}"; do
     args=()
-    [[ "$which" == w600k ]] && args=(--embedder "$work/w600k_mbf.toml")
+    case "$which" in
+        w600k) args=(--embedder "$work/w600k_mbf.toml") ;;
+        w600k-calibrated)
+            # The proposed knots replace the identity map.
+            sed -n '/^knots for /,/^]/p' "$work/w600k.out" | tail -n +2 > "$work/knots.toml"
+            grep -v '^calibration' "$work/w600k_mbf.toml" > "$work/w600k_calibrated.toml"
+            cat "$work/knots.toml" >> "$work/w600k_calibrated.toml"
+            args=(--embedder "$work/w600k_calibrated.toml")
+            ;;
+    esac
     echo "== $which (load: $(cut -d' ' -f1-3 /proc/loadavg))"
     "$bin" eval lfw --dataset "$lfw" --pairs "$work/pairs.txt" --models-dir "$models" \
         "${args[@]}" > "$work/$which.out" 2> "$work/$which.err"
     summary "$work/$which.out"
+    if [[ "$which" == w600k-calibrated ]]; then
+        cat "$work/knots.toml"
+        sed -n '/^score_map /,/^knots for /p' "$work/$which.out" | sed '$d'
+    fi
 done

@@ -99,9 +99,11 @@ struct ClientMover<'a> {
 }
 
 enum Moved {
-    /// The client is on the new model (or was stopped before its switch: `false`).
-    Switched(bool),
-    /// Left on its model: faces without a kept crop.
+    /// The client is on the new model.
+    Switched,
+    /// Stopped before its switch: the client is still on its model.
+    Stopped,
+    /// Left on its model: this many faces have no kept crop.
     WithoutCrops(u64),
 }
 
@@ -120,7 +122,7 @@ impl ClientMover<'_> {
             let started = Instant::now();
             loop {
                 if self.stop.load(Ordering::SeqCst) {
-                    return Ok(Moved::Switched(false));
+                    return Ok(Moved::Stopped);
                 }
                 let page = self
                     .store
@@ -158,7 +160,7 @@ impl ClientMover<'_> {
                     drop(held);
                     done.faces += faces;
                     done.clients += 1;
-                    return Ok(Moved::Switched(true));
+                    return Ok(Moved::Switched);
                 }
                 ClientSwitch::Missing { without_crop, .. } if without_crop > 0 => {
                     done.clients_without_crops += 1;
@@ -247,10 +249,10 @@ async fn move_clients(
             stop,
         };
         match mover.run(client, &mut done, &|_| {}).await {
-            Ok(Moved::Switched(true)) => {
+            Ok(Moved::Switched) => {
                 tracing::info!(client = %client, model = %model, "client moved to the running model")
             }
-            Ok(Moved::Switched(false)) => return,
+            Ok(Moved::Stopped) => return,
             Ok(Moved::WithoutCrops(faces)) => tracing::warn!(
                 client = %client,
                 faces,
