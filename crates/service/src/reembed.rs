@@ -99,8 +99,9 @@ struct ClientMover<'a> {
 }
 
 enum Moved {
-    /// The client is on the new model.
-    Switched,
+    /// The client is on the new model; its requests waited at most this long for the
+    /// switch and for search to catch up.
+    Switched { held: Duration },
     /// Stopped before its switch: the client is still on its model.
     Stopped,
     /// Left on its model: this many faces have no kept crop.
@@ -145,13 +146,13 @@ impl ClientMover<'_> {
                 Some(s) => Some(s.models.locks().exclusive(client).await),
                 None => None,
             };
-            let started = Instant::now();
+            let switching = Instant::now();
             let switched = self
                 .store
                 .switch_client_model(client, model, embedded.clone())
                 .await
                 .context("switching the client's embeddings")?;
-            done.committing += started.elapsed();
+            done.committing += switching.elapsed();
             match switched {
                 ClientSwitch::Switched { faces, persons } => {
                     if let Some(s) = &self.serving {
@@ -160,7 +161,9 @@ impl ClientMover<'_> {
                     drop(held);
                     done.faces += faces;
                     done.clients += 1;
-                    return Ok(Moved::Switched);
+                    return Ok(Moved::Switched {
+                        held: switching.elapsed(),
+                    });
                 }
                 ClientSwitch::Missing { without_crop, .. } if without_crop > 0 => {
                     done.clients_without_crops += 1;
@@ -249,9 +252,12 @@ async fn move_clients(
             stop,
         };
         match mover.run(client, &mut done, &|_| {}).await {
-            Ok(Moved::Switched) => {
-                tracing::info!(client = %client, model = %model, "client moved to the running model")
-            }
+            Ok(Moved::Switched { held }) => tracing::info!(
+                client = %client,
+                model = %model,
+                held_s = held.as_secs_f64(),
+                "client moved to the running model"
+            ),
             Ok(Moved::Stopped) => return,
             Ok(Moved::WithoutCrops(faces)) => tracing::warn!(
                 client = %client,
