@@ -3,8 +3,7 @@
 //! leaves a tombstone (never returned) until enough of them pile up to compact.
 
 use std::borrow::Cow;
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -20,28 +19,8 @@ const PARALLEL_SCAN_MIN_ROWS: usize = 65_536;
 /// Rows whose sketches the two-stage scan reads in one go.
 const SKETCH_BATCH: usize = 256;
 
-/// A survivor of the sketch scan, ordered by its upper bound.
-struct ByUpper(f32, u32);
-
-impl PartialEq for ByUpper {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for ByUpper {}
-
-impl PartialOrd for ByUpper {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for ByUpper {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
-    }
-}
+/// Survivors of the sketch scan whose codes are requested ahead of their comparison.
+const PREFETCH_AHEAD: usize = 8;
 
 /// `owner` of a removed row; `next` at the end of a person's rows.
 const NONE: u32 = u32::MAX;
@@ -503,8 +482,8 @@ impl ClientIndex {
     /// sketch gives an upper bound of its int8 similarity (estimate plus margin); the faces
     /// with the best lower bounds are compared on their codes at once, and the k-th int8
     /// similarity found so far (never above the true k-th) is the bar: a face whose upper
-    /// bound is below it cannot be in the top k. The rest are compared best upper bound first,
-    /// until the next upper bound is below the k-th found. So a face of the int8 top k is
+    /// bound is below it cannot be in the top k. The other survivors are compared after the
+    /// scan, those still at or above the k-th found by then. So a face of the int8 top k is
     /// missed only if its estimate is more than its margin too low (EPSILON standard
     /// deviations, see `sketch`). Faces whose upper bound is below `min_estimate` cannot be
     /// candidates either.
@@ -549,18 +528,16 @@ impl ClientIndex {
             }
             start = end;
         }
-        // Best upper bound first: once the next one is below the k-th int8 similarity found,
-        // no face left can enter (the k-th found is at most the true k-th).
+        // In row order, the codes a few survivors ahead already on their way to the cache.
         survivors.retain(|&(_, upper)| upper >= bar);
-        let mut by_upper: BinaryHeap<ByUpper> = survivors
-            .into_iter()
-            .map(|(row, upper)| ByUpper(upper, row))
-            .collect();
-        while let Some(ByUpper(upper, row)) = by_upper.pop() {
-            if upper < top.floor() {
-                break;
+        for i in 0..survivors.len() {
+            if let Some(&(ahead, _)) = survivors.get(i + PREFETCH_AHEAD) {
+                self.codes.prefetch(ahead);
             }
-            top.push(similarity(&self.codes, &q.codes, q.scale, row), row);
+            let (row, upper) = survivors[i];
+            if upper >= top.floor() {
+                top.push(similarity(&self.codes, &q.codes, q.scale, row), row);
+            }
         }
         top
     }

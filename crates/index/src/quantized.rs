@@ -328,6 +328,29 @@ impl CodeMatrix {
         &self.codes[r * self.dimension..(r + 1) * self.dimension]
     }
 
+    /// Asks the CPU to start loading `row`'s codes into the cache (a row about to be read
+    /// out of order).
+    #[inline]
+    pub fn prefetch(&self, row: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let start = row as usize * self.dimension;
+            let end = (start + self.dimension).min(self.codes.len());
+            for at in (start..end).step_by(64) {
+                let line = self.codes[at..].as_ptr();
+                #[allow(unsafe_code)]
+                // SAFETY: a prefetch is a hint that never faults; the address is inside the
+                // codes anyway.
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T0>(line)
+                };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = row;
+    }
+
     pub fn scale_of(&self, row: u32) -> f32 {
         self.scales[row as usize]
     }
