@@ -1,6 +1,7 @@
 //! Exact search in a quarter of the memory traffic: every face is also kept as int8 codes
-//! (one scale per face), the scan ranks all faces on the codes, and only the best candidates
-//! are re-scored on their f32 vectors. The answer equals a full f32 scan's whenever the true
+//! (one scale per face), the scan ranks the faces on the codes (those that its first stage,
+//! `sketch`, has not ruled out), and only the best candidates are re-scored on their f32
+//! vectors. The answer equals a full f32 scan's whenever the true
 //! top results are among the candidates; the candidate count leaves a wide margin over the
 //! int8 rounding error (see `client`'s tests, and `visage bench index`).
 

@@ -339,8 +339,8 @@ fn dot_levels_rows_avx2(levels: &[u8], row_bytes: usize, q: &[i8], out: &mut [i3
         out[i + 3] = _mm_extract_epi32::<3>(s);
         i += 4;
     }
-    for j in i..n {
-        out[j] = dot_levels_avx2(at(j), q);
+    for (j, o) in out.iter_mut().enumerate().take(n).skip(i) {
+        *o = dot_levels_avx2(at(j), q);
     }
 }
 
