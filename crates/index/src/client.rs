@@ -4,15 +4,23 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 
 use rayon::prelude::*;
 use store::CollectionId;
 
 use crate::hnsw::{similarity, Hnsw, HnswParams, HnswParts};
 use crate::quantized::{CodeMatrix, Codes, TopK};
+use crate::sketch::{SketchMatrix, SketchProbe};
 
 /// Exact scans at least this long are split over all cores.
 const PARALLEL_SCAN_MIN_ROWS: usize = 65_536;
+
+/// Rows whose sketches the two-stage scan reads in one go.
+const SKETCH_BATCH: usize = 256;
+
+/// Survivors of the sketch scan whose codes are requested ahead of their comparison.
+const PREFETCH_AHEAD: usize = 8;
 
 /// `owner` of a removed row; `next` at the end of a person's rows.
 const NONE: u32 = u32::MAX;
@@ -42,6 +50,17 @@ impl Default for IndexParams {
     }
 }
 
+/// How the exact scan compares the faces in scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExactScan {
+    /// The int8 codes of every face (128 bytes a face at 128-d).
+    Int8,
+    /// The 2-bit sketch of every face first (32 bytes at 128-d), the int8 codes of only
+    /// the faces whose sketch estimate could still reach the best (see `sketch`).
+    #[default]
+    TwoStage,
+}
+
 /// Which engine answers a search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -63,6 +82,9 @@ pub struct PersonSlot {
 pub struct ClientIndex {
     params: IndexParams,
     codes: CodeMatrix,
+    /// The first stage of the exact scan, one sketch per row of `codes`.
+    sketches: SketchMatrix,
+    scan: ExactScan,
     faces: Vec<u128>,
     owner: Vec<u32>,
     next: Vec<u32>,
@@ -110,6 +132,8 @@ impl ClientIndex {
         ClientIndex {
             params,
             codes: CodeMatrix::new(params.dimension),
+            sketches: SketchMatrix::new(params.dimension),
+            scan: ExactScan::default(),
             faces: Vec::new(),
             owner: Vec::new(),
             next: Vec::new(),
@@ -205,6 +229,8 @@ impl ClientIndex {
         };
         Some(ClientIndex {
             params,
+            sketches: SketchMatrix::of(&codes, params.dimension),
+            scan: ExactScan::default(),
             codes,
             faces: faces.into_owned(),
             owner: owner.into_owned(),
@@ -223,6 +249,11 @@ impl ClientIndex {
     /// Changes how wide FAST searches are.
     pub fn set_ef_search(&mut self, ef: usize) {
         self.params.ef_search = ef;
+    }
+
+    /// Changes how the exact scan compares faces (benchmarks compare both).
+    pub fn set_exact_scan(&mut self, scan: ExactScan) {
+        self.scan = scan;
     }
 
     pub fn live_faces(&self) -> usize {
@@ -258,7 +289,9 @@ impl ClientIndex {
         };
         let mut first = NONE;
         for (face, v) in faces.iter().rev() {
-            self.codes.push(v);
+            let row = self.codes.push(v);
+            self.sketches
+                .push(self.codes.row(row), self.codes.scale_of(row));
             self.faces.push(*face);
             self.owner.push(slot);
             self.next.push(first);
@@ -397,12 +430,12 @@ impl ClientIndex {
         } else {
             0
         };
-        let scan = |rows: std::ops::Range<usize>| {
-            let mut top = TopK::new(limit);
-            for row in rows.map(|r| r as u32).filter(|&r| keep(r)) {
-                top.push(similarity(&self.codes, &q.codes, q.scale, row), row);
+        let probe = self.sketches.probe(&q.codes, q.scale);
+        let scan = |rows: Range<usize>| match self.scan {
+            ExactScan::Int8 => self.scan_int8(rows, &q, limit, &keep),
+            ExactScan::TwoStage => {
+                self.scan_two_stage(rows, &q, &probe, limit, min_estimate, &keep)
             }
-            top
         };
         let tail = scan_from..self.rows();
         if tail.len() >= PARALLEL_SCAN_MIN_ROWS {
@@ -428,6 +461,85 @@ impl ClientIndex {
             faces_in_scope,
             used_graph: use_graph,
         }
+    }
+
+    /// The `limit` best int8 similarities among `rows` that `keep` accepts.
+    fn scan_int8(
+        &self,
+        rows: Range<usize>,
+        q: &Codes,
+        limit: usize,
+        keep: &impl Fn(u32) -> bool,
+    ) -> TopK {
+        let mut top = TopK::new(limit);
+        for row in rows.map(|r| r as u32).filter(|&r| keep(r)) {
+            top.push(similarity(&self.codes, &q.codes, q.scale, row), row);
+        }
+        top
+    }
+
+    /// What [`ClientIndex::scan_int8`] finds, reading a quarter of the bytes: every face's
+    /// sketch gives an upper bound of its int8 similarity (estimate plus margin); the faces
+    /// with the best lower bounds are compared on their codes at once, and the k-th int8
+    /// similarity found so far (never above the true k-th) is the bar: a face whose upper
+    /// bound is below it cannot be in the top k. The other survivors are compared after the
+    /// scan, those still at or above the k-th found by then. So a face of the int8 top k is
+    /// missed only if its estimate is more than its margin too low (EPSILON standard
+    /// deviations, see `sketch`). Faces whose upper bound is below `min_estimate` cannot be
+    /// candidates either.
+    fn scan_two_stage(
+        &self,
+        rows: Range<usize>,
+        q: &Codes,
+        probe: &SketchProbe,
+        limit: usize,
+        min_estimate: f32,
+        keep: &impl Fn(u32) -> bool,
+    ) -> TopK {
+        if limit == 0 {
+            return TopK::new(0);
+        }
+        let mut lower = TopK::new(limit);
+        let mut top = TopK::new(limit);
+        let mut survivors: Vec<(u32, f32)> = Vec::new();
+        let mut bar = min_estimate;
+        let mut weighted = [0i32; SKETCH_BATCH];
+        let mut uppers = [0f32; SKETCH_BATCH];
+        let mut start = rows.start;
+        while start < rows.end {
+            let end = rows.end.min(start + SKETCH_BATCH);
+            let (weighted, uppers) = (&mut weighted[..end - start], &mut uppers[..end - start]);
+            self.sketches.weighted_levels(probe, start..end, weighted);
+            self.sketches.upper_bounds(probe, start, weighted, uppers);
+            for (row, &upper) in (start as u32..end as u32).zip(uppers.iter()) {
+                if upper < bar || !keep(row) {
+                    continue;
+                }
+                let low = upper - 2.0 * self.sketches.margin(probe, row);
+                if low > lower.floor() {
+                    // Among the best so far: compared on its codes at once, which raises
+                    // the bar to the k-th int8 similarity found (never above the true k-th).
+                    lower.push(low, row);
+                    top.push(similarity(&self.codes, &q.codes, q.scale, row), row);
+                    bar = top.floor().max(min_estimate);
+                } else {
+                    survivors.push((row, upper));
+                }
+            }
+            start = end;
+        }
+        // In row order, the codes a few survivors ahead already on their way to the cache.
+        survivors.retain(|&(_, upper)| upper >= bar);
+        for i in 0..survivors.len() {
+            if let Some(&(ahead, _)) = survivors.get(i + PREFETCH_AHEAD) {
+                self.codes.prefetch(ahead);
+            }
+            let (row, upper) = survivors[i];
+            if upper >= top.floor() {
+                top.push(similarity(&self.codes, &q.codes, q.scale, row), row);
+            }
+        }
+        top
     }
 
     fn intern(&mut self, c: &CollectionId) -> u32 {
@@ -473,6 +585,7 @@ impl ClientIndex {
         for p in self.slots.iter_mut().flatten() {
             p.first = renumber[p.first as usize];
         }
+        self.sketches = SketchMatrix::of(&codes, self.params.dimension);
         self.codes = codes;
         self.faces = faces;
         self.owner = owner;
@@ -482,6 +595,7 @@ impl ClientIndex {
 
     pub fn shrink_to_fit(&mut self) {
         self.codes.shrink_to_fit();
+        self.sketches.shrink_to_fit();
         self.faces.shrink_to_fit();
         self.owner.shrink_to_fit();
         self.next.shrink_to_fit();
@@ -493,6 +607,7 @@ impl ClientIndex {
     /// Bytes of RAM held per live face (codes, ids, links, person slots), for reports.
     pub fn memory_bytes(&self) -> usize {
         let rows = self.codes.memory_bytes()
+            + self.sketches.memory_bytes()
             + self.faces.capacity() * 16
             + self.owner.capacity() * 4
             + self.next.capacity() * 4;
@@ -655,6 +770,105 @@ mod tests {
         let mut bad = idx.parts();
         bad.next.to_mut().pop();
         assert!(ClientIndex::from_parts(params, bad).is_none());
+    }
+
+    /// Unit vectors of `dim` values: independent ones, or `clusters` tight groups (each
+    /// face near one of a few centres, so that many faces score close to the best).
+    fn gallery_vectors(dim: usize, n: usize, clusters: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f32 / (1u64 << 53) as f32 - 0.5
+        };
+        let centres: Vec<Vec<f32>> = (0..clusters.max(1))
+            .map(|_| (0..dim).map(|_| next()).collect())
+            .collect();
+        (0..n)
+            .map(|i| {
+                let centre = &centres[i % centres.len()];
+                let spread = if clusters == 0 { 1.0 } else { 0.3 };
+                let v: Vec<f32> = centre
+                    .iter()
+                    .map(|c| if clusters == 0 { 0.0 } else { *c } + spread * next())
+                    .collect();
+                let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-9);
+                v.into_iter().map(|a| a / norm).collect()
+            })
+            .collect()
+    }
+
+    /// The two-stage scan finds exactly what the plain int8 scan finds (same similarities in
+    /// the same order, same faces above the k-th), on independent and clustered faces of
+    /// several lengths, after deletions, in a collection and with a minimum estimate.
+    #[test]
+    fn the_two_stage_scan_equals_the_int8_scan() {
+        for (dim, clusters) in [
+            (1, 0),
+            (3, 4),
+            (16, 0),
+            (100, 8),
+            (128, 0),
+            (128, 20),
+            (300, 5),
+            (1024, 0),
+        ] {
+            let params = IndexParams {
+                dimension: dim,
+                ..IndexParams::default()
+            };
+            let mut idx = ClientIndex::new(params);
+            let coll = CollectionId::new();
+            let n = if dim >= 300 { 3000 } else { 6000 };
+            let vectors = gallery_vectors(dim, n, clusters, dim as u64 * 31 + clusters as u64);
+            for (p, v) in vectors.iter().enumerate() {
+                let cols = if p % 3 == 0 {
+                    vec![coll.clone()]
+                } else {
+                    vec![]
+                };
+                idx.put(key(p as u64), &cols, &[(p as u128, v)]);
+            }
+            // Deletions: every seventh person, and a run of rows (no compaction at this size).
+            for p in (0..n as u64).filter(|p| p % 7 == 0 || (100..400).contains(p)) {
+                assert!(idx.remove(&key(p)));
+            }
+            let probes = gallery_vectors(dim, 12, clusters, dim as u64 * 31 + clusters as u64 + 7);
+            for (i, probe) in probes.iter().enumerate() {
+                let scope = (i % 2 == 1).then_some(&coll);
+                for (limit, min_estimate) in
+                    [(64, -1.0), (10, -1.0), (1, -1.0), (64, 0.3), (64, 2.0)]
+                {
+                    let mut found = |scan| {
+                        idx.set_exact_scan(scan);
+                        idx.candidates(probe, scope, Mode::Exact, limit, min_estimate)
+                            .rows
+                    };
+                    let (plain, two_stage) = (found(ExactScan::Int8), found(ExactScan::TwoStage));
+                    let what = format!("dim {dim}, clusters {clusters}, probe {i}, limit {limit}, min {min_estimate}");
+                    let scores = |v: &[(f32, u32)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
+                    assert_eq!(scores(&two_stage), scores(&plain), "{what}");
+                    let above = |v: &[(f32, u32)]| {
+                        let last = v.last().map_or(f32::NEG_INFINITY, |x| x.0);
+                        let mut rows: Vec<u32> =
+                            v.iter().filter(|x| x.0 > last).map(|x| x.1).collect();
+                        rows.sort_unstable();
+                        rows
+                    };
+                    assert_eq!(above(&two_stage), above(&plain), "{what}");
+                    for &(_, row) in &two_stage {
+                        let person = idx.person_of(row).expect("a live face");
+                        let p = u64::from_le_bytes(person[..8].try_into().expect("8 bytes"));
+                        assert!(p % 7 != 0 && !(100..400).contains(&p), "{what}: deleted");
+                        assert!(
+                            scope.is_none() || p % 3 == 0,
+                            "{what}: outside the collection"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     pub(crate) fn key(p: u64) -> [u8; 12] {

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use store::{ClientId, CollectionId, FaceId, PersonId, MAX_FACES_PER_PERSON};
 
-use crate::client::{ClientIndex, IndexParams, Mode};
+use crate::client::{ClientIndex, ExactScan, IndexParams, Mode};
 
 /// What to search for.
 #[derive(Debug, Clone)]
@@ -87,6 +87,14 @@ impl Gallery {
     pub fn set_ef_search(&self, ef: usize) {
         for (_, index) in self.all() {
             write(&index).set_ef_search(ef.max(1));
+        }
+    }
+
+    /// Changes how the exact scan compares faces (benchmarks compare both; the default,
+    /// [`ExactScan::TwoStage`], is what the server runs).
+    pub fn set_exact_scan(&self, scan: ExactScan) {
+        for (_, index) in self.all() {
+            write(&index).set_exact_scan(scan);
         }
     }
 

@@ -8,18 +8,20 @@
 //! request is answered.
 //!
 //! Modules, each using only those listed before it: `quantized` (int8 codes, exact dot
-//! products), `hnsw` (the graph over the codes), `client` (one client's faces), `gallery`
-//! (all clients, the two-step search), `snapshot` (the one file format), `synced` (the
-//! gallery kept in step with the store).
+//! products), `sketch` (2-bit sketches of the codes, the exact scan's first stage), `hnsw`
+//! (the graph over the codes), `client` (one client's faces), `gallery` (all clients, the
+//! two-step search), `snapshot` (the one file format), `synced` (the gallery kept in step
+//! with the store).
 
 mod client;
 mod gallery;
 mod hnsw;
 mod quantized;
+mod sketch;
 mod snapshot;
 mod synced;
 
-pub use client::{IndexParams, Mode};
+pub use client::{ExactScan, IndexParams, Mode};
 pub use gallery::{
     candidate_count, rank_persons, Candidate, CandidateSet, Gallery, Hit, SearchOutcome,
     SearchRequest,

@@ -1,6 +1,7 @@
 //! Exact search in a quarter of the memory traffic: every face is also kept as int8 codes
-//! (one scale per face), the scan ranks all faces on the codes, and only the best candidates
-//! are re-scored on their f32 vectors. The answer equals a full f32 scan's whenever the true
+//! (one scale per face), the scan ranks the faces on the codes (those that its first stage,
+//! `sketch`, has not ruled out), and only the best candidates are re-scored on their f32
+//! vectors. The answer equals a full f32 scan's whenever the true
 //! top results are among the candidates; the candidate count leaves a wide margin over the
 //! int8 rounding error (see `client`'s tests, and `visage bench index`).
 
@@ -326,6 +327,29 @@ impl CodeMatrix {
     pub fn row(&self, row: u32) -> &[i8] {
         let r = row as usize;
         &self.codes[r * self.dimension..(r + 1) * self.dimension]
+    }
+
+    /// Asks the CPU to start loading `row`'s codes into the cache (a row about to be read
+    /// out of order).
+    #[inline]
+    pub fn prefetch(&self, row: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let start = row as usize * self.dimension;
+            let end = (start + self.dimension).min(self.codes.len());
+            for at in (start..end).step_by(64) {
+                let line = self.codes[at..].as_ptr();
+                #[allow(unsafe_code)]
+                // SAFETY: a prefetch is a hint that never faults; the address is inside the
+                // codes anyway.
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T0>(line)
+                };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = row;
     }
 
     pub fn scale_of(&self, row: u32) -> f32 {

@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use index::{dot_f32, rank_persons, Gallery, HnswParams, IndexParams, Mode, SearchRequest, TopK};
+use index::{
+    dot_f32, rank_persons, ExactScan, Gallery, HnswParams, IndexParams, Mode, SearchRequest, TopK,
+};
 use rayon::prelude::*;
 use serde_json::Value;
 use store::{ClientId, FaceId, PersonId, EMBEDDING_DIM};
@@ -53,6 +55,9 @@ pub struct BenchIndexArgs {
     /// Skip the FAISS comparison (it needs the Python environment).
     #[arg(long)]
     pub no_faiss: bool,
+    /// Skip FAST (no graph is built): ACCURATE and the exact scans only.
+    #[arg(long)]
+    pub no_graph: bool,
     /// Only write the gallery of the first `--n` (raw little-endian f32 rows, for
     /// `visage import --embeddings`) and its queries (to FILE with the extension `.queries`), then stop.
     #[arg(long)]
@@ -406,12 +411,12 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
         progress.finish();
         gallery.shrink_to_fit();
         let build = started.elapsed().as_secs_f64();
-        let search = |q: &[f32], mode: Mode| -> Vec<u32> {
+        let search_above = |q: &[f32], mode: Mode, min_cosine: f32| -> Vec<u32> {
             let request = SearchRequest {
                 probe: q,
                 collection: None,
                 mode,
-                min_cosine: -1.0,
+                min_cosine,
                 max_results: args.k,
             };
             let found = gallery.candidates(&client, &request);
@@ -419,25 +424,63 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
                 let row = f.to_u128() as usize;
                 base.get(row * dim..(row + 1) * dim).map(|v| dot_f32(v, q))
             };
-            rank_persons(&found.candidates, exact, -1.0, args.k)
+            rank_persons(&found.candidates, exact, min_cosine, args.k)
                 .into_iter()
                 .map(|h| row_of(&h.person))
                 .collect()
         };
+        let search = |q: &[f32], mode: Mode| search_above(q, mode, -1.0);
+        // ACCURATE as served (2-bit sketches first, int8 codes of the survivors, exact
+        // re-score), then the plain int8 scan of every face it replaced, on the same gallery.
         let (int8, got) = time(&queries, |q| search(q, Mode::Exact));
         let identical = truth.iter().zip(&got).filter(|(t, g)| t == g).count();
-        let codes_bytes = gallery.memory_bytes() as f64 / n as f64;
+        // The same at the served default threshold, where the bar starts at min_score.
+        let (above_two_stage, above_got) =
+            time(&queries, |q| search_above(q, Mode::Exact, threshold));
+        gallery.set_exact_scan(ExactScan::Int8);
+        let (plain, plain_got) = time(&queries, |q| search(q, Mode::Exact));
+        let (above_plain, above_plain_got) =
+            time(&queries, |q| search_above(q, Mode::Exact, threshold));
+        gallery.set_exact_scan(ExactScan::TwoStage);
+        let above_same = above_got
+            .iter()
+            .zip(&above_plain_got)
+            .filter(|(a, b)| a == b)
+            .count();
         println!(
-            "{n}\texact int8+rerank\t{build:.2}\t{:.3}\t{:.3}\t{:.0}\t{:.4}\t{:.4}\t{:.4}\t{codes_bytes:.0}\t{}\t{}\t(identical top-{} on {identical}/{} queries)",
-            int8.p50, int8.p99, int8.qps, recall(&truth, &got, 1), recall_above(&truth, &got, &above),
-            recall(&truth, &got, args.k),
-            ratio(int8.p50, f(&["flat", "p50_ms"])), ratio(int8.p99, f(&["flat", "p99_ms"])), args.k, truth.len()
+            "{n}\texact at min_score (cosine {threshold:.4}): two-stage p50 {:.3} ms, p99 {:.3} ms; int8 scan p50 {:.3} ms, p99 {:.3} ms; same answers on {above_same}/{} queries",
+            above_two_stage.p50,
+            above_two_stage.p99,
+            above_plain.p50,
+            above_plain.p99,
+            truth.len()
+        );
+        let plain_identical = truth.iter().zip(&plain_got).filter(|(t, g)| t == g).count();
+        let same_as_plain = got.iter().zip(&plain_got).filter(|(a, b)| a == b).count();
+        let codes_bytes = gallery.memory_bytes() as f64 / n as f64;
+        for (engine, timing, found, same) in [
+            ("exact two-stage+rerank", &int8, &got, identical),
+            ("exact int8+rerank", &plain, &plain_got, plain_identical),
+        ] {
+            println!(
+                "{n}\t{engine}\t{build:.2}\t{:.3}\t{:.3}\t{:.0}\t{:.4}\t{:.4}\t{:.4}\t{codes_bytes:.0}\t{}\t{}\t(identical top-{} on {same}/{} queries)",
+                timing.p50, timing.p99, timing.qps, recall(&truth, found, 1), recall_above(&truth, found, &above),
+                recall(&truth, found, args.k),
+                ratio(timing.p50, f(&["flat", "p50_ms"])), ratio(timing.p99, f(&["flat", "p99_ms"])), args.k, truth.len()
+            );
+        }
+        println!(
+            "{n}\texact two-stage latency p50 p90 p99 p99.9 max (ms): {}; int8 scan: {}; two-stage equals the int8 scan on {same_as_plain}/{} queries",
+            int8.distribution(),
+            plain.distribution(),
+            truth.len()
         );
 
         // FAST: the graph over the same codes (built on all cores, as FAISS's is),
         // candidates re-scored exactly.
         let started = Instant::now();
-        while gallery.build_graphs(10_000) {}
+        let sweep: &[usize] = if args.no_graph { &[] } else { &args.ef_search };
+        while !args.no_graph && gallery.build_graphs(10_000) {}
         gallery.shrink_to_fit();
         let graph_build = started.elapsed().as_secs_f64();
         let all_bytes = gallery.memory_bytes() as f64 / n as f64;
@@ -448,7 +491,7 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
                 .and_then(|r| r[key].as_f64())
         };
         let mut distributions = Vec::new();
-        for (i, &ef) in args.ef_search.iter().enumerate() {
+        for (i, &ef) in sweep.iter().enumerate() {
             gallery.set_ef_search(ef);
             let (fast, got) = time(&queries, |q| search(q, Mode::Fast));
             let (r1, r10) = (recall(&truth, &got, 1), recall(&truth, &got, args.k));
@@ -511,6 +554,21 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
                 ratio(int8.p50, f(&["flat", "p50_ms"]))
             );
             println!("exact_identical_top_k {identical}/{}", truth.len());
+            println!(
+                "accurate_top{}_identical {identical}/{}",
+                args.k,
+                truth.len()
+            );
+            println!("accurate_p50_ms {:.3}", int8.p50);
+            println!("accurate_p99_ms {:.3}", int8.p99);
+            println!("accurate_int8_scan_p50_ms {:.3}", plain.p50);
+            println!("accurate_int8_scan_p99_ms {:.3}", plain.p99);
+            println!("accurate_same_as_int8_scan {same_as_plain}/{}", truth.len());
+            println!("accurate_at_min_score_p50_ms {:.3}", above_two_stage.p50);
+            println!(
+                "accurate_int8_scan_at_min_score_p50_ms {:.3}",
+                above_plain.p50
+            );
             // Our cheapest setting whose recall@1 above threshold reaches 0.995 (else the
             // most accurate); FAISS at the same ef for the p99 ratio.
             let ours: Vec<(usize, &FastRun)> = fast_runs
