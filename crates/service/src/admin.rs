@@ -1,5 +1,6 @@
-//! Operator use cases on a store, without the face models: erasing a whole client, and the
-//! read-only view the audit and token commands read beside a running server.
+//! Operator use cases on a store: erasing a whole client, moving every client to another
+//! embedding model (`visage reembed`), and the read-only view the audit and token commands
+//! read beside a running server.
 
 use std::sync::Arc;
 
@@ -8,6 +9,31 @@ use store::sqlite::SqliteReadOnly;
 use store::{ClientErasure, ClientId, OperatorReads, PoolOptions, PostgresStore};
 
 use crate::open::{open_store, Access, StoreConfig, INDEX_SNAPSHOT};
+use crate::reembed::{move_every_client, Reembedded};
+
+/// Moves every client of the store to `pipeline`'s model from the kept crops (see
+/// `reembed`), with the server stopped (on the embedded store, this takes the data directory
+/// for itself and erases a stopped server's index snapshot) or beside PostgreSQL nodes
+/// (which must load both models meanwhile: `--reembed-from`).
+pub async fn reembed(
+    config: &StoreConfig,
+    pipeline: Arc<vision::Pipeline>,
+    workers: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> anyhow::Result<Reembedded> {
+    let opened = open_store(config, Access::Exclusive).await?;
+    let done = move_every_client(&*opened.store, &pipeline, workers, progress).await?;
+    match opened.postgres() {
+        // The replaced embeddings' old versions are dead tuples until VACUUM.
+        Some(pg) => pg.vacuum().await.context("VACUUM after re-embedding")?,
+        None => {
+            let snapshot = config.data_dir.join(INDEX_SNAPSHOT);
+            index::erase_snapshot(&snapshot)
+                .with_context(|| format!("erasing {}", snapshot.display()))?;
+        }
+    }
+    Ok(done)
+}
 
 /// Erases every person, face, thumbnail and collection of `client` (see
 /// `Store::erase_client`). On the embedded store this takes the data directory for itself (a

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use store::{Store, TokenRenewal};
 
-pub use admin::{erase_client, operator_reads};
+pub use admin::{erase_client, operator_reads, reembed};
 pub use cpu::CpuPool;
 pub use error::{Error, ImageError, Result};
 pub use image_url::{is_url as is_image_url, ImageUrlConfig, UrlPrefix};
@@ -41,7 +41,7 @@ pub use open::{
 pub use overload::OverloadLog;
 pub use params::{LiveScore, SearchMode};
 pub use persons::{Detached, LiveEnrolment, PersonChanges, PersonDraft, PersonList, PersonQuery};
-pub use reembed::{reembed, Reembedded};
+pub use reembed::Reembedded;
 pub use search::{IndexStats, SearchBackend};
 // The domain types the use cases take and return, so that callers need no engine crate.
 pub use store::{

@@ -4,9 +4,9 @@
 //! from the old model to the new one at once and a search never sees a mixed gallery. Faces
 //! enrolled meanwhile are caught by another pass.
 //!
-//! Two drivers: `visage reembed` (the server stopped, or beside PostgreSQL nodes), and a
-//! server that loads previous models ([`BackgroundMove`]), which moves its clients one by
-//! one while the previous models keep serving those not moved yet.
+//! Two drivers: `visage reembed` (`admin::reembed`: the server stopped, or beside
+//! PostgreSQL nodes), and a server that loads previous models ([`BackgroundMove`]), which
+//! moves its clients one by one while the previous models keep serving those not moved yet.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,7 +17,6 @@ use store::{ClientId, ClientSwitch, FaceCrop, FaceId, Store};
 use vision::Pipeline;
 
 use crate::models::ClientModels;
-use crate::open::{open_store, Access, StoreConfig, INDEX_SNAPSHOT};
 use crate::search::SearchBackend;
 
 /// Crops read (and embedded) per step; a stop waits for at most one step.
@@ -42,18 +41,14 @@ pub struct Reembedded {
     pub committing: Duration,
 }
 
-/// Moves every client of the store to `pipeline`'s model, with the server stopped (on the
-/// embedded store, this takes the data directory for itself and erases a stopped server's
-/// index snapshot) or beside PostgreSQL nodes (which must load both models meanwhile: see
-/// `--reembed-from`).
-pub async fn reembed(
-    config: &StoreConfig,
-    pipeline: Arc<Pipeline>,
+/// Moves every client of `store` not on `pipeline`'s model to it, one after the other, on
+/// `workers` threads, with no server using the store's faces (see `admin::reembed`).
+pub(crate) async fn move_every_client(
+    store: &dyn Store,
+    pipeline: &Arc<Pipeline>,
     workers: usize,
     progress: &(dyn Fn(u64) + Sync),
 ) -> anyhow::Result<Reembedded> {
-    let opened = open_store(config, Access::Exclusive).await?;
-    let store = &*opened.store;
     let model = pipeline.embedder().id.clone();
     store
         .register_model(&model, pipeline.embedder().dimension)
@@ -64,21 +59,12 @@ pub async fn reembed(
     for client in store.clients_off_model(&model).await? {
         let mover = ClientMover {
             store,
-            pipeline: &pipeline,
+            pipeline,
             workers,
             serving: None,
             stop: &stop,
         };
         mover.run(&client, &mut done, progress).await?;
-    }
-    match opened.postgres() {
-        // The replaced embeddings' old versions are dead tuples until VACUUM.
-        Some(pg) => pg.vacuum().await.context("VACUUM after re-embedding")?,
-        None => {
-            let snapshot = config.data_dir.join(INDEX_SNAPSHOT);
-            index::erase_snapshot(&snapshot)
-                .with_context(|| format!("erasing {}", snapshot.display()))?;
-        }
     }
     Ok(done)
 }
