@@ -98,18 +98,14 @@ impl Error {
     }
 }
 
-/// What the schema's triggers say when a face's embedding length differs from its model's
-/// (migration 0006, both back-ends): mapped to [`Error::Invalid`].
+/// Why a face whose embedding length differs from its model's is refused: said by
+/// PostgreSQL's triggers (migration 0006) and by the SQLite store's own check (migration
+/// 0008 dropped its triggers), and mapped to [`Error::Invalid`].
 pub(crate) const DIMENSION_REFUSED: &str = "embedding length differs from its model's";
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        match &e {
-            rusqlite::Error::SqliteFailure(_, Some(message)) if message == DIMENSION_REFUSED => {
-                Error::invalid("faces", DIMENSION_REFUSED)
-            }
-            _ => Error::Database(e),
-        }
+        Error::Database(e)
     }
 }
 

@@ -349,6 +349,37 @@ pub(crate) fn clients_off_model(conn: &Connection, model: &str) -> Result<Vec<Cl
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Records `model`'s embedding length if it is new; refuses another length than the one
+/// recorded (the store checks it here, not by a row trigger: see migration 0008).
+fn check_model_length(conn: &Connection, model: &str, dimension: usize) -> Result<()> {
+    let wanted = i64::try_from(dimension).unwrap_or(i64::MAX);
+    let recorded: Option<i64> = conn
+        .prepare_cached("SELECT dimension FROM embedding_models WHERE model = ?1")?
+        .query_row(params![model], |r| r.get(0))
+        .optional()?;
+    match recorded {
+        None => {
+            conn.prepare_cached("INSERT INTO embedding_models (model, dimension) VALUES (?1, ?2)")?
+                .execute(params![model, wanted])?;
+            Ok(())
+        }
+        Some(recorded) if recorded == wanted => Ok(()),
+        Some(recorded) => Err(Error::ModelDimension {
+            model: model.to_owned(),
+            recorded: usize::try_from(recorded).unwrap_or(0),
+            wanted: dimension,
+        }),
+    }
+}
+
+/// [`check_model_length`] for faces to store: another length is an invalid face.
+fn check_face_length(conn: &Connection, model: &str, dimension: usize) -> Result<()> {
+    check_model_length(conn, model, dimension).map_err(|e| match e {
+        Error::ModelDimension { .. } => Error::invalid("faces", crate::error::DIMENSION_REFUSED),
+        other => other,
+    })
+}
+
 /// Makes `model` the client's if it has none yet; refuses a face of another model than the
 /// client's.
 fn claim_client_model(conn: &Connection, client: &ClientId, model: &str) -> Result<()> {
@@ -416,6 +447,9 @@ pub(crate) fn switch_client_model(
             without_crop: missing.iter().filter(|(_, _, crop)| !crop).count() as u64,
         }));
     }
+    for (_, embedding) in faces {
+        check_face_length(conn, model, embedding.len())?;
+    }
     let mut persons = Vec::new();
     for (face, person, _) in &old {
         // Every face is given: `missing` is empty.
@@ -447,21 +481,7 @@ pub(crate) fn switch_client_model(
 }
 
 pub(crate) fn register_model(conn: &Connection, model: &str, dimension: usize) -> Result<Done<()>> {
-    let wanted = i64::try_from(dimension).unwrap_or(i64::MAX);
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO embedding_models (model, dimension) VALUES (?1, ?2)",
-    )?
-    .execute(params![model, wanted])?;
-    let recorded: i64 = conn
-        .prepare_cached("SELECT dimension FROM embedding_models WHERE model = ?1")?
-        .query_row(params![model], |r| r.get(0))?;
-    if recorded != wanted {
-        return Err(Error::ModelDimension {
-            model: model.to_owned(),
-            recorded: usize::try_from(recorded).unwrap_or(0),
-            wanted: dimension,
-        });
-    }
+    check_model_length(conn, model, dimension)?;
     Ok(Done::kept(()))
 }
 
@@ -753,6 +773,15 @@ fn insert_faces(
     person_pk: i64,
     faces: &[NewFace],
 ) -> Result<()> {
+    let mut checked: Vec<(&str, usize)> = Vec::new();
+    for f in faces {
+        let key = (f.model.as_str(), f.embedding.len());
+        if !checked.contains(&key) {
+            check_face_length(conn, &f.model, f.embedding.len())?;
+            claim_client_model(conn, client, &f.model)?;
+            checked.push(key);
+        }
+    }
     for f in faces {
         let face_id = FaceId::new_random();
         conn.prepare_cached(
@@ -765,8 +794,6 @@ fn insert_faces(
             f.model
         ])?;
         let face_pk = conn.last_insert_rowid();
-        // After the face: its insert records a new model (which client_models refers to).
-        claim_client_model(conn, client, &f.model)?;
         conn.prepare_cached("INSERT INTO thumbnails (face_pk, jpeg) VALUES (?1, ?2)")?
             .execute(params![face_pk, f.thumbnail_jpeg])?;
         if !f.crop_png.is_empty() {

@@ -34,10 +34,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/sqlite/0007_client_models.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_model_length_checked_by_the_store.sql"),
+    ),
 ];
 
 /// Newest schema this build understands.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// How long a connection waits on a lock held by another connection before giving up.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
