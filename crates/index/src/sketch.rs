@@ -309,17 +309,11 @@ fn dot_levels_rows_avx2(levels: &[u8], row_bytes: usize, q: &[i8], out: &mut [i3
             _mm256_loadu_si256(qp.add(3)),
         )
     };
-    let (mask, ones) = (_mm256_set1_epi8(3), _mm256_set1_epi16(1));
+    let ones = _mm256_set1_epi16(1);
     let row_sum = |row: &[u8]| {
         // SAFETY: `row` is one `chunks_exact(BLOCK_BYTES)` chunk: 32 readable bytes.
         let v = unsafe { _mm256_loadu_si256(row.as_ptr().cast::<__m256i>()) };
-        let l0 = _mm256_and_si256(v, mask);
-        let l1 = _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask);
-        let l2 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
-        let l3 = _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask);
-        let s01 = _mm256_add_epi16(_mm256_maddubs_epi16(l0, q0), _mm256_maddubs_epi16(l1, q1));
-        let s23 = _mm256_add_epi16(_mm256_maddubs_epi16(l2, q2), _mm256_maddubs_epi16(l3, q3));
-        _mm256_madd_epi16(_mm256_add_epi16(s01, s23), ones)
+        _mm256_madd_epi16(block_products_avx2(v, [q0, q1, q2, q3]), ones)
     };
     let n = out.len().min(levels.len() / BLOCK_BYTES);
     let at = |i: usize| &levels[i * BLOCK_BYTES..(i + 1) * BLOCK_BYTES];
@@ -344,9 +338,8 @@ fn dot_levels_rows_avx2(levels: &[u8], row_bytes: usize, q: &[i8], out: &mut [i3
     }
 }
 
-/// Each 32-byte block: the four bit pairs shifted down and masked give 32 levels (0..=3)
-/// each, multiplied with the probe's codes by `maddubs` (unsigned by signed bytes, pairs
-/// summed into i16: at most 2 * 3 * 127 per lane per block, 8 blocks fit in an i16).
+/// The blocks' products ([`block_products_avx2`]) summed in i16 lanes: at most 2 * 3 * 127
+/// per lane per block, so 8 blocks fit in an i16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
@@ -354,7 +347,6 @@ fn dot_levels_rows_avx2(levels: &[u8], row_bytes: usize, q: &[i8], out: &mut [i3
 fn dot_levels_avx2(levels: &[u8], q: &[i8]) -> i32 {
     use std::arch::x86_64::*;
     let blocks = (levels.len() / BLOCK_BYTES).min(q.len() / BLOCK_DIMS);
-    let mask = _mm256_set1_epi8(3);
     let mut acc = _mm256_setzero_si256();
     for b in 0..blocks {
         // SAFETY: `b < blocks`, so the 32 bytes of levels and 128 of codes read are inside
@@ -369,13 +361,7 @@ fn dot_levels_avx2(levels: &[u8], q: &[i8]) -> i32 {
                 _mm256_loadu_si256(qp.add(3)),
             )
         };
-        let l0 = _mm256_and_si256(v, mask);
-        let l1 = _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask);
-        let l2 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
-        let l3 = _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask);
-        let s01 = _mm256_add_epi16(_mm256_maddubs_epi16(l0, q0), _mm256_maddubs_epi16(l1, q1));
-        let s23 = _mm256_add_epi16(_mm256_maddubs_epi16(l2, q2), _mm256_maddubs_epi16(l3, q3));
-        acc = _mm256_add_epi16(acc, _mm256_add_epi16(s01, s23));
+        acc = _mm256_add_epi16(acc, block_products_avx2(v, [q0, q1, q2, q3]));
     }
     let wide = _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
     let s = _mm_add_epi32(
@@ -385,6 +371,33 @@ fn dot_levels_avx2(levels: &[u8], q: &[i8]) -> i32 {
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
     _mm_cvtsi128_si32(s)
+}
+
+/// One 32-byte block of levels times its 128 probe codes: the four bit pairs shifted down
+/// and masked give 32 levels (0..=3) each, multiplied with the codes by `maddubs` (unsigned
+/// by signed bytes, pairs summed into i16).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn block_products_avx2(
+    v: std::arch::x86_64::__m256i,
+    q: [std::arch::x86_64::__m256i; 4],
+) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    let mask = _mm256_set1_epi8(3);
+    let l0 = _mm256_and_si256(v, mask);
+    let l1 = _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask);
+    let l2 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
+    let l3 = _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask);
+    let s01 = _mm256_add_epi16(
+        _mm256_maddubs_epi16(l0, q[0]),
+        _mm256_maddubs_epi16(l1, q[1]),
+    );
+    let s23 = _mm256_add_epi16(
+        _mm256_maddubs_epi16(l2, q[2]),
+        _mm256_maddubs_epi16(l3, q[3]),
+    );
+    _mm256_add_epi16(s01, s23)
 }
 
 fn dot_levels_portable(levels: &[u8], q: &[i8]) -> i32 {

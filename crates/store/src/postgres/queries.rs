@@ -1581,8 +1581,9 @@ pub(crate) fn searchable_faces_sql(collections: Option<usize>) -> String {
         )
     };
     // The counters (migration 0004) count every face, whichever model embedded it; faces of
-    // other models (only while `visage reembed` moves a store) are counted and taken off.
-    // With one model serving there are none, and the index `faces_model` finds that at once.
+    // another model than the query's (a client searched by a node that does not run its
+    // model) are counted and taken off. A client's faces are all of one model (migration
+    // 0007), so usually there are none, and the index `faces_model` finds that at once.
     let others = count_faces(format!(
         "(f.model < $3 OR f.model > $3) AND {}",
         in_scope("$1", "$2")

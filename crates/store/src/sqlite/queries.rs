@@ -458,9 +458,7 @@ pub(crate) fn switch_client_model(
         };
         conn.prepare_cached("UPDATE faces SET embedding = ?1, model = ?2 WHERE id = ?3")?
             .execute(params![embedding_to_bytes(embedding), model, face])?;
-        if persons.last() != Some(person) {
-            persons.push(person.clone());
-        }
+        persons.push(person.clone());
     }
     persons.sort();
     persons.dedup();
