@@ -12,7 +12,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use rayon::prelude::*;
 
-use crate::quantized::{dot_codes, CodeMatrix};
+use crate::quantized::{dot_codes, prefetch, CodeMatrix};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HnswParams {
@@ -84,6 +84,9 @@ struct Scratch {
     /// Generation-stamped visited marks: a row is visited when its mark equals `generation`.
     generation: u32,
     marks: Vec<u32>,
+    /// The unvisited neighbours of the row being expanded, loaded together before any is
+    /// compared (so that their cache misses overlap instead of queueing one by one).
+    fresh: Vec<u32>,
     /// Most similar first: the frontier still to expand.
     candidates: BinaryHeap<Scored>,
     /// Least similar on top (to evict): the best `ef` rows seen.
@@ -119,6 +122,7 @@ thread_local! {
         RefCell::new(Scratch {
             generation: 0,
             marks: Vec::new(),
+            fresh: Vec::new(),
             candidates: BinaryHeap::new(),
             found: BinaryHeap::new(),
         })
@@ -134,6 +138,8 @@ const MAX_BATCH: usize = 512;
 pub trait Vectors {
     fn codes(&self, row: u32) -> &[i8];
     fn scale(&self, row: u32) -> f32;
+    /// A hint that `row` is about to be compared: start loading it.
+    fn prefetch(&self, _row: u32) {}
 }
 
 impl Vectors for CodeMatrix {
@@ -143,6 +149,10 @@ impl Vectors for CodeMatrix {
 
     fn scale(&self, row: u32) -> f32 {
         self.scale_of(row)
+    }
+
+    fn prefetch(&self, row: u32) {
+        CodeMatrix::prefetch(self, row)
     }
 }
 
@@ -245,6 +255,7 @@ impl Hnsw {
         let gen = scratch.begin(self.len());
         let Scratch {
             marks,
+            fresh,
             candidates,
             found,
             ..
@@ -265,11 +276,18 @@ impl Hnsw {
             if c.0 < worst && found.len() >= ef {
                 break;
             }
+            if let Some(next) = candidates.peek() {
+                self.prefetch_links(next.1, layer);
+            }
+            fresh.clear();
             for &nb in self.links(c.1, layer) {
-                if marks[nb as usize] == gen {
-                    continue;
+                if marks[nb as usize] != gen {
+                    marks[nb as usize] = gen;
+                    v.prefetch(nb);
+                    fresh.push(nb);
                 }
-                marks[nb as usize] = gen;
+            }
+            for &nb in fresh.iter() {
                 let s = similarity(v, q, q_scale, nb);
                 let worst = found.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0);
                 if found.len() < ef || s > worst {
@@ -279,6 +297,16 @@ impl Hnsw {
                         found.pop();
                     }
                 }
+            }
+        }
+    }
+
+    /// A hint that `row`'s links on `layer` are about to be read.
+    fn prefetch_links(&self, row: u32, layer: usize) {
+        if layer == 0 {
+            let s = self.slots();
+            if let Some(links) = self.base_links.get(row as usize * s..(row as usize + 1) * s) {
+                prefetch(links);
             }
         }
     }
