@@ -305,7 +305,10 @@ impl Hnsw {
     fn prefetch_links(&self, row: u32, layer: usize) {
         if layer == 0 {
             let s = self.slots();
-            if let Some(links) = self.base_links.get(row as usize * s..(row as usize + 1) * s) {
+            if let Some(links) = self
+                .base_links
+                .get(row as usize * s..(row as usize + 1) * s)
+            {
                 prefetch(links);
             }
         }

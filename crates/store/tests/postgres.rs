@@ -834,6 +834,58 @@ async fn search_never_compares_faces_of_another_model() -> TestResult {
     Ok(())
 }
 
+/// The schema itself refuses a face of another length than its model's, for writers that
+/// bypass the store's own check: one statement bringing a new model in two lengths writes
+/// nothing (not even the model), and an update to another length is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_refuses_a_statement_mixing_one_models_lengths() -> TestResult {
+    let db = TestDb::create().await?;
+    let s = db.store().await?;
+    s.create_person(&suite::client("lengths"), suite::person("Holder", &[], 0))
+        .await?;
+    s.close();
+    let c = db.client().await?;
+    let pk: i64 = c
+        .query_one("SELECT pk FROM persons", &[])
+        .await?
+        .try_get(0)?;
+    let refused = |e: &Result<u64, tokio_postgres::Error>| matches!(e, Err(e) if e.code().is_some_and(|c| c.code() == "VS001"));
+    let mixed = c
+        .execute(
+            "INSERT INTO faces (id, person_pk, embedding, model) VALUES \
+             ('f1', $1, '[1,0,0]', 'new-model'), ('f2', $1, '[1,0,0,0]', 'new-model')",
+            &[&pk],
+        )
+        .await;
+    assert!(refused(&mixed), "{mixed:?}");
+    let count = |sql: &'static str| {
+        let c = &c;
+        async move { c.query_one(sql, &[]).await?.try_get::<_, i64>(0) }
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM embedding_models WHERE model = 'new-model'").await?,
+        0
+    );
+    assert_eq!(count("SELECT count(*) FROM faces").await?, 0);
+    c.execute(
+        "INSERT INTO faces (id, person_pk, embedding, model) VALUES ('f1', $1, '[1,0,0]', 'new-model')",
+        &[&pk],
+    )
+    .await?;
+    let longer = c
+        .execute(
+            "UPDATE faces SET embedding = '[1,0,0,0]' WHERE id = 'f1'",
+            &[],
+        )
+        .await;
+    assert!(refused(&longer), "{longer:?}");
+    assert_eq!(
+        count("SELECT dimension::bigint FROM embedding_models WHERE model = 'new-model'").await?,
+        3
+    );
+    Ok(())
+}
+
 /// A 512-value model searches its own faces through its own partial HNSW index, created
 /// when the model is registered, beside another client's SFace faces.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,8 +11,8 @@ use crate::model::{Gender, PersonStatus, MAX_EMBEDDING_DIM};
 /// Maps a driver error: connection trouble is [`Error::Unavailable`] (503 material), the rest
 /// is [`Error::Postgres`].
 pub(crate) fn pg(e: tokio_postgres::Error) -> Error {
-    // The SQLSTATE migration 0006's trigger raises for a face of another length than its
-    // model's.
+    // The SQLSTATE migration 8's trigger (6's before it) raises for a face of another
+    // length than its model's.
     if e.code().is_some_and(|c| c.code() == "VS001") {
         return Error::invalid("faces", crate::error::DIMENSION_REFUSED);
     }

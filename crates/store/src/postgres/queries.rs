@@ -53,6 +53,35 @@ async fn exec(tx: &Tx<'_>, sql: &str, params: &[Param<'_>]) -> Result<u64> {
     tx.execute(&stmt, params).await.map_err(pg)
 }
 
+/// Records each model's length with its first faces and refuses faces whose length differs
+/// from their model's, before they are written: the model's HNSW index would otherwise meet
+/// them first and refuse them with pgvector's own error. Once per model and write; migration
+/// 8's statement trigger checks the rows again (two writers bringing a new model at once).
+async fn check_face_lengths<'a>(
+    tx: &Tx<'_>,
+    faces: impl IntoIterator<Item = (&'a str, usize)>,
+) -> Result<()> {
+    let mut pairs: Vec<(&str, usize)> = faces.into_iter().collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    for (model, length) in pairs {
+        let wanted = i32::try_from(length).unwrap_or(i32::MAX);
+        let row = row_one(
+            tx,
+            "WITH new AS (INSERT INTO embedding_models (model, dimension) VALUES ($1, $2) \
+                          ON CONFLICT (model) DO NOTHING RETURNING dimension) \
+             SELECT dimension FROM new UNION ALL \
+             SELECT dimension FROM embedding_models WHERE model = $1 LIMIT 1",
+            &[&model, &wanted],
+        )
+        .await?;
+        if get::<i32>(&row, 0)? != wanted {
+            return Err(Error::invalid("faces", crate::error::DIMENSION_REFUSED));
+        }
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------- collections (read)
 
 const COLLECTION_COLS: &str =
@@ -593,6 +622,7 @@ pub(crate) async fn switch_client_model(
     }
     persons.sort();
     persons.dedup();
+    check_face_lengths(tx, faces.iter().map(|(_, e)| (model, e.len()))).await?;
     tx.batch_execute("CREATE TEMP TABLE switch_in (id text, embedding real[]) ON COMMIT DROP")
         .await
         .map_err(pg)?;
@@ -907,6 +937,11 @@ async fn insert_faces(
     person_pk: i64,
     faces: &[NewFace],
 ) -> Result<()> {
+    check_face_lengths(
+        tx,
+        faces.iter().map(|f| (f.model.as_str(), f.embedding.len())),
+    )
+    .await?;
     for f in faces {
         let face_id = FaceId::new_random();
         // One round trip per face: the face row, then its thumbnail and crop keyed by it.
@@ -1048,6 +1083,14 @@ pub(crate) async fn seed_persons(
     use tokio_postgres::types::Type;
 
     let now = now_millis();
+    check_face_lengths(
+        tx,
+        persons
+            .iter()
+            .flat_map(|p| &p.faces)
+            .map(|f| (f.model.as_str(), f.embedding.len())),
+    )
+    .await?;
     // Each collection is looked up once; an unknown one fails the whole seed.
     let distinct = dedup(persons.iter().flat_map(|p| &p.collections));
     let known: HashMap<&CollectionId, i64> = distinct

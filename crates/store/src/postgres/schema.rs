@@ -33,10 +33,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/postgresql/0007_client_models.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/postgresql/0008_model_length_checked_per_statement.sql"),
+    ),
 ];
 
 /// Newest schema this build understands.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Key of the transaction-scoped advisory lock that serialises migrations between nodes
 /// starting at the same time ("visage" in ASCII, then 1).
