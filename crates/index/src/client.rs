@@ -430,14 +430,15 @@ impl ClientIndex {
         } else {
             0
         };
-        let probe = self.sketches.probe(&q.codes, q.scale);
-        let scan = |rows: Range<usize>| match self.scan {
-            ExactScan::Int8 => self.scan_int8(rows, &q, limit, &keep),
-            ExactScan::TwoStage => {
-                self.scan_two_stage(rows, &q, &probe, limit, min_estimate, &keep)
-            }
-        };
         let tail = scan_from..self.rows();
+        // The sketches' probe (a rotation of the query) only for rows to scan in two stages:
+        // a FAST search whose graph covers every row needs none.
+        let probe = (self.scan == ExactScan::TwoStage && !tail.is_empty())
+            .then(|| self.sketches.probe(&q.codes, q.scale));
+        let scan = |rows: Range<usize>| match &probe {
+            Some(probe) => self.scan_two_stage(rows, &q, probe, limit, min_estimate, &keep),
+            None => self.scan_int8(rows, &q, limit, &keep),
+        };
         if tail.len() >= PARALLEL_SCAN_MIN_ROWS {
             // One query's scan on every core: a 10^6-face ACCURATE search in ~1/cores of
             // the time (the total work is the same, so throughput under load is too).

@@ -98,9 +98,9 @@ impl Error {
     }
 }
 
-/// Why a face whose embedding length differs from its model's is refused: said by
-/// PostgreSQL's triggers (migration 0006) and by the SQLite store's own check (migration
-/// 0008 dropped its triggers), and mapped to [`Error::Invalid`].
+/// Why a face whose embedding length differs from its model's is refused: said by both
+/// stores' own checks before a write, and by PostgreSQL's statement trigger (migration 8)
+/// behind them; mapped to [`Error::Invalid`].
 pub(crate) const DIMENSION_REFUSED: &str = "embedding length differs from its model's";
 
 impl From<rusqlite::Error> for Error {

@@ -447,8 +447,12 @@ pub(crate) fn switch_client_model(
             without_crop: missing.iter().filter(|(_, _, crop)| !crop).count() as u64,
         }));
     }
-    for (_, embedding) in faces {
-        check_face_length(conn, model, embedding.len())?;
+    // Once per distinct length, not per face (a switch carries a whole client's faces).
+    let mut lengths: Vec<usize> = faces.iter().map(|(_, e)| e.len()).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    for length in lengths {
+        check_face_length(conn, model, length)?;
     }
     let mut persons = Vec::new();
     for (face, person, _) in &old {
