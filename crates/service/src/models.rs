@@ -94,11 +94,16 @@ impl ClientModels {
     }
 }
 
-/// One lock per client that has been asked for (clients are few next to faces).
+/// One lock per client while anyone holds or waits for it: an entry nobody holds is dropped
+/// once the map has grown to [`PRUNE_AT`] entries (a lock is only handed out under the map's
+/// mutex, so an entry held by the map alone cannot be in use).
 #[derive(Default)]
 pub(crate) struct ClientLocks {
     by_client: Mutex<HashMap<ClientId, Arc<RwLock<()>>>>,
 }
+
+/// Entries the lock map holds before it drops the unused ones.
+const PRUNE_AT: usize = 1024;
 
 impl ClientLocks {
     fn lock(&self, client: &ClientId) -> Arc<RwLock<()>> {
@@ -106,7 +111,18 @@ impl ClientLocks {
             .by_client
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= PRUNE_AT && !map.contains_key(client) {
+            map.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
         map.entry(client.clone()).or_default().clone()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     pub async fn shared(&self, client: &ClientId) -> OwnedRwLockReadGuard<()> {
@@ -115,5 +131,36 @@ impl ClientLocks {
 
     pub async fn exclusive(&self, client: &ClientId) -> OwnedRwLockWriteGuard<()> {
         self.lock(client).write_owned().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(i: usize) -> ClientId {
+        ClientId::parse(&format!("client-{i}")).expect("a valid client id")
+    }
+
+    #[tokio::test]
+    async fn locks_nobody_holds_are_dropped_and_held_ones_kept() {
+        let locks = ClientLocks::default();
+        let held = locks.exclusive(&client(0)).await;
+        for i in 1..5 * PRUNE_AT {
+            drop(locks.shared(&client(i)).await);
+        }
+        assert!(locks.len() <= PRUNE_AT, "{} locks kept", locks.len());
+        // The held lock survived every pruning: another exclusive taker still waits on it.
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            locks.exclusive(&client(0)),
+        )
+        .await;
+        assert!(
+            waiting.is_err(),
+            "a second exclusive holder got client 0's lock"
+        );
+        drop(held);
+        drop(locks.exclusive(&client(0)).await);
     }
 }
