@@ -25,6 +25,36 @@ const PREFETCH_AHEAD: usize = 8;
 /// `owner` of a removed row; `next` at the end of a person's rows.
 const NONE: u32 = u32::MAX;
 
+/// How wide a FAST graph walk is (HNSW's `ef`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EfSearch {
+    /// [`EfSearch::BASE`], widened on a large graph to [`EfSearch::PER_MILLION`] per 10^6 rows
+    /// (at most [`EfSearch::MAX_AUTO`]): a walk must be wider on a larger graph to find the
+    /// same share of best matches. On the synthetic gallery (docs/search-index.md) 256 found
+    /// the exact best match of every query above threshold at 10^5 and 3x10^5 faces, but of
+    /// 0.94 of them at 10^6, where 640 found 0.998.
+    Auto,
+    /// This width whatever the graph's size (the operator's `--ef-search`).
+    Fixed(usize),
+}
+
+impl EfSearch {
+    pub const BASE: usize = 256;
+    pub const PER_MILLION: usize = 640;
+    pub const MAX_AUTO: usize = 1000;
+
+    /// The width of a walk on a graph of `rows` rows.
+    pub fn for_rows(self, rows: usize) -> usize {
+        match self {
+            EfSearch::Fixed(ef) => ef.max(1),
+            EfSearch::Auto => {
+                let scaled = (rows as u128 * Self::PER_MILLION as u128 / 1_000_000) as usize;
+                scaled.clamp(Self::BASE, Self::MAX_AUTO)
+            }
+        }
+    }
+}
+
 /// How a client's gallery is searched and when its graph is built.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IndexParams {
@@ -33,7 +63,7 @@ pub struct IndexParams {
     /// the exact scan too (a graph buys nothing on a small gallery).
     pub graph_min_faces: usize,
     /// Candidates the graph collects per search (HNSW's `ef`), at least the candidates asked.
-    pub ef_search: usize,
+    pub ef_search: EfSearch,
     /// Values per embedding (the running model's; 1..=[`crate::MAX_DIMENSION`]). Faces of
     /// another length are never indexed and probes of another length find nothing.
     pub dimension: usize,
@@ -44,7 +74,7 @@ impl Default for IndexParams {
         IndexParams {
             hnsw: HnswParams::default(),
             graph_min_faces: 20_000,
-            ef_search: 256,
+            ef_search: EfSearch::Auto,
             dimension: store::EMBEDDING_DIM,
         }
     }
@@ -247,7 +277,7 @@ impl ClientIndex {
     }
 
     /// Changes how wide FAST searches are.
-    pub fn set_ef_search(&mut self, ef: usize) {
+    pub fn set_ef_search(&mut self, ef: EfSearch) {
         self.params.ef_search = ef;
     }
 
@@ -421,7 +451,7 @@ impl ClientIndex {
             && !self.graph.is_empty();
         let mut top = TopK::new(limit);
         let scan_from = if use_graph {
-            let ef = self.params.ef_search.max(limit);
+            let ef = self.params.ef_search.for_rows(self.graph.len()).max(limit);
             self.graph
                 .search_each(&self.codes, &q.codes, q.scale, ef, keep, |s, row| {
                     top.push(s, row)
@@ -630,6 +660,20 @@ mod tests {
     use super::*;
     use crate::quantized::{dot_codes, dot_f32};
     use store::EMBEDDING_DIM;
+
+    #[test]
+    fn the_automatic_walk_widens_with_the_graph_and_a_fixed_one_does_not() {
+        let auto = EfSearch::Auto;
+        assert_eq!(auto.for_rows(0), 256);
+        assert_eq!(auto.for_rows(300_000), 256);
+        assert_eq!(auto.for_rows(400_000), 256);
+        assert_eq!(auto.for_rows(500_000), 320);
+        assert_eq!(auto.for_rows(1_000_000), 640);
+        assert_eq!(auto.for_rows(2_000_000), 1000);
+        assert_eq!(auto.for_rows(usize::MAX), 1000);
+        assert_eq!(EfSearch::Fixed(100).for_rows(1_000_000), 100);
+        assert_eq!(EfSearch::Fixed(0).for_rows(10), 1);
+    }
 
     pub(crate) fn unit(seed: u64) -> Vec<f32> {
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use store::{ClientId, CollectionId, FaceId, PersonId, MAX_FACES_PER_PERSON};
 
-use crate::client::{ClientIndex, ExactScan, IndexParams, Mode};
+use crate::client::{ClientIndex, EfSearch, ExactScan, IndexParams, Mode};
 
 /// What to search for.
 #[derive(Debug, Clone)]
@@ -84,9 +84,9 @@ impl Gallery {
     }
 
     /// Changes how wide FAST searches are (benchmarks sweep it).
-    pub fn set_ef_search(&self, ef: usize) {
+    pub fn set_ef_search(&self, ef: EfSearch) {
         for (_, index) in self.all() {
-            write(&index).set_ef_search(ef.max(1));
+            write(&index).set_ef_search(ef);
         }
     }
 

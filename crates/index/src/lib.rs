@@ -21,7 +21,7 @@ mod sketch;
 mod snapshot;
 mod synced;
 
-pub use client::{ExactScan, IndexParams, Mode};
+pub use client::{EfSearch, ExactScan, IndexParams, Mode};
 pub use gallery::{
     candidate_count, rank_persons, Candidate, CandidateSet, Gallery, Hit, SearchOutcome,
     SearchRequest,

@@ -51,7 +51,7 @@ fn run(seed: u64) -> usize {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let params = IndexParams {
         graph_min_faces: 40,
-        ef_search: 64,
+        ef_search: index::EfSearch::Fixed(64),
         ..IndexParams::default()
     };
     let gallery = Gallery::new(params);

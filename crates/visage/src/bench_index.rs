@@ -13,7 +13,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Args;
 use index::{
-    dot_f32, rank_persons, ExactScan, Gallery, HnswParams, IndexParams, Mode, SearchRequest, TopK,
+    dot_f32, rank_persons, EfSearch, ExactScan, Gallery, HnswParams, IndexParams, Mode,
+    SearchRequest, TopK,
 };
 use rayon::prelude::*;
 use serde_json::Value;
@@ -397,7 +398,7 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
                 ef_construction: args.ef_construction,
             },
             graph_min_faces: 0,
-            ef_search: args.ef_search.first().copied().unwrap_or(64),
+            ef_search: EfSearch::Fixed(args.ef_search.first().copied().unwrap_or(64)),
             dimension: dim,
         };
         let gallery = Gallery::new(params);
@@ -492,7 +493,7 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
         };
         let mut distributions = Vec::new();
         for (i, &ef) in sweep.iter().enumerate() {
-            gallery.set_ef_search(ef);
+            gallery.set_ef_search(EfSearch::Fixed(ef));
             let (fast, got) = time(&queries, |q| search(q, Mode::Fast));
             let (r1, r10) = (recall(&truth, &got, 1), recall(&truth, &got, args.k));
             let r1_above = recall_above(&truth, &got, &above);
