@@ -213,11 +213,16 @@ impl Hnsw {
         ((-u.ln() * ml) as usize).min(16)
     }
 
+    /// Where `row`'s layer-0 link slots lie in `base_links`.
+    fn base_slots(&self, row: u32) -> std::ops::Range<usize> {
+        let s = self.slots();
+        row as usize * s..(row as usize + 1) * s
+    }
+
     fn links(&self, row: u32, layer: usize) -> &[u32] {
         if layer == 0 {
-            let s = self.slots();
-            let all = &self.base_links[row as usize * s..(row as usize + 1) * s];
-            let n = all.iter().position(|&x| x == EMPTY).unwrap_or(s);
+            let all = &self.base_links[self.base_slots(row)];
+            let n = all.iter().position(|&x| x == EMPTY).unwrap_or(all.len());
             &all[..n]
         } else {
             self.upper
@@ -229,10 +234,11 @@ impl Hnsw {
 
     fn set_links(&mut self, row: u32, layer: usize, links: &[u32]) {
         if layer == 0 {
-            let s = self.slots();
-            let dst = &mut self.base_links[row as usize * s..(row as usize + 1) * s];
+            let slots = self.base_slots(row);
+            let dst = &mut self.base_links[slots];
+            let n = links.len().min(dst.len());
             dst.fill(EMPTY);
-            dst[..links.len().min(s)].copy_from_slice(&links[..links.len().min(s)]);
+            dst[..n].copy_from_slice(&links[..n]);
         } else if let Some(l) = self.upper.get_mut(&row).and_then(|l| l.get_mut(layer - 1)) {
             l.clear();
             l.extend_from_slice(links);
@@ -304,11 +310,7 @@ impl Hnsw {
     /// A hint that `row`'s links on `layer` are about to be read.
     fn prefetch_links(&self, row: u32, layer: usize) {
         if layer == 0 {
-            let s = self.slots();
-            if let Some(links) = self
-                .base_links
-                .get(row as usize * s..(row as usize + 1) * s)
-            {
+            if let Some(links) = self.base_links.get(self.base_slots(row)) {
                 prefetch(links);
             }
         }
